@@ -1,0 +1,224 @@
+"""The %%go and %%cpp cell magics and the %polyglot line magic.
+
+This is the one path data takes: the magic parses options, hands the cell to
+the language backend together with the shared build cache and toolchain
+discovery, and binds the names the backend offers into the user namespace.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import platform
+import sys
+from importlib import metadata
+
+from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
+
+from . import native_output, toolchains
+from ._version import __version__
+from .backend import Backend, CellContext, CellResult
+from .cache import BuildCache, CacheSecurityError
+from .diagnostics import CompileError
+from .feedback import BuildFeedback
+from .options import OptionError, make_parser, parse_line
+
+# Where each language backend lives; imported on first use so a broken or
+# missing backend never stops the kernel from starting.
+BACKENDS = {
+    "go": ("ipolyglot.go_bridge.backend", "GoBackend"),
+    "cpp": ("ipolyglot.cpp_ext.backend", "CppBackend"),
+}
+
+USAGE = """\
+Usage: %polyglot <command>
+  info                 versions, toolchains, the build cache and loaded runtimes
+  cache clear          empty the build cache
+  go | cpp             list the session's Go / C++ declarations and their cells
+  go rm NAME           forget one declaration   (also: cpp rm NAME)
+  go reset             forget all of them       (also: cpp reset)
+"""
+
+
+class PolyglotUsageError(Exception):
+    """A %polyglot or cell-magic line that cannot be understood; shown with the usage."""
+
+
+class NotImplementedYet(Exception):
+    """A backend that is not available in this build of ipolyglot."""
+
+
+# Errors that are the user's (or the machine's), not ipolyglot's: shown as one
+# short message, never as a traceback through ipolyglot's internals.
+SHORT_ERRORS = (CompileError, OptionError, PolyglotUsageError, toolchains.ToolchainError, CacheSecurityError, NotImplementedYet)
+
+
+def _show_short_error(shell, etype, value, tb, tb_offset=None):
+    name = etype.__name__
+    text = value.render() if isinstance(value, CompileError) else str(value)
+    header = {"CompileError": f"{getattr(value, 'language', '')} build failed".strip()}.get(name, name)
+    stb = [f"\x1b[0;31m{name}\x1b[0m: {header}\n{text}" if name == "CompileError" else f"\x1b[0;31m{name}\x1b[0m: {text}"]
+    shell._showtraceback(etype, value, stb)
+    return stb
+
+
+@magics_class
+class PolyglotMagics(Magics):
+    def __init__(self, shell):
+        super().__init__(shell)
+        self.cache = BuildCache()
+        self._backends: dict[str, Backend] = {}
+
+    # -- backends --------------------------------------------------------------
+    def backend(self, language: str) -> Backend:
+        if language not in self._backends:
+            module_name, class_name = BACKENDS[language]
+            try:
+                module = importlib.import_module(module_name)
+                cls = getattr(module, class_name)
+            except (ImportError, AttributeError) as exc:
+                raise NotImplementedYet(f"%%{language} cells are not implemented yet in this build ({exc})") from None
+            self._backends[language] = cls()
+        return self._backends[language]
+
+    def _toolchain_finder(self, language: str):
+        return toolchains.find_go if language == "go" else toolchains.find_cxx
+
+    def _cell_label(self) -> str:
+        return f"In [{self.shell.execution_count}]"
+
+    def _apply(self, result: CellResult) -> None:
+        for name in result.unbind:
+            if name not in result.bind:
+                self.shell.user_ns.pop(name, None)
+        self.shell.user_ns.update(result.bind)
+
+    def _run(self, language: str, line: str, cell: str):
+        backend = self.backend(language)
+        options = parse_line(make_parser(language, backend), line)
+        feedback = BuildFeedback(quiet=options.quiet)
+
+        def verbose(message: str) -> None:
+            if options.verbose:
+                print(message, flush=True)
+
+        def warn(message: str) -> None:
+            print(f"warning: {message}", file=sys.stderr, flush=True)
+
+        ctx = CellContext(
+            cell_label=self._cell_label(),
+            user_ns=self.shell.user_ns,
+            cache=self.cache,
+            toolchain=self._toolchain_finder(language),
+            verbose=verbose,
+            warn=warn,
+            building=feedback.building,
+            profile=options.profile,
+        )
+        try:
+            result = backend.run_cell(cell, options, ctx)
+        finally:
+            native_output.drain()
+        self._apply(result)
+        if result.report is not None and options.verbose:
+            r = result.report
+            verbose(f"cache: {'hit' if r.cache_hit else 'miss'} ({r.path})" + ("" if r.cache_hit else f", built in {r.build_seconds:.2f} s"))
+
+    @cell_magic
+    def go(self, line, cell):
+        """Compile Go declarations into Python objects, or run Go statements."""
+        self._run("go", line, cell)
+
+    @cell_magic
+    def cpp(self, line, cell):
+        """Compile C++ declarations into Python objects, or run C++ statements."""
+        self._run("cpp", line, cell)
+
+    # -- %polyglot ---------------------------------------------------------------
+    @line_magic
+    def polyglot(self, line):
+        """Inspect and manage ipolyglot: `%polyglot info`, `cache clear`, `go`, `cpp`."""
+        words = line.split()
+        if not words:
+            print(USAGE)
+            return
+        command, rest = words[0], words[1:]
+        if command == "info" and not rest:
+            print(self.info_text())
+        elif command == "cache" and rest == ["clear"]:
+            freed = self.cache.clear()
+            print(f"cleared the build cache at {self.cache.root} ({_human(freed)} freed)")
+        elif command in BACKENDS:
+            self._declarations_command(command, rest)
+        else:
+            print(f"unknown command: %polyglot {line.strip()}\n\n{USAGE}")
+
+    def _declarations_command(self, language: str, rest: list[str]) -> None:
+        backend = self.backend(language)
+        if not rest:
+            rows = backend.declarations.table()
+            if not rows:
+                print(f"no {backend.display_name} declarations in this session")
+                return
+            width = max(len(r[0]) for r in rows)
+            kind_width = max(len(r[1]) for r in rows)
+            for name, kind, cell in rows:
+                print(f"{name:<{width}}  {kind:<{kind_width}}  {cell}")
+        elif rest[0] == "rm" and len(rest) == 2:
+            try:
+                result = backend.remove(rest[1])
+            except KeyError as exc:
+                raise PolyglotUsageError(exc.args[0]) from None
+            self._apply(result)
+            print(f"removed {rest[1]}")
+        elif rest == ["reset"]:
+            self._apply(backend.reset())
+            print(f"forgot every {backend.display_name} declaration of this session")
+        else:
+            raise PolyglotUsageError(f"unknown command: %polyglot {language} {' '.join(rest)}\n\n{USAGE}")
+
+    def info_text(self) -> str:
+        rows: list[tuple[str, str]] = [
+            ("Python", f"{platform.python_version()} ({sys.executable})"),
+            ("ipolyglot", __version__),
+        ]
+        for label, finder in (("Go", toolchains.find_go), ("C++", toolchains.find_cxx)):
+            facts = toolchains.describe(finder)
+            if "error" in facts:
+                rows.append((label, f"not available: {facts['error']}"))
+            else:
+                rows.append((label, f"{facts['version']}"))
+                rows.append((f"{label} path", f"{facts['path']} (found via {facts['found via']})"))
+        for dist in ("pybind11", "cffi", "numpy", "ipykernel"):
+            rows.append((dist, _dist_version(dist)))
+        rows.append(("cache", f"{self.cache.root} ({_human(self.cache.size_bytes())})"))
+        for language in BACKENDS:
+            backend = self._backends.get(language)
+            if backend is not None:
+                rows.extend(backend.info().items())
+        width = max(len(k) for k, _ in rows)
+        return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+
+
+def _dist_version(name: str) -> str:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def _human(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{size} B"
+
+
+def load(shell) -> None:
+    """Register the magics, short error display and in-order native output."""
+    shell.register_magics(PolyglotMagics)
+    shell.set_custom_exc(SHORT_ERRORS, _show_short_error)
+    if native_output.install():
+        shell.events.register("post_execute", native_output.drain)

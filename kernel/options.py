@@ -1,0 +1,48 @@
+"""Option parsing for the %%go and %%cpp cell magics: the shared options once, backends add theirs."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+
+
+class OptionError(ValueError):
+    """A malformed magic line; the message includes the usage."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # argparse would call sys.exit
+        raise OptionError(f"{message}\n{self.format_usage().strip()}")
+
+    def exit(self, status=0, message=None):
+        raise OptionError((message or "").strip() or self.format_help())
+
+
+def _names(value: str) -> list[str]:
+    names = [n.strip() for n in value.split(",") if n.strip()]
+    for name in names:
+        if not name.isidentifier():
+            raise argparse.ArgumentTypeError(f"{name!r} is not a valid variable name")
+    return names
+
+
+def make_parser(magic: str, backend=None) -> argparse.ArgumentParser:
+    parser = _Parser(prog=f"%%{magic}", add_help=True, allow_abbrev=False)
+    common = parser.add_argument_group("common options")
+    common.add_argument("-f", "--force", action="store_true", help="rebuild even if the cache has this cell")
+    common.add_argument("-v", "--verbose", action="store_true", help="show the build command, generated code path, build time and cache use")
+    common.add_argument("-q", "--quiet", action="store_true", help="no live build feedback")
+    common.add_argument("-i", "--input", type=_names, action="extend", default=[], metavar="A,B", help="Python variables to bring into a statement cell")
+    common.add_argument("-o", "--output", type=_names, action="extend", default=[], metavar="X,Y", help="variables to copy back into Python after a statement cell")
+    common.add_argument("--profile", action="store_true", help="record what each boundary crossing costs (see %%polyglot profile)")
+    if backend is not None:
+        backend.add_arguments(parser.add_argument_group(f"{backend.display_name} options"))
+    return parser
+
+
+def parse_line(parser: argparse.ArgumentParser, line: str) -> argparse.Namespace:
+    try:
+        argv = shlex.split(line)
+    except ValueError as exc:
+        raise OptionError(f"cannot parse the options {line!r}: {exc}") from None
+    return parser.parse_args(argv)
