@@ -22,6 +22,7 @@ from .cache import BuildCache, CacheSecurityError
 from .diagnostics import CompileError
 from .feedback import BuildFeedback
 from .options import OptionError, make_parser, parse_line
+from .profiling import PROFILER
 
 # Where each language backend lives; imported on first use so a broken or
 # missing backend never stops the kernel from starting.
@@ -113,7 +114,7 @@ class PolyglotMagics(Magics):
             verbose=verbose,
             warn=warn,
             building=feedback.building,
-            profile=options.profile,
+            profile=options.profile or PROFILER.always,
         )
         try:
             result = backend.run_cell(cell, options, ctx)
