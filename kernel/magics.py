@@ -22,6 +22,8 @@ from .cache import BuildCache, CacheSecurityError
 from .diagnostics import CompileError
 from .feedback import BuildFeedback
 from .options import OptionError, make_parser, parse_line
+from . import profile_view
+from .compare import split_expressions, time_expression
 from .profiling import PROFILER
 
 # Where each language backend lives; imported on first use so a broken or
@@ -38,6 +40,10 @@ Usage: %polyglot <command>
   go | cpp             list the session's Go / C++ declarations and their cells
   go rm NAME           forget one declaration   (also: cpp rm NAME)
   go reset             forget all of them       (also: cpp reset)
+  profile              what each boundary crossing cost, per native function
+  profile on | off     instrument every native function built from now on
+  profile reset        forget what was recorded
+  compare E1 E2 ...    time expressions side by side (best, median, ratio)
 """
 
 
@@ -151,6 +157,10 @@ class PolyglotMagics(Magics):
             print(f"cleared the build cache at {self.cache.root} ({_human(freed)} freed)")
         elif command in BACKENDS:
             self._declarations_command(command, rest)
+        elif command == "profile" and len(rest) <= 1:
+            self._profile_command(rest[0] if rest else "show")
+        elif command == "compare" and rest:
+            self._compare(line.split(None, 1)[1])
         else:
             print(f"unknown command: %polyglot {line.strip()}\n\n{USAGE}")
 
@@ -178,6 +188,30 @@ class PolyglotMagics(Magics):
         else:
             raise PolyglotUsageError(f"unknown command: %polyglot {language} {' '.join(rest)}\n\n{USAGE}")
 
+    def _profile_command(self, action: str) -> None:
+        if action == "on":
+            PROFILER.always = True
+            print("profiling every native function built from now on (rebuild a cell to instrument it)")
+        elif action == "off":
+            PROFILER.always = False
+            print("native functions built from now on are not instrumented")
+        elif action == "reset":
+            PROFILER.reset()
+            print("profile cleared")
+        elif action == "show":
+            stats = PROFILER.stats()
+            if not stats:
+                print("nothing recorded: build a cell with --profile or run `%polyglot profile on` and rebuild")
+                return
+            display_bundles(profile_view.render(stats))
+        else:
+            raise PolyglotUsageError(f"unknown command: %polyglot profile {action}\n\n{USAGE}")
+
+    def _compare(self, text: str) -> None:
+        expressions = split_expressions(text)
+        timings = [time_expression(e, self.shell.user_ns) for e in expressions]
+        display_bundles(profile_view.render_comparison(timings))
+
     def info_text(self) -> str:
         rows: list[tuple[str, str]] = [
             ("Python", f"{platform.python_version()} ({sys.executable})"),
@@ -199,6 +233,13 @@ class PolyglotMagics(Magics):
                 rows.extend(backend.info().items())
         width = max(len(k) for k, _ in rows)
         return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+
+
+def display_bundles(bundles: list[dict]) -> None:
+    from IPython.display import display
+
+    for bundle in bundles:
+        display(bundle, raw=True)
 
 
 def _dist_version(name: str) -> str:
