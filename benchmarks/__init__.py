@@ -1,0 +1,1 @@
+"""ipolyglot's benchmark suite: `python -m benchmarks` from the repository root."""
