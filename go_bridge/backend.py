@@ -1,0 +1,328 @@
+"""The `%%go` backend: a cell plus the session's declarations -> one Go library.
+
+Every build is one c-shared library holding all live declarations of the
+session (so a redefinition is seen everywhere), loaded with cffi; its exported
+functions and struct types are bound as Python objects. A library's Go runtime
+can never be unloaded, so old libraries stay loaded and are counted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import json
+import keyword
+import os
+import re
+import shlex
+import subprocess
+import time
+from pathlib import Path
+
+from ipolyglot.kernel.backend import Backend, CellContext, CellResult, Declaration
+from ipolyglot.kernel.diagnostics import CompileError, Diagnostic
+
+from . import codegen, inspector, library
+from .infer import InferenceError, go_type_of
+from .marshal import GoStruct
+from .toolchain import GoTool
+
+LIBRARY_NAME = "libgocell.so"
+RUNTIME_WARNING_THRESHOLD = 32
+_DIAGNOSTIC = re.compile(r"^(?P<file>[^\s#][^:]*?):(?P<line>\d+)(?::(?P<col>\d+))?: (?P<msg>.*)$")
+_MISSING_MODULE = re.compile(
+    r"(no required module provides package|cannot find module providing package|module lookup disabled|"
+    r"dial tcp|no such host|connection refused|GOPROXY|unrecognized import path|missing go.sum entry)"
+)
+_RESERVED = {"_fast", "_slow", "_pending", "_check", "_call", "_MISSING", "result", "list"}
+
+
+class GoBackend(Backend):
+    language = "go"
+    display_name = "Go"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._libraries: dict[str, library.GoLibrary] = {}
+        self._bound: set[str] = set()
+        self._classes: dict[tuple, type] = {}
+        self._requires: dict[str, str] = {}
+        self._cell_sources: dict[str, str] = {}  # cell id -> text
+        self._cell_labels: dict[str, str] = {}  # cell id -> its latest label, e.g. "In [3]"
+
+    # -- options ----------------------------------------------------------------------
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--gcflags", default="", metavar="FLAGS", help="passed to go build -gcflags")
+        parser.add_argument("--ldflags", default="", metavar="FLAGS", help="passed to go build -ldflags")
+        parser.add_argument("--tags", default="", metavar="TAGS", help="build tags, comma-separated")
+        parser.add_argument("--race", action="store_true", help="build with the race detector")
+        parser.add_argument(
+            "--require", action="append", default=[], metavar="MODULE@VERSION",
+            help="add a module requirement to the session's go.mod",
+        )
+
+    # -- the cell ---------------------------------------------------------------------
+    def run_cell(self, source: str, options: argparse.Namespace, ctx: CellContext) -> CellResult:
+        go = GoTool(ctx.cache, ctx.toolchain)
+        label = ctx.cell_label.replace(":", "")
+        requires = dict(self._requires)
+        for item in options.require:
+            module, sep, version = item.partition("@")
+            if not sep or not module or not version:
+                raise CompileError("Go", [Diagnostic(f"--require expects MODULE@VERSION, got {item!r}")])
+            requires[module] = version
+        info = inspector.inspect(source, ctx.cache, go)
+        if info["mode"] == "error":
+            raise CompileError("Go", [self._syntax_diagnostic(e, source) for e in info["errors"]])
+        cell_id = cell_identifier(source)
+        self._cell_sources[cell_id] = source
+        self._cell_labels[cell_id] = label
+        if info["mode"] == "decls":
+            if options.input or options.output:
+                raise CompileError("Go", [Diagnostic("-i/-o apply to a cell of statements; this cell holds declarations")])
+            candidate, new_decls = self._candidate(info, label, cell_id)
+            plan = self._generate(list(candidate), go, requires, ctx.profile)
+            lib, report = self._build(plan, options, ctx, go, cell_id)
+            result = self._bind(lib, plan, ctx, cell_id, new_decls)
+            self.declarations.replace_with(candidate)
+            self._requires = requires
+            result.report = report
+            return result
+        statements = self._statements(info, cell_id, options, ctx)
+        plan = self._generate(list(self.declarations), go, requires, ctx.profile, statements)
+        lib, report = self._build(plan, options, ctx, go, cell_id)
+        result = self._bind(lib, plan, ctx, cell_id, [])
+        self._requires = requires
+        result.report = report
+        func = lib.functions[codegen.STATEMENTS_NAME]
+        inputs = tuple(ctx.user_ns[name] for name in options.input)
+        outputs = lib.call(func, inputs, profile=lib.profiled)
+        if options.output:
+            result.bind.update(zip(options.output, outputs))
+        return result
+
+    def _syntax_diagnostic(self, error: dict, source: str) -> Diagnostic:
+        lines = source.splitlines() or [""]
+        line = min(max(error["line"], 1), len(lines))
+        col = error["col"] if error["line"] == line else None
+        return Diagnostic(error["msg"], line + 1, col, lines[line - 1])
+
+    def _candidate(self, info: dict, label: str, cell_id: str):
+        new_decls = []
+        for index, d in enumerate(info["decls"]):
+            name = d["names"][0] if d["names"] else "_"
+            if name in ("_", "init"):
+                name = f"{name} ({cell_id} #{index + 1})"  # replaced only by a re-run of its cell
+            extra = {**d, "imports": info["imports"], "cell_count": len(info["decls"]), "cell_id": cell_id}
+            new_decls.append(Declaration(name, d["kind"], d["text"], label, d["line"] + 1, extra))
+        candidate = self.declarations.with_cell(new_decls)
+        new_names = {n for d in new_decls for n in d.extra["names"]}
+        new_keys = {d.name for d in new_decls}
+        for old in self.declarations:
+            if old.name not in new_keys and new_names & set(old.extra.get("names", [])):
+                candidate.remove(old.name)  # part of a group (var (...)) that a new cell redefines
+        return candidate, new_decls
+
+    def _statements(self, info: dict, cell_id: str, options, ctx: CellContext) -> codegen.Statements:
+        known = {spec["name"] for d in self.declarations for spec in d.extra.get("types") or []}
+        inputs = []
+        for name in options.input:
+            if name not in ctx.user_ns:
+                raise CompileError("Go", [Diagnostic(f"-i {name}: there is no Python variable named {name!r}")])
+            try:
+                inputs.append((name, go_type_of(ctx.user_ns[name], known)))
+            except InferenceError as exc:
+                raise CompileError("Go", [Diagnostic(f"-i {name}: {exc}")]) from None
+        return codegen.Statements(cell_id, info["body"]["text"], info["imports"], inputs, list(options.output))
+
+    def _generate(self, decls, go: GoTool, requires, profile: bool, statements=None) -> codegen.Plan:
+        major, minor = go.version()
+        self._runtime_dir = codegen.ensure_runtime(go.cache.scratch_dir(f"go-runtime-{codegen.RUNTIME_HASH[:16]}"))
+        return codegen.generate(
+            decls, runtime_dir=self._runtime_dir, go_version=f"{major}.{minor}",
+            requires=requires, profile=profile, statements=statements,
+        )
+
+    # -- building ------------------------------------------------------------------------
+    @staticmethod
+    def build_flags(options) -> list[str]:
+        flags = []
+        if options.gcflags:
+            flags.append(f"-gcflags={options.gcflags}")
+        flags.append("-ldflags=" + " ".join(filter(None, ["-s -w", options.ldflags])))
+        if options.tags:
+            flags.append(f"-tags={options.tags}")
+        if options.race:
+            flags.append("-race")
+        return flags
+
+    def _build(self, plan: codegen.Plan, options, ctx: CellContext, go: GoTool, cell_id: str):
+        flags = self.build_flags(options)
+        parts = {
+            "kind": "go-library",
+            "files": json.dumps(sorted(plan.files.items())),
+            "runtime": codegen.RUNTIME_HASH,
+            "toolchain": go.identity(),
+            "flags": json.dumps(flags),
+            "env": go.build_env_key(),
+        }
+        notes: dict = {}
+
+        def build(directory: Path) -> None:
+            src = directory / "src"
+            src.mkdir()
+            for name, text in plan.files.items():
+                (src / name).write_text(text)
+            tc = go.toolchain()
+            command = [tc.path, "build", "-buildmode=c-shared", "-trimpath", "-o", str(directory / LIBRARY_NAME), *flags, "."]
+            goflags = " ".join(filter(None, [os.environ.get("GOFLAGS", ""), "-mod=mod"]))
+            started = time.perf_counter()
+            done = subprocess.run(command, cwd=src, env=go.env({"GOFLAGS": goflags}), capture_output=True, text=True)
+            seconds = time.perf_counter() - started
+            notes.update(command=command, seconds=seconds)
+            if done.returncode != 0:
+                raise CompileError("Go", self._diagnostics(done.stderr, cell_id), done.stderr)
+            (directory / "build.json").write_text(json.dumps({"command": command, "seconds": seconds}))
+
+        def load(directory: Path) -> library.GoLibrary:
+            return self._load(directory / LIBRARY_NAME, ctx)
+
+        with ctx.building(f"Go cell {ctx.cell_label}") as feedback:
+            lib, report = ctx.cache.get_or_build(parts, build, load, force=options.force)
+            if report.cache_hit:
+                feedback.outcome = "from cache"
+        if notes:
+            ctx.verbose(f"go command: {shlex.join(notes['command'])}")
+            ctx.verbose(f"go build took {notes['seconds']:.2f} s")
+        else:
+            ctx.verbose("cache hit: no go command was run")
+        ctx.verbose(f"generated code: {report.path / 'src'}")
+        return lib, report
+
+    def _load(self, path: Path, ctx: CellContext) -> library.GoLibrary:
+        key = str(path)
+        if key not in self._libraries:
+            self._libraries[key] = library.GoLibrary(path, self._cell_labels)
+            count = len(self._libraries)
+            if count > RUNTIME_WARNING_THRESHOLD:
+                ctx.warn(self._runtime_warning(count))
+        return self._libraries[key]
+
+    @staticmethod
+    def _runtime_warning(count: int) -> str:
+        return (
+            f"{count} Go runtimes are loaded in this kernel: every rebuilt Go library brings its own "
+            "(about 2 MB of memory and 5 threads each) and Go cannot unload one; restart the kernel to free them"
+        )
+
+    def _diagnostics(self, stderr: str, current: str) -> list[Diagnostic]:
+        found: list[Diagnostic] = []
+        for line in stderr.splitlines():
+            if not line.strip() or line.startswith("#"):
+                continue
+            match = _DIAGNOSTIC.match(line)
+            if match and match["file"] in self._cell_sources:
+                cell_line = int(match["line"])
+                lines = self._cell_sources[match["file"]].splitlines()
+                text = lines[cell_line - 2] if 2 <= cell_line <= len(lines) + 1 else None
+                found.append(Diagnostic(
+                    match["msg"], cell_line, int(match["col"]) if match["col"] else None, text,
+                    None if match["file"] == current else self._cell_labels.get(match["file"]),
+                ))
+            elif match and match["file"] == "-o":
+                found.append(Diagnostic(f"-o: {match['msg']} (an -o variable must be declared at the top level of the cell)"))
+            elif _MISSING_MODULE.search(line):
+                found.append(Diagnostic(
+                    f"a Go module the cell imports is missing and could not be fetched "
+                    f"(no network, or add it with %%go --require MODULE@VERSION): {line.strip()}"
+                ))
+                break
+            elif line.startswith(("\t", " ")) and found:
+                found[-1].message += "\n" + line.strip()
+            elif match:
+                found.append(Diagnostic(f"in generated code ({match['file']}:{match['line']}): {match['msg']}"))
+            elif "too many errors" not in line:
+                found.append(Diagnostic(line.strip()))
+        return found
+
+    # -- binding ----------------------------------------------------------------------------
+    def _bind(self, lib: library.GoLibrary, plan: codegen.Plan, ctx: CellContext, cell_id: str, new_decls) -> CellResult:
+        bind: dict = {}
+        for struct in lib.description.get("structs") or []:
+            bind[struct["name"]] = self._struct_class(struct, lib)
+        library._dispatch_classes.clear()
+        library._dispatch_classes.update(lib.classes)
+        for entry in plan.funcs:
+            if entry["name"] == codegen.STATEMENTS_NAME:
+                continue
+            func = lib.functions[entry["name"]]
+            if func.get("problem"):
+                if entry.get("cell_id") == cell_id:
+                    ctx.warn(
+                        f"Go function {entry['name']} is not callable from Python: its signature uses "
+                        f"{func['problem']}, which cannot cross between Go and Python"
+                    )
+                continue
+            fast = entry.get("fast")
+            bind[entry["name"]] = lib.make_function(func, fast and fast["index"], fast, _python_params(entry["params"]))
+        for decl in new_decls:
+            if decl.kind == "func" and decl.extra.get("generic") and codegen.is_exported(decl.name):
+                ctx.warn(f"Go function {decl.name} is generic: only instantiated functions can be called from Python")
+        unbind = sorted(self._bound - set(bind))
+        self._bound = set(bind)
+        return CellResult(bind=bind, unbind=unbind)
+
+    def _struct_class(self, struct: dict, lib: library.GoLibrary) -> type:
+        fields = tuple(f["name"] for f in struct["fields"])
+        types = tuple(f["go"] for f in struct["fields"])
+        key = (struct["name"], fields, types)
+        cls = self._classes.get(key)
+        if cls is None:
+            doc = f"Go struct {struct['name']} {{ " + "; ".join(f"{n} {t}" for n, t in zip(fields, types)) + " } (a copy)"
+            cls = type(struct["name"], (GoStruct,), {
+                "_go_name_": struct["name"], "_go_fields_": fields, "_go_types_": types,
+                "__doc__": doc, "__module__": "__main__",
+            })
+            self._classes[key] = cls
+        cls._go_zero_ = base64.b64decode(struct.get("zero") or "")
+        cls._go_classes_ = lib.classes
+        lib.classes[struct["name"]] = cls
+        return cls
+
+    # -- session commands ---------------------------------------------------------------------
+    def remove(self, name: str) -> CellResult:
+        removed = self.declarations.remove(name)
+        for decl in list(self.declarations):
+            if removed.kind == "type" and decl.kind == "method" and decl.name.split(".")[0] in removed.extra.get("names", []):
+                self.declarations.remove(decl.name)
+        gone = [n for n in removed.extra.get("names", [name]) if n in self._bound]
+        self._bound -= set(gone)
+        return CellResult(unbind=gone)
+
+    def reset(self) -> CellResult:
+        self.declarations.clear()
+        gone = sorted(self._bound)
+        self._bound.clear()
+        return CellResult(unbind=gone)
+
+    def info(self) -> dict[str, str]:
+        count = len(self._libraries)
+        text = f"{count}"
+        if count > RUNTIME_WARNING_THRESHOLD:
+            text += " (" + self._runtime_warning(count).split(": ", 1)[1] + ")"
+        return {"Go runtimes loaded": text}
+
+
+def cell_identifier(source: str) -> str:
+    """How generated code names a cell: by its text, so a re-run is the same build."""
+    return "cell-" + hashlib.sha256(source.encode()).hexdigest()[:10]
+
+
+def _python_params(params: list[str]) -> list[str]:
+    out: list[str] = []
+    for index, name in enumerate(params):
+        if not name or name == "_" or keyword.iskeyword(name) or not name.isidentifier() or name in _RESERVED or name in out:
+            name = f"arg{index}"
+        out.append(name)
+    return out

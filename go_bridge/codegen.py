@@ -1,0 +1,211 @@
+"""The Go package for one build: every live declaration of the session.
+
+Each cell's live declarations go into a file of their own, with that cell's
+imports, behind `//line` directives, so compile errors and panic stacks name
+the user's cell and line directly (the `%%go` line is line 1). A generated
+glue file registers the exported functions and types with the bridge runtime
+(runtime/ipgrt) and gives scalar-only functions a direct C entry point.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from string import Template
+
+from ipolyglot.kernel.backend import Declaration
+
+_PKG = Path(__file__).resolve().parent  # the package folder (works for editable installs too)
+_TEMPLATES = _PKG / "templates"
+
+
+def _template(name: str) -> Template:
+    return Template((_TEMPLATES / name).read_text())
+
+
+GO_MOD = _template("go.mod.tmpl")
+GLUE = _template("glue.go.tmpl")
+FAST_EXPORT = _template("fast_export.go.tmpl")
+CELL = _template("cell.go.tmpl")
+STATEMENTS = _template("statements.go.tmpl")
+
+# Go scalar -> (cgo type, Go conversion from the cgo value) for fast entry points.
+CGO_TYPES = {
+    "bool": "C.bool", "int": "C.int64_t", "int8": "C.int8_t", "int16": "C.int16_t", "int32": "C.int32_t",
+    "int64": "C.int64_t", "uint": "C.uint64_t", "uint8": "C.uint8_t", "uint16": "C.uint16_t",
+    "uint32": "C.uint32_t", "uint64": "C.uint64_t", "uintptr": "C.uintptr_t", "float32": "C.float",
+    "float64": "C.double", "byte": "C.uint8_t", "rune": "C.int32_t",
+}
+
+STATEMENTS_NAME = "(statements)"
+
+
+def runtime_files() -> dict[str, str]:
+    """The bridge runtime package, shipped as Go source in runtime/ipgrt."""
+    folder = _PKG / "runtime" / "ipgrt"
+    files = {entry.name: entry.read_text() for entry in folder.iterdir() if entry.name.endswith((".go", ".c", ".h"))}
+    files["go.mod"] = (_TEMPLATES / "runtime.go.mod.tmpl").read_text()
+    return files
+
+
+RUNTIME_HASH = hashlib.sha256(
+    b"".join(name.encode() + b"\0" + text.encode() + b"\0" for name, text in sorted(runtime_files().items()))
+).hexdigest()
+
+
+def ensure_runtime(directory: Path) -> Path:
+    """Write the runtime package once into a fixed directory (so Go caches its build)."""
+    marker = directory / ".complete"
+    if not marker.exists():
+        for name, text in runtime_files().items():
+            (directory / name).write_text(text)
+        marker.write_text(RUNTIME_HASH)
+    return directory
+
+
+@dataclass
+class Statements:
+    cell_id: str  # names the cell in //line directives (stable across re-runs: a cache key part)
+    body: str  # the cell body with imports blanked out (positions stay true)
+    imports: list[dict]
+    inputs: list[tuple[str, str]]  # (name, Go type)
+    outputs: list[str]
+
+
+@dataclass
+class Plan:
+    """What a build contains and how Python reaches it."""
+
+    files: dict[str, str]
+    funcs: list[dict] = field(default_factory=list)  # id order: name, params, fast index/sig
+    statements_id: int | None = None
+
+
+def is_exported(name: str) -> bool:
+    return bool(name) and name[0].isupper()
+
+
+def package_name(imp: dict) -> str:
+    """The name an import is used by (explicit, or guessed from the path as goimports does)."""
+    if imp.get("name"):
+        return imp["name"]
+    parts = imp["path"].split("/")
+    last = parts[-1]
+    if re.fullmatch(r"v\d+", last) and len(parts) > 1:
+        last = parts[-2]
+    last = last.removeprefix("go-").split(".")[0]
+    return last.replace("-", "_")
+
+
+def _directive(label: str, line: int, col: int) -> str:
+    return f"//line {label}:{line}:{max(1, col)}"
+
+
+def _imports_text(label: str, imports: list[dict]) -> str:
+    lines = []
+    for imp in imports:
+        # The directive positions the generated `import` keyword; the path sits 7 columns on.
+        lines.append(_directive(label, imp["line"] + 1, imp["col"] - 7))
+        name = f"{imp['name']} " if imp.get("name") else ""
+        lines.append(f'import {name}"{imp["path"]}"')
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
+def _live_imports(decls: list[Declaration]) -> list[dict]:
+    """A cell's imports, minus those only a since-replaced declaration used."""
+    first = decls[0].extra
+    imports = first["imports"]
+    if len(decls) == first["cell_count"]:
+        return imports
+    used = set().union(*(d.extra["uses"] for d in decls))
+    return [imp for imp in imports if imp.get("name") in ("_", ".") or package_name(imp) in used]
+
+
+def generate(
+    decls: list[Declaration],
+    *,
+    runtime_dir: Path,
+    go_version: str,
+    requires: dict[str, str],
+    profile: bool,
+    statements: Statements | None = None,
+) -> Plan:
+    files: dict[str, str] = {}
+    requires_text = "".join(f"require {mod} {ver}\n" for mod, ver in sorted(requires.items()))
+    files["go.mod"] = GO_MOD.substitute(go_version=go_version, requires=requires_text, runtime_dir=runtime_dir)
+
+    # Files and //line directives name a cell by a hash of its text, not by its
+    # execution label, so the same cell re-run (or run in a new kernel) is a cache hit.
+    by_cell: dict[str, list[Declaration]] = {}
+    for decl in decls:
+        by_cell.setdefault(decl.extra["cell_id"], []).append(decl)
+    for index, (label, cell_decls) in enumerate(by_cell.items()):
+        body = "\n\n".join(
+            f"{_directive(label, d.first_line, d.extra['col'])}\n{d.extra['text']}" for d in cell_decls
+        )
+        files[f"cell{index:03d}.go"] = CELL.substitute(
+            label=label, imports=_imports_text(label, _live_imports(cell_decls)), decls=body
+        )
+
+    plan = Plan(files=files)
+    func_lines, type_lines, fast_exports = [], [], []
+    for decl in decls:
+        extra = decl.extra
+        if decl.kind == "func" and is_exported(decl.name) and not extra.get("generic"):
+            params = extra.get("params") or []
+            entry = {"name": decl.name, "params": params, "id": len(plan.funcs), "fast": None, "cell_id": extra["cell_id"]}
+            fast = extra.get("fast")
+            if fast is not None and not profile:
+                entry["fast"] = {"index": len(fast_exports), **fast}
+                fast_exports.append(_fast_export(len(fast_exports), decl.name, fast))
+            plan.funcs.append(entry)
+            func_lines.append(f"\t\t{{Name: {_go_string(decl.name)}, Params: {_go_strings(params)}, Fn: {decl.name}}},\n")
+        for spec in extra.get("types") or []:
+            if is_exported(spec["name"]) and not spec["generic"]:
+                type_lines.append(
+                    f"\t\t{{Name: {_go_string(spec['name'])}, "
+                    f"Type: ipolyglotreflect.TypeOf((*{spec['name']})(nil)).Elem()}},\n"
+                )
+    if statements is not None:
+        plan.statements_id = len(plan.funcs)
+        names = [name for name, _ in statements.inputs]
+        plan.funcs.append({"name": STATEMENTS_NAME, "params": names, "id": plan.statements_id, "fast": None})
+        func_lines.append(f"\t\t{{Name: {_go_string(STATEMENTS_NAME)}, Params: {_go_strings(names)}, Fn: ipolyglotStatements}},\n")
+        files["statements.go"] = STATEMENTS.substitute(
+            label=statements.cell_id,
+            imports=_imports_text(statements.cell_id, statements.imports),
+            params=", ".join(f"{name} {go_type}" for name, go_type in statements.inputs),
+            uses="; ".join(f"_ = {name}" for name in names),
+            body=f"{_directive(statements.cell_id, 2, 1)}\n{statements.body}",
+            outputs=f"[]any{{{', '.join(statements.outputs)}}}" if statements.outputs else "nil",
+        )
+    files["glue.go"] = GLUE.substitute(
+        funcs="".join(func_lines),
+        types="".join(type_lines),
+        profile="true" if profile else "false",
+        fast_exports="".join(fast_exports),
+    )
+    return plan
+
+
+def _fast_export(index: int, name: str, sig: dict) -> str:
+    params = ", ".join(f"a{i} {CGO_TYPES[t]}" for i, t in enumerate(sig["in"]))
+    args = ", ".join(f"{t}(a{i})" for i, t in enumerate(sig["in"]))
+    call = f"{name}({args})"
+    if sig["out"]:
+        result = CGO_TYPES[sig["out"]]
+        body = f"return {result}({call})"
+    else:
+        result = ""
+        body = call
+    return FAST_EXPORT.substitute(index=index, params=params, result=result, body=body)
+
+
+def _go_string(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _go_strings(items: list[str]) -> str:
+    return "[]string{" + ", ".join(_go_string(i) for i in items) + "}"

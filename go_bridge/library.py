@@ -1,0 +1,266 @@
+"""Loading one built Go library with cffi (ABI mode) and calling into it.
+
+Every library exposes the same small C interface (runtime/ipgrt/bridge.h and
+the exports of runtime/ipgrt/call.go): `ipg_call` reaches every registered
+function through bytes in / bytes out, and scalar-only functions also get a
+direct `ipg_fast_N` entry point that cffi calls with plain C numbers.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import re
+import time
+from pathlib import Path
+from string import Template
+from typing import Any
+
+from cffi import FFI
+
+from . import marshal
+from .errors import GoError, GoPanic
+
+ffi = FFI()
+ffi.cdef(
+    """
+    void ipg_call(int id, char *in, size_t n, char **out, size_t *outn);
+    void ipg_describe(char **out, size_t *outn);
+    int ipg_take_goroutine_panic(char **out, size_t *outn);
+    void ipg_thread_panic_taken(void);
+    char *ipg_take_thread_panic(size_t *n);
+    void ipg_set_dispatch(void (*fn)(int64_t, char *, size_t, char **, size_t *));
+    void ipg_free(void *p);
+    void *ipg_malloc(size_t n);
+    extern int32_t ipg_pending;
+    """
+)
+
+# Go scalar type -> C type of the fast entry points (see templates/fast_export.go.tmpl).
+C_TYPES = {
+    "bool": "_Bool", "int": "int64_t", "int8": "int8_t", "int16": "int16_t", "int32": "int32_t",
+    "int64": "int64_t", "uint": "uint64_t", "uint8": "uint8_t", "uint16": "uint16_t",
+    "uint32": "uint32_t", "uint64": "uint64_t", "uintptr": "uintptr_t", "float32": "float",
+    "float64": "double", "byte": "uint8_t", "rune": "int32_t",
+}
+
+_CELL_ID = re.compile(r"cell-[0-9a-f]{10}")
+
+MISSING = object()  # default of every generated parameter: reports the Go type when omitted
+
+_TEMPLATES = Path(__file__).resolve().parent / "templates"
+FAST_WRAPPER = Template((_TEMPLATES / "fast_wrapper.py.tmpl").read_text())
+CALL_WRAPPER = Template((_TEMPLATES / "call_wrapper.py.tmpl").read_text())
+
+
+def _dispatch(handle, inp, n, outp, outn):
+    """Go calling a Python callable (any goroutine; cffi holds the GIL here)."""
+    try:
+        fn = marshal._callables.get(handle)
+        if fn is None:
+            raise RuntimeError("a Python callable was called after the Go call it was passed to returned")
+        buf = memoryview(ffi.buffer(inp, n))
+        (nout,) = marshal._Q.unpack_from(buf, 0)
+        args, _ = marshal.decode_values(buf, 8, _dispatch_classes)
+        result = fn(*args)
+        if nout == 0:
+            results = []
+        elif nout == 1:
+            results = [result]
+        else:
+            results = list(result) if isinstance(result, (tuple, list)) else [result]
+        keep: list = []
+        body = bytearray([marshal.STATUS_OK])
+        body += marshal.encode_args(results, keep, [])
+        data = bytes(body)
+    except BaseException as exc:  # noqa: BLE001 - every failure must go back to Go
+        eid = marshal.remember_exception(exc)
+        msg = f"{type(exc).__name__}: {exc}".encode("utf-8", "replace")
+        data = bytes([marshal.STATUS_CALLBACK_ERROR]) + marshal._Q.pack(eid) + marshal._Q.pack(len(msg)) + msg
+    mem = _libc_malloc(len(data))
+    ffi.memmove(mem, data, len(data))
+    outp[0] = mem
+    outn[0] = len(data)
+
+
+_dispatch_classes: dict[str, type] = {}
+_dispatch_callback = ffi.callback("void(int64_t, char *, size_t, char **, size_t *)", _dispatch)
+_first_lib: Any = None  # any loaded library: its ipg_malloc is C's malloc
+
+
+def _libc_malloc(n: int):
+    return _first_lib.ipg_malloc(n)
+
+
+class GoLibrary:
+    """One loaded build: its functions (by name) and struct classes."""
+
+    def __init__(self, path: Path, cell_labels: dict[str, str] | None = None):
+        global _first_lib
+        self.path = path
+        self.cell_labels = cell_labels if cell_labels is not None else {}  # cell id -> "In [3]"
+        self.lib = ffi.dlopen(str(path))
+        if _first_lib is None:
+            _first_lib = self.lib
+        self.lib.ipg_set_dispatch(_dispatch_callback)
+        self.pending = ffi.addressof(self.lib, "ipg_pending")
+        self._symbols = ctypes.CDLL(str(path))
+        self.description = self._describe()
+        self.profiled = bool(self.description.get("profile"))
+        self.classes: dict[str, type] = {}
+        self.functions: dict[str, dict] = {f["name"]: f for f in self.description.get("funcs") or []}
+
+    def _describe(self) -> dict:
+        outp = ffi.new("char **")
+        outn = ffi.new("size_t *")
+        self.lib.ipg_describe(outp, outn)
+        try:
+            return json.loads(ffi.buffer(outp[0], outn[0])[:])
+        finally:
+            self.lib.ipg_free(outp[0])
+
+    def fast_pointer(self, index: int, signature: str):
+        address = ctypes.cast(getattr(self._symbols, f"ipg_fast_{index}"), ctypes.c_void_p).value
+        return ffi.cast(signature, address)
+
+    # -- panics kept for Python ----------------------------------------------------
+    def check_pending(self) -> None:
+        """Raise a panic recovered in this thread's fast call or in a user goroutine."""
+        n = ffi.new("size_t *")
+        p = self.lib.ipg_take_thread_panic(n)
+        if p != ffi.NULL:
+            try:
+                data = ffi.buffer(p, n[0])[:]
+            finally:
+                self.lib.ipg_free(p)
+                self.lib.ipg_thread_panic_taken()
+            self._raise_status(data, 0, "")
+        outp = ffi.new("char **")
+        outn = ffi.new("size_t *")
+        if self.lib.ipg_take_goroutine_panic(outp, outn):
+            try:
+                data = ffi.buffer(outp[0], outn[0])[:]
+            finally:
+                self.lib.ipg_free(outp[0])
+            self._raise_status(data, 0, "panic in a goroutine: ")
+
+    def _raise_status(self, buf, pos: int, where: str):
+        status = buf[pos]
+        pos += 1
+        if status == marshal.STATUS_CALLBACK_ERROR:
+            (eid,) = marshal._Q.unpack_from(buf, pos)
+            message, _ = marshal.read_string(buf, pos + 8)
+            original = marshal.take_exception(eid)
+            if original is not None:
+                raise original
+            raise GoPanic(message, "", where)
+        message, pos = marshal.read_string(buf, pos)
+        if status == marshal.STATUS_PANIC:
+            stack, _ = marshal.read_string(buf, pos)
+            stack = _CELL_ID.sub(lambda m: self.cell_labels.get(m.group(0), m.group(0)), stack)
+            raise GoPanic(message, stack, where)
+        if status == marshal.STATUS_GO_ERROR:
+            raise GoError(message)
+        if status == marshal.STATUS_TYPE_ERROR:
+            raise TypeError(message)
+        if status == marshal.STATUS_OVERFLOW_ERROR:
+            raise OverflowError(message)
+        raise ValueError(message)
+
+    # -- the generic call ------------------------------------------------------------
+    def call(self, func: dict, args: tuple, profile: bool = False):
+        started = time.perf_counter_ns() if profile else 0
+        for index, value in enumerate(args):
+            if value is MISSING:
+                raise TypeError(f"{func['name']}() missing {_param(func, index)}")
+        keep: list = []
+        handles: list[int] = []
+        try:
+            data = marshal.encode_args(args, keep, handles)
+        except marshal.EncodeError as exc:
+            raise TypeError(f"{func['name']}() {_param(func, exc.index)}: {exc}") from None
+        encoded = time.perf_counter_ns() if profile else 0
+        outp = ffi.new("char **")
+        outn = ffi.new("size_t *")
+        try:
+            self.lib.ipg_call(func["id"], ffi.from_buffer(data), len(data), outp, outn)
+        finally:
+            if handles:
+                marshal.release_callables(handles)
+            del keep
+        returned = time.perf_counter_ns() if profile else 0
+        try:
+            buf = memoryview(ffi.buffer(outp[0], outn[0]))
+            if buf[0] != marshal.STATUS_OK:
+                self._raise_status(bytes(buf), 0, "")
+            values, pos = marshal.decode_values(buf, 1, self.classes)
+            timings = marshal.struct.unpack_from("<QQQ", buf, pos) if profile else None
+        finally:
+            self.lib.ipg_free(outp[0])
+        if self.pending[0]:
+            self.check_pending()
+        result = None if not values else values[0] if len(values) == 1 else tuple(values)
+        if profile and timings is not None:
+            from ipolyglot.kernel.profiling import PROFILER
+
+            done = time.perf_counter_ns()
+            decode_ns, native_ns, encode_ns = timings
+            PROFILER.record(
+                "go", func["name"], done - started,
+                (encoded - started) + decode_ns, native_ns, encode_ns + (done - returned),
+            )
+        return result
+
+    # -- Python callables for the functions ------------------------------------------
+    def make_function(self, func: dict, fast_index: int | None, fast_sig: dict | None, py_params: list[str]):
+        name = func["name"]
+        params = ", ".join(f"{p}=_MISSING" for p in py_params)
+        if func.get("variadic") and py_params:
+            params = ", ".join([*(f"{p}=_MISSING" for p in py_params[:-1]), f"*{py_params[-1]}"])
+            args = ", ".join([*py_params[:-1], f"list({py_params[-1]})"])
+        else:
+            args = ", ".join(py_params)
+        args_tuple = f"({args},)" if py_params else "()"
+        namespace: dict[str, Any] = {"_MISSING": MISSING}
+        profile = self.profiled
+        # float32 arguments take the generic path: cffi would turn 1e300 into inf silently.
+        if fast_index is not None and fast_sig is not None and not profile and "float32" not in fast_sig["in"]:
+            c_sig = f"{C_TYPES.get(fast_sig['out'], 'void')}(*)({', '.join(C_TYPES[t] for t in fast_sig['in']) or 'void'})"
+            namespace.update(
+                _fast=self.fast_pointer(fast_index, c_sig),
+                _slow=lambda a: self.call(func, a),
+                _pending=self.pending,
+                _check=self.check_pending,
+            )
+            source = FAST_WRAPPER.substitute(name=name, params=params, args=args, args_tuple=args_tuple)
+        else:
+            namespace["_call"] = (lambda a: self.call(func, a, True)) if profile else (lambda a: self.call(func, a))
+            source = CALL_WRAPPER.substitute(name=name, params=params, args_tuple=args_tuple)
+        exec(compile(source, f"<go function {name}>", "exec"), namespace)  # noqa: S102 - our template
+        fn = namespace[name]
+        fn.__doc__ = go_signature(func)
+        fn.__qualname__ = name
+        fn.__module__ = "__main__"
+        fn._go_library = self
+        return fn
+
+
+def _param(func: dict, index: int) -> str:
+    params = func.get("params") or []
+    name = params[index] if index < len(params) and params[index] not in ("", "_") else f"#{index + 1}"
+    go_type = func["in"][index]["go"] if index < len(func.get("in") or []) else "?"
+    return f"parameter {name} (Go type {go_type})"
+
+
+def go_signature(func: dict) -> str:
+    params = []
+    for index, t in enumerate(func.get("in") or []):
+        name = (func.get("params") or [""] * (index + 1))[index] if index < len(func.get("params") or []) else ""
+        go_type = t["go"]
+        if func.get("variadic") and index == len(func["in"]) - 1 and go_type.startswith("[]"):
+            go_type = "..." + go_type[2:]
+        params.append(f"{name} {go_type}".strip())
+    outs = [t["go"] for t in func.get("out") or []] + (["error"] if func.get("error") else [])
+    result = "" if not outs else f" {outs[0]}" if len(outs) == 1 else f" ({', '.join(outs)})"
+    return f"Go: func {func['name']}({', '.join(params)}){result}"
+

@@ -1,0 +1,39 @@
+// See bridge.h. Everything here is plain C: no Go pointer is ever stored.
+#include <stdlib.h>
+#include "bridge.h"
+
+// How many panics (in calls or user goroutines) Python has not raised yet.
+// Python reads it after every call; it is 0 almost always.
+int32_t ipg_pending;
+
+static ipg_dispatch_fn dispatch;
+
+// A panic recovered in a scalar fast-path call, kept for the calling thread.
+static __thread char *thread_panic;
+static __thread size_t thread_panic_len;
+
+void ipg_set_dispatch(ipg_dispatch_fn fn) { dispatch = fn; }
+
+int ipg_call_python(int64_t handle, const char *in, size_t n, char **out, size_t *outn) {
+    if (!dispatch) return -1;
+    dispatch(handle, in, n, out, outn);
+    return 0;
+}
+
+void ipg_set_thread_panic(char *buf, size_t n) {
+    free(thread_panic);
+    thread_panic = buf;
+    thread_panic_len = n;
+}
+
+char *ipg_take_thread_panic(size_t *n) {
+    char *p = thread_panic;
+    *n = thread_panic_len;
+    thread_panic = NULL;
+    thread_panic_len = 0;
+    return p;
+}
+
+void ipg_free(void *p) { free(p); }
+
+void *ipg_malloc(size_t n) { return malloc(n ? n : 1); }

@@ -1,0 +1,478 @@
+// Package ipgrt is the Go half of ipolyglot's Go bridge: the registry of a
+// library's functions and types, the one generic copy-only entry point
+// (ipg_call: bytes in, bytes out), panic recovery, and calls back into Python.
+// It uses only the standard library so cells build without network access.
+package ipgrt
+
+/*
+#include <stdlib.h>
+#include "bridge.h"
+*/
+import "C"
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"reflect"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
+)
+
+// Func is one exported function of the session, as the generated glue registers it.
+type Func struct {
+	Name   string
+	Params []string // parameter names as written (blank when unnamed)
+	Fn     any
+}
+
+// Type is one exported named type of the session.
+type Type struct {
+	Name string
+	Type reflect.Type
+}
+
+type entry struct {
+	Func
+	v reflect.Value
+	t reflect.Type
+}
+
+var (
+	funcs   []entry
+	types   []Type
+	profile bool
+)
+
+// Register is called once, from the generated glue's init.
+func Register(fs []Func, ts []Type, withProfile bool) {
+	for _, f := range fs {
+		v := reflect.ValueOf(f.Fn)
+		funcs = append(funcs, entry{f, v, v.Type()})
+	}
+	types = ts
+	profile = withProfile
+}
+
+// ---- results in C memory -------------------------------------------------
+
+// toC copies an encoded result into malloc'd memory that Python frees.
+func toC(w *writer, out **C.char, outn *C.size_t) {
+	n := w.size()
+	p := C.malloc(C.size_t(n + 1))
+	w.into(unsafe.Slice((*byte)(p), n))
+	*out = (*C.char)(p)
+	*outn = C.size_t(n)
+}
+
+func statusResult(status byte, msg string) *writer {
+	w := &writer{}
+	w.byte(status)
+	w.str(msg)
+	return w
+}
+
+// ---- panics ----------------------------------------------------------------
+
+// CallbackError is the panic raised in Go when a Python callable raised; the
+// Python exception itself is re-raised once the panic reaches Python.
+type CallbackError struct {
+	ID  int64
+	Msg string
+}
+
+func (e *CallbackError) Error() string { return "Python callback raised " + e.Msg }
+
+func panicResult(p any, stack []byte) *writer {
+	if ce, ok := p.(*CallbackError); ok {
+		w := &writer{}
+		w.byte(statusCallbackError)
+		w.u64(uint64(ce.ID))
+		w.str(ce.Msg)
+		return w
+	}
+	w := &writer{}
+	w.byte(statusPanic)
+	w.str(panicValue(p))
+	w.str(cleanStack(string(stack)))
+	return w
+}
+
+func panicValue(p any) string {
+	if err, ok := p.(error); ok {
+		return err.Error()
+	}
+	return fmt.Sprint(p)
+}
+
+// cleanStack keeps the frames a user cares about: their own code (with cell
+// line numbers) and the standard library, not the bridge or reflection.
+func cleanStack(stack string) string {
+	lines := strings.Split(strings.TrimRight(stack, "\n"), "\n")
+	var kept []string
+	for i := 1; i+1 < len(lines); i += 2 {
+		fn, loc := lines[i], lines[i+1]
+		if strings.HasPrefix(fn, "runtime/debug.") || strings.HasPrefix(fn, "panic(") ||
+			strings.Contains(fn, "/ipgrt.") || strings.HasPrefix(fn, "ipgrt.") ||
+			strings.HasPrefix(fn, "reflect.") || strings.HasPrefix(fn, "main._cgoexp") ||
+			strings.HasPrefix(fn, "main.ipg") || strings.HasPrefix(fn, "runtime.") ||
+			strings.HasPrefix(fn, "_cgoexp") {
+			continue
+		}
+		if at := strings.LastIndex(loc, " +0x"); at > 0 {
+			loc = loc[:at]
+		}
+		kept = append(kept, strings.TrimPrefix(fn, "main."), loc)
+	}
+	return strings.Join(kept, "\n")
+}
+
+// Recover is deferred by every scalar fast-path export: the panic is kept in
+// a C thread-local of the calling thread, and Python raises it after the call.
+func Recover() {
+	if p := recover(); p != nil {
+		storeThreadPanic(panicResult(p, debug.Stack()))
+	}
+}
+
+func storeThreadPanic(w *writer) {
+	var out *C.char
+	var n C.size_t
+	toC(w, &out, &n)
+	C.ipg_set_thread_panic(out, n)
+	atomic.AddInt32((*int32)(unsafe.Pointer(&C.ipg_pending)), 1)
+}
+
+var (
+	goroutinePanicsMu sync.Mutex
+	goroutinePanics   []*writer
+)
+
+// GoRecover is deferred at the start of every goroutine a cell starts: a panic
+// there would end the whole process, so it is printed and kept for Python.
+func GoRecover() {
+	p := recover()
+	if p == nil {
+		return
+	}
+	stack := debug.Stack()
+	fmt.Fprintf(os.Stderr, "panic in a goroutine: %s\n%s\n", panicValue(p), cleanStack(string(stack)))
+	goroutinePanicsMu.Lock()
+	goroutinePanics = append(goroutinePanics, panicResult(p, stack))
+	goroutinePanicsMu.Unlock()
+	atomic.AddInt32((*int32)(unsafe.Pointer(&C.ipg_pending)), 1)
+}
+
+//export ipg_take_goroutine_panic
+func ipg_take_goroutine_panic(out **C.char, outn *C.size_t) C.int {
+	goroutinePanicsMu.Lock()
+	defer goroutinePanicsMu.Unlock()
+	if len(goroutinePanics) == 0 {
+		return 0
+	}
+	w := goroutinePanics[0]
+	goroutinePanics = goroutinePanics[1:]
+	atomic.AddInt32((*int32)(unsafe.Pointer(&C.ipg_pending)), -1)
+	toC(w, out, outn)
+	return 1
+}
+
+//export ipg_thread_panic_taken
+func ipg_thread_panic_taken() {
+	atomic.AddInt32((*int32)(unsafe.Pointer(&C.ipg_pending)), -1)
+}
+
+// ---- the generic entry point ---------------------------------------------------
+
+//export ipg_call
+func ipg_call(id C.int, in *C.char, n C.size_t, out **C.char, outn *C.size_t) {
+	var input []byte
+	if n > 0 {
+		input = unsafe.Slice((*byte)(unsafe.Pointer(in)), int(n))
+	}
+	toC(Call(int(id), input), out, outn)
+}
+
+// Call runs function `id` on encoded arguments and returns the encoded result.
+func Call(id int, input []byte) (result *writer) {
+	if id < 0 || id >= len(funcs) {
+		return statusResult(statusValueError, fmt.Sprintf("no function with id %d in this library", id))
+	}
+	e := &funcs[id]
+	calls := &callContext{}
+	var started time.Time
+	var decodeNs, nativeNs int64
+	defer func() {
+		if p := recover(); p != nil {
+			if we, ok := p.(wireError); ok {
+				result = statusResult(statusValueError, "malformed call data: "+string(we))
+				return
+			}
+			result = panicResult(p, debug.Stack())
+		}
+	}()
+	if profile {
+		started = time.Now()
+	}
+	d := decoder{r: reader{buf: input}, calls: calls}
+	nargs := int(d.r.u64())
+	t := e.t
+	if nargs != t.NumIn() {
+		return statusResult(statusTypeError, fmt.Sprintf("%s() takes %d arguments, got %d", e.Name, t.NumIn(), nargs))
+	}
+	args := make([]reflect.Value, nargs)
+	for i := 0; i < nargs; i++ {
+		v, err := d.value(t.In(i))
+		if err != nil {
+			return statusResult(err.status, fmt.Sprintf("%s() parameter %s (Go type %s): %s", e.Name, paramName(e, i), TypeName(t.In(i)), err.msg))
+		}
+		args[i] = v
+	}
+	var results []reflect.Value
+	if profile {
+		decodeNs = time.Since(started).Nanoseconds()
+		started = time.Now()
+	}
+	if t.IsVariadic() {
+		results = e.v.CallSlice(args)
+	} else {
+		results = e.v.Call(args)
+	}
+	if profile {
+		nativeNs = time.Since(started).Nanoseconds()
+		started = time.Now()
+	}
+	w := &writer{}
+	if k := len(results); k > 0 && t.Out(k-1) == errorType {
+		if err := results[k-1]; !err.IsNil() {
+			return statusResult(statusGoError, err.Interface().(error).Error())
+		}
+		results = results[:k-1]
+	}
+	w.byte(statusOK)
+	w.u64(uint64(len(results)))
+	for _, r := range results {
+		w.value(r, 0)
+	}
+	if profile {
+		w.u64(uint64(decodeNs))
+		w.u64(uint64(nativeNs))
+		w.u64(uint64(time.Since(started).Nanoseconds()))
+	}
+	return w
+}
+
+func paramName(e *entry, i int) string {
+	if i < len(e.Params) && e.Params[i] != "" && e.Params[i] != "_" {
+		return e.Params[i]
+	}
+	return fmt.Sprintf("#%d", i+1)
+}
+
+// ---- calling Python back ----------------------------------------------------
+
+type callContext struct{}
+
+// pythonFunc makes a Go func of type t that calls the Python callable `handle`.
+// cffi takes the GIL in the callback, so any goroutine may call it.
+func (c *callContext) pythonFunc(t reflect.Type, handle int64) reflect.Value {
+	return reflect.MakeFunc(t, func(args []reflect.Value) []reflect.Value {
+		w := &writer{}
+		w.u64(uint64(t.NumOut()))
+		w.u64(uint64(len(args)))
+		for _, a := range args {
+			w.value(a, 0)
+		}
+		var in *C.char
+		var inN C.size_t
+		toC(w, &in, &inN)
+		defer C.free(unsafe.Pointer(in))
+		var out *C.char
+		var outN C.size_t
+		if C.ipg_call_python(C.int64_t(handle), in, inN, &out, &outN) != 0 || out == nil {
+			panic("the Python callback is no longer available")
+		}
+		defer C.free(unsafe.Pointer(out))
+		d := decoder{r: reader{buf: unsafe.Slice((*byte)(unsafe.Pointer(out)), int(outN))}, calls: c}
+		switch status := d.r.byte(); status {
+		case statusOK:
+		case statusCallbackError:
+			id := int64(d.r.u64())
+			panic(&CallbackError{ID: id, Msg: d.r.str()})
+		default:
+			panic("Python callback failed: " + d.r.str())
+		}
+		n := int(d.r.u64())
+		results := make([]reflect.Value, t.NumOut())
+		if n != t.NumOut() {
+			panic(fmt.Sprintf("the Python callback returned %d values, %s needs %d", n, TypeName(t), t.NumOut()))
+		}
+		for i := range results {
+			v, err := d.value(t.Out(i))
+			if err != nil {
+				panic(fmt.Sprintf("result %d of the Python callback (Go type %s): %s", i+1, TypeName(t.Out(i)), err.msg))
+			}
+			results[i] = v
+		}
+		return results
+	})
+}
+
+// ---- describing the library to Python ----------------------------------------
+
+type typeInfo struct {
+	Go      string `json:"go"`
+	Kind    string `json:"kind"`
+	Problem string `json:"problem,omitempty"`
+}
+
+type funcInfo struct {
+	ID       int        `json:"id"`
+	Name     string     `json:"name"`
+	Params   []string   `json:"params"`
+	In       []typeInfo `json:"in"`
+	Out      []typeInfo `json:"out"`
+	Variadic bool       `json:"variadic"`
+	Error    bool       `json:"error"`
+	Problem  string     `json:"problem,omitempty"`
+}
+
+type fieldInfo struct {
+	Name string `json:"name"`
+	typeInfo
+}
+
+type structInfo struct {
+	Name   string      `json:"name"`
+	Fields []fieldInfo `json:"fields"`
+	Zero   []byte      `json:"zero"` // the zero value, encoded: the Python class's defaults
+}
+
+//export ipg_describe
+func ipg_describe(out **C.char, outn *C.size_t) {
+	var fs []funcInfo
+	for id, e := range funcs {
+		fi := funcInfo{ID: id, Name: e.Name, Params: e.Params, Variadic: e.t.IsVariadic()}
+		for i := 0; i < e.t.NumIn(); i++ {
+			ti := info(e.t.In(i))
+			if p := crossIn(e.t.In(i), map[reflect.Type]bool{}); p != "" && fi.Problem == "" {
+				fi.Problem = p
+			}
+			fi.In = append(fi.In, ti)
+		}
+		nout := e.t.NumOut()
+		if nout > 0 && e.t.Out(nout-1) == errorType {
+			fi.Error = true
+			nout--
+		}
+		for i := 0; i < nout; i++ {
+			if p := crossOut(e.t.Out(i), map[reflect.Type]bool{}); p != "" && fi.Problem == "" {
+				fi.Problem = p
+			}
+			fi.Out = append(fi.Out, info(e.t.Out(i)))
+		}
+		fs = append(fs, fi)
+	}
+	var ss []structInfo
+	for _, t := range types {
+		if t.Type.Kind() != reflect.Struct {
+			continue
+		}
+		si := structInfo{Name: t.Name, Fields: []fieldInfo{}}
+		for i := 0; i < t.Type.NumField(); i++ {
+			if f := t.Type.Field(i); f.IsExported() {
+				si.Fields = append(si.Fields, fieldInfo{f.Name, info(f.Type)})
+			}
+		}
+		zero := &writer{}
+		zero.value(reflect.Zero(t.Type), 0)
+		si.Zero = zero.buf
+		ss = append(ss, si)
+	}
+	data, _ := json.Marshal(map[string]any{"funcs": fs, "structs": ss, "profile": profile})
+	w := &writer{buf: data}
+	toC(w, out, outn)
+}
+
+func info(t reflect.Type) typeInfo {
+	kind := t.Kind().String()
+	if t.Kind() == reflect.Slice && t.Elem().Kind() != reflect.Uint8 && dtypeOf(t.Elem().Kind()) != 0 && t.Elem().Kind() != reflect.Bool {
+		kind = "numeric-slice"
+	}
+	return typeInfo{Go: TypeName(t), Kind: kind}
+}
+
+// crossIn says why a Python value cannot become a t ("" when it can).
+func crossIn(t reflect.Type, seen map[reflect.Type]bool) string {
+	if seen[t] {
+		return ""
+	}
+	seen[t] = true
+	switch t.Kind() {
+	case reflect.Chan, reflect.UnsafePointer:
+		return TypeName(t)
+	case reflect.Interface:
+		if t.NumMethod() != 0 && t != errorType {
+			return TypeName(t)
+		}
+	case reflect.Slice, reflect.Array, reflect.Pointer:
+		return crossIn(t.Elem(), seen)
+	case reflect.Map:
+		if p := crossIn(t.Key(), seen); p != "" {
+			return p
+		}
+		return crossIn(t.Elem(), seen)
+	case reflect.Struct:
+		for i := 0; i < t.NumField(); i++ {
+			if f := t.Field(i); f.IsExported() {
+				if p := crossIn(f.Type, seen); p != "" {
+					return p
+				}
+			}
+		}
+	case reflect.Func:
+		for i := 0; i < t.NumIn(); i++ {
+			if p := crossOut(t.In(i), seen); p != "" {
+				return p
+			}
+		}
+		for i := 0; i < t.NumOut(); i++ {
+			if p := crossIn(t.Out(i), seen); p != "" {
+				return p
+			}
+		}
+	}
+	return ""
+}
+
+// crossOut says why a t cannot become a Python value ("" when it can).
+func crossOut(t reflect.Type, seen map[reflect.Type]bool) string {
+	if seen[t] {
+		return ""
+	}
+	seen[t] = true
+	switch t.Kind() {
+	case reflect.Chan, reflect.UnsafePointer, reflect.Func:
+		return TypeName(t)
+	case reflect.Slice, reflect.Array, reflect.Pointer:
+		return crossOut(t.Elem(), seen)
+	case reflect.Map:
+		if p := crossOut(t.Key(), seen); p != "" {
+			return p
+		}
+		return crossOut(t.Elem(), seen)
+	case reflect.Struct:
+		for i := 0; i < t.NumField(); i++ {
+			if f := t.Field(i); f.IsExported() {
+				if p := crossOut(f.Type, seen); p != "" {
+					return p
+				}
+			}
+		}
+	}
+	return ""
+}

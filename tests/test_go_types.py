@@ -1,0 +1,255 @@
+"""Marshaling through a real kernel: every row of DESIGN.md §5 both ways, nesting,
+structs, errors, panics, callbacks, GIL release, output order."""
+
+import pytest
+
+from conftest import RunningKernel
+from go_cells import GO_TEST_ENV, TYPES_CELL
+
+
+@pytest.fixture(scope="module")
+def kernel():
+    running = RunningKernel(env=GO_TEST_ENV)
+    try:
+        out = running.run(TYPES_CELL).ok()
+        assert "Channel" in out.stderr and "chan int" in out.stderr, out.stderr  # skipped, with a warning
+        running.run("import numpy as np\nfrom ipolyglot.go_bridge import GoError, GoPanic").ok()
+        yield running
+    finally:
+        running.shutdown()
+
+
+def check(kernel, code: str) -> None:
+    """Run assertions inside the kernel; the cell fails with the assertion's text."""
+    kernel.run(code).ok()
+
+
+@pytest.mark.parametrize(
+    "func, value",
+    [
+        ("EchoBool", "True"), ("EchoBool", "False"),
+        ("EchoInt", "-(2**63)"), ("EchoInt", "2**63 - 1"),
+        ("EchoInt8", "-128"), ("EchoInt8", "127"), ("EchoInt16", "-32768"), ("EchoInt32", "2**31 - 1"),
+        ("EchoInt64", "-(2**63)"), ("EchoUint", "2**64 - 1"), ("EchoUint8", "255"),
+        ("EchoUint16", "65535"), ("EchoUint32", "2**32 - 1"), ("EchoUint64", "2**64 - 1"),
+        ("EchoFloat32", "1.5"), ("EchoFloat64", "-2.25e300"), ("EchoComplex", "complex(1.5, -2)"),
+        ("EchoString", "'héllo \\x00 wörld ✓ 🐍'"), ("EchoString", "''"),
+        ("EchoBytes", "b'\\x00\\xffabc'"), ("EchoStrings", "['a', '', 'ü']"),
+        ("EchoMap", "{'a': 1, 'b': -2}"), ("EchoIntKeys", "{1: 'x', -5: 'y'}"),
+    ],
+)
+def test_scalars_strings_and_maps_round_trip(kernel, func, value):
+    check(kernel, f"v = {value}\nr = {func}(v)\nassert r == v and type(r) is type(v), (r, v)")
+
+
+def test_numeric_slices_are_numpy_arrays_of_the_matching_dtype(kernel):
+    check(kernel, """
+a = np.arange(100_000, dtype=np.float64)
+r = EchoFloats(a)
+assert isinstance(r, np.ndarray) and r.dtype == np.float64 and np.array_equal(r, a) and r is not a
+assert EchoFloats([1, 2.5]).tolist() == [1.0, 2.5]
+assert EchoFloats(np.arange(5, dtype=np.int32)).tolist() == [0, 1, 2, 3, 4]   # converted while copying
+assert EchoFloats(a[::2]).tolist() == a[::2].tolist()                         # strided input
+r = EchoInt32s(np.array([1, -2, 3], dtype=np.int32)); assert r.dtype == np.int32 and r.tolist() == [1, -2, 3]
+r = EchoUint8s([1, 65535]); assert r.dtype == np.uint16 and r.tolist() == [1, 65535]
+r = EchoComplexes([1j, 2]); assert r.dtype == np.complex128 and r.tolist() == [1j, 2]
+assert EchoFloats([]).shape == (0,)
+assert EchoBools([True, False]) == [True, False]
+assert EchoBytes(bytearray(b'xy')) == b'xy' and EchoBytes(memoryview(b'z')) == b'z'
+big = bytes(range(256)) * 1000
+assert EchoBytes(big) == big
+""")
+
+
+def test_arrays_lists_nesting_and_any(kernel):
+    check(kernel, """
+assert EchoArray([1, 2, 3]) == [1, 2, 3]
+assert EchoArray((4, 5, 6)) == [4, 5, 6]
+n = EchoNested({'a': [1.0, 2.0], 'b': np.array([3.0])})
+assert set(n) == {'a', 'b'} and n['a'].tolist() == [1.0, 2.0] and n['b'].dtype == np.float64
+assert [row.tolist() for row in EchoGrid([[1, 2], [3]])] == [[1, 2], [3]]
+assert [row.tolist() for row in EchoGrid(np.arange(6).reshape(2, 3))] == [[0, 1, 2], [3, 4, 5]]
+assert EchoAny(None) is None and EchoAny(3) == 3 and EchoAny('s') == 's' and EchoAny([1, 'x']) == [1, 'x']
+assert EchoAny({'k': 1.5}) == {'k': 1.5}
+assert EchoInts().tolist() == [] and EchoInts(1, 2, 3).tolist() == [1, 2, 3]
+""")
+
+
+def test_structs_by_value_pointer_nil_and_dict(kernel):
+    check(kernel, """
+p = Point(X=3, Y=4, Label='p')
+assert repr(p) == "Point(X=3, Y=4, Label='p')"
+assert Point() == Point(X=0.0, Y=0.0, Label='') and Point(1.0) == Point(X=1.0)
+s = Scale(p, 2)
+assert isinstance(s, Point) and s == Point(X=6.0, Y=8.0, Label='p')
+assert Scale({'X': 1, 'Y': 2}, 3) == Point(X=3.0, Y=6.0)
+assert Norm2(p) == 25.0 and Norm2(None) == -1.0 and Norm2({'X': 1.0}) == 1.0
+assert EchoPointPtr(None) is None and EchoPointPtr(p) == Point(X=3.0, Y=4.0, Label='p')
+shape = Shape(Name='tri', Points=[Point(X=1), {'Y': 2}], Tags={'a': 1}, Origin=None)
+r = EchoShape(shape)
+assert r.Name == 'tri' and r.Points == [Point(X=1.0), Point(Y=2.0)] and r.Tags == {'a': 1} and r.Origin is None
+assert EchoPoints([]) == [] and EchoShape({'Origin': {'X': 5}}).Origin == Point(X=5.0)
+assert Split('abc') == ('abc!', 3, False)
+""")
+
+
+def test_wrong_arity_type_and_range_name_the_parameter_and_go_type(kernel):
+    check(kernel, """
+def raises(exc, fn, *args):
+    try:
+        fn(*args)
+    except exc as e:
+        return str(e)
+    raise AssertionError(f'{fn.__name__}{args} did not raise {exc.__name__}')
+
+m = raises(OverflowError, EchoInt8, 128); assert 'parameter v' in m and 'int8' in m, m
+m = raises(OverflowError, EchoUint, -1); assert 'uint' in m, m
+m = raises(OverflowError, EchoInt64, 2**63); assert 'int64' in m, m
+m = raises(OverflowError, EchoUint64, 2**64); assert 'uint64' in m, m
+m = raises(OverflowError, EchoFloat32, 1e300); assert 'float32' in m, m
+m = raises(TypeError, EchoInt, 'x'); assert 'parameter v (Go type int)' in m, m
+m = raises(TypeError, EchoInt, 1.5); assert 'Go type int' in m, m
+m = raises(TypeError, EchoString, b'x'); assert 'Go type string' in m, m
+m = raises(TypeError, Scale, Point()); assert 'parameter k (Go type float64)' in m, m
+m = raises(TypeError, Scale, {'Z': 1}, 1.0); assert 'no exported field' in m and 'Z' in m, m
+m = raises(TypeError, EchoArray, [1, 2]); assert '[3]int' in m, m
+m = raises(TypeError, EchoFloats, ['a']); assert 'Go type []float64' in m, m
+m = raises(TypeError, EchoMap, {'a': 'b'}); assert 'map[string]int' in m, m
+m = raises(TypeError, EchoInt, object()); assert 'parameter v (Go type int)' in m, m
+raises(TypeError, EchoInt, 1, 2)
+""")
+
+
+def test_callers_objects_are_never_modified(kernel):
+    check(kernel, """
+xs = np.array([1.0, 2.0]); m = {'a': 1}; p = Point(X=1)
+Mutate(xs, m, p)
+assert xs.tolist() == [1.0, 2.0] and m == {'a': 1} and p == Point(X=1)
+""")
+
+
+def test_error_results_raise_go_error(kernel):
+    check(kernel, """
+assert Div(1, 4) == 0.25 and Check(True) is None
+try:
+    Div(1, 0)
+except GoError as e:
+    assert str(e) == 'division by zero'
+else:
+    raise AssertionError('no GoError')
+try:
+    Check(False)
+except GoError as e:
+    assert str(e) == 'check failed: false'
+else:
+    raise AssertionError('no GoError')
+""")
+
+
+def test_panics_raise_go_panic_with_cell_lines(kernel):
+    # The line of Boom's `m["x"] = n` in TYPES_CELL, counting the %%go line as line 1.
+    line = TYPES_CELL.splitlines().index('\t\tm["x"] = n') + 1
+    check(kernel, f"""
+import re
+assert Boom(1) == 1
+try:
+    Boom(5)
+except GoPanic as e:
+    assert 'assignment to entry in nil map' in e.value, e.value
+    assert re.search(r'In \[\d+\]:{line}$', e.stack, re.M), e.stack
+else:
+    raise AssertionError('no GoPanic')
+try:
+    BoomSlow([1.0])
+except GoPanic as e:
+    assert 'index out of range' in e.value
+assert Boom(2) == 2   # the library still works after a panic
+""")
+
+
+def test_panic_in_a_user_goroutine_is_reported_not_fatal(kernel):
+    # The panic is raised by the call that notices it: this one, or the next.
+    out = kernel.run("""
+import time
+def next_panic():
+    for _ in range(500):
+        try:
+            EchoInt(1)
+        except GoPanic as e:
+            return e
+        time.sleep(0.01)
+try:
+    PanicInGoroutine()
+    caught = next_panic()
+except GoPanic as e:
+    caught = e
+print('caught:', caught.value)
+assert next_panic() is None   # reported once
+print('alive', Boom(1))
+""").ok()
+    assert "caught: goroutine exploded" in out.stdout
+    assert "alive 1" in out.stdout
+    assert "panic in a goroutine: goroutine exploded" in out.stderr
+
+
+def test_callbacks_from_the_calling_goroutine_and_others(kernel):
+    check(kernel, """
+assert Apply(lambda x: x * 10, [1.0, 2.0]).tolist() == [10.0, 20.0]
+seen = []
+def square(i):
+    seen.append(i)
+    return i * i
+assert ApplyConcurrently(square, 20) == sum(i * i for i in range(20))
+assert sorted(seen) == list(range(20))
+assert Combine('ab', lambda s, n: (s * n, None)) == 'abab'
+""")
+
+
+def test_callback_exceptions_reach_python_unchanged(kernel):
+    check(kernel, """
+class Oops(Exception):
+    pass
+def bad(x):
+    raise Oops('from python')
+try:
+    Apply(bad, [1.0])
+except Oops as e:
+    assert str(e) == 'from python'
+else:
+    raise AssertionError('callback exception lost')
+try:
+    Combine('x', lambda s, n: (s, 'an error message'))
+except GoError as e:
+    assert str(e) == 'an error message'
+else:
+    raise AssertionError('no GoError')
+try:
+    Combine('x', lambda s, n: (1, None))
+except GoPanic as e:
+    assert 'Python callback' in e.value and 'Go type string' in e.value, e.value
+else:
+    raise AssertionError('no GoPanic')
+""")
+
+
+def test_gil_is_released_calls_from_threads_overlap(kernel):
+    check(kernel, """
+import threading
+windows = []
+def worker():
+    windows.append(Window(300))
+threads = [threading.Thread(target=worker) for _ in range(2)]
+[t.start() for t in threads]; [t.join() for t in threads]
+(s1, e1), (s2, e2) = windows
+assert s1 < e2 and s2 < e1, windows   # the two execution windows overlap
+""")
+
+
+def test_go_output_is_in_order_with_python_prints(kernel):
+    out = kernel.run("print('a'); Greet('b'); print('c')").ok()
+    assert out.stdout == "a\nhello from Go, b\nc\n"
+
+
+def test_functions_carry_their_go_signature(kernel):
+    assert kernel.eval("Div.__doc__") == "Go: func Div(a float64, b float64) (float64, error)"
+    assert kernel.eval("EchoInts.__doc__") == "Go: func EchoInts(xs ...int) []int"
