@@ -1,0 +1,1 @@
+"""The %%cpp backend: C++ cells compiled into Python objects through pybind11."""

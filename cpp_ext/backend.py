@@ -1,0 +1,439 @@
+"""The %%cpp backend: C++ cells become Python objects through pybind11.
+
+Every build holds the whole session (all live declarations), so a later
+definition replaces an earlier one everywhere and functions from other cells
+see it. Each build is a new, uniquely named extension module whose classes are
+`py::module_local()`, so redefining a type never clashes with its old
+version. A build that fails leaves the session as it was.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import importlib.util
+import json
+import os
+import shlex
+import sysconfig
+import threading
+import time
+from ast import literal_eval as eval_flags
+from concurrent.futures import ThreadPoolExecutor
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from ipolyglot.kernel.backend import Backend, CellContext, CellResult, Declaration, DeclarationStore
+from ipolyglot.kernel.cache import cache_key
+from ipolyglot.kernel.diagnostics import CompileError, Diagnostic
+
+from . import build as builder
+from . import parser, unit
+from .values import UnsupportedValue, cpp_type
+
+EXT_SUFFIX = sysconfig.get_config_var("EXT_SUFFIX") or ".so"
+SECTION_ORDER = {name: i for i, name in enumerate(unit.SECTIONS)}
+# Parse results are cached by cell text; a change to the parser invalidates them.
+PARSE_FORMAT = hashlib.sha256(Path(parser.__file__).read_bytes() + Path(unit.__file__).read_bytes()).hexdigest()[:16]
+
+
+def _opt_level(value: str) -> str:
+    if value not in ("0", "1", "2", "3", "s", "fast"):
+        raise argparse.ArgumentTypeError(f"-O{value}: use -O0, -O1, -O2 or -O3")
+    return f"-O{value}"
+
+
+class CppBackend(Backend):
+    language = "cpp"
+    display_name = "C++"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._preamble: dict[str, dict] = {}  # #include lines etc., by text, in first-seen order
+        self._order: dict[str, int] = {}  # where each name was first defined
+        self._cells: dict[str, tuple[str, str]] = {}  # cell id -> (cell text, label)
+        self._bound: set[str] = set()  # Python names the current module bound
+        self._modules: list[Any] = []  # loaded modules stay alive: their types may still be in use
+        self._flags = builder.Flags()
+        self._cell_flags: dict[str, builder.Flags] = {}  # each cell's options, kept for rebuilds
+        self._pch_scratch: Path | None = None
+        self._last_build = ""
+
+    # -- options -----------------------------------------------------------------
+    def add_arguments(self, parser_: argparse.ArgumentParser) -> None:
+        parser_.add_argument("-O", dest="opt", type=_opt_level, default=None, metavar="LEVEL", help="optimization level -O0..-O3 (default -O2)")
+        parser_.add_argument("--std", default="c++17", help="C++ standard (default c++17; c++20 with g++ >= 10)")
+        parser_.add_argument("-I", dest="include_dirs", action="append", default=[], metavar="DIR", help="add an include directory")
+        parser_.add_argument("-L", dest="lib_dirs", action="append", default=[], metavar="DIR", help="add a library directory")
+        parser_.add_argument("-l", dest="libs", action="append", default=[], metavar="LIB", help="link a library")
+        parser_.add_argument("--cflags", default="", help="extra compiler flags (quoted)")
+        parser_.add_argument("--ldflags", default="", help="extra linker flags (quoted)")
+        parser_.add_argument("-g", "--debug", action="store_true", help="build the cell's code with -g -O0 for gdb")
+
+    def _flags_from(self, options: argparse.Namespace) -> builder.Flags:
+        return builder.Flags(
+            opt=options.opt or "-O2",
+            std=options.std.replace("gnu++", "gnu++").lstrip("="),
+            debug=options.debug,
+            include_dirs=[os.path.abspath(d) for d in options.include_dirs],
+            lib_dirs=[os.path.abspath(d) for d in options.lib_dirs],
+            libs=list(options.libs),
+            cflags=shlex.split(options.cflags),
+            ldflags=shlex.split(options.ldflags),
+        )
+
+    # -- the cell ----------------------------------------------------------------
+    def run_cell(self, source: str, options: argparse.Namespace, ctx: CellContext) -> CellResult:
+        flags = self._flags_from(options)
+        cell_id = "cell-" + hashlib.sha256(source.encode()).hexdigest()[:12]
+        inputs = self._input_types(options.input, ctx)
+        parsed = self._parse(source, flags, ctx, inputs, list(options.output))
+        cells = {**self._cells, cell_id: (source, ctx.cell_label)}
+        if parsed.mode == "statement":
+            if parsed.errors and not parsed.statement:
+                raise CompileError("C++", [Diagnostic(e["message"], e["line"] and e["line"] + 1, e["column"], None) for e in parsed.errors])
+            return self._run_statement(source, parsed, cell_id, flags, options, ctx, cells)
+        decls, preamble = self._declarations(parsed, cell_id, ctx.cell_label, source)
+        store = self.declarations.with_cell(decls)
+        self._drop_stale_members(store, decls)
+        new_preamble = {**self._preamble, **{p["name"]: p for p in preamble if p["name"] not in self._preamble}}
+        order = dict(self._order)
+        for d in decls:
+            order.setdefault(d.name, len(order))
+        cell_flags = {**self._cell_flags, cell_id: flags}
+        self._pch_scratch = ctx.cache.scratch_dir("cpp-pch")
+        module, report, units = self._build(store, new_preamble, order, cell_flags, flags, options, ctx, cells, cell_id)
+        # Success: the candidate becomes the session.
+        self.declarations.replace_with(store)
+        self._preamble, self._order, self._flags = new_preamble, order, flags
+        self._cell_flags = cell_flags
+        self._cells = {cid: cells[cid] for cid in self._live_cells()}
+        for warning in parsed.warnings:
+            ctx.warn(warning)
+        return self._bind_result(module, units, report)
+
+    def _declarations(self, parsed: parser.ParsedCell, cell_id: str, label: str, source: str):
+        by_name: dict[str, list[dict]] = {}
+        preamble: list[dict] = []
+        custom = any(p.name == "ipolyglot_bind" for p in parsed.pieces)
+        for piece in parsed.pieces:
+            record = dict(vars(piece))
+            record["cell_id"] = cell_id
+            if custom:
+                record["binds"] = []
+                record["custom"] = piece.name == "ipolyglot_bind"
+            if piece.section == "preamble":
+                preamble.append(record)
+            else:
+                by_name.setdefault(piece.name, []).append(record)
+        decls = []
+        for name, pieces in by_name.items():
+            decls.append(Declaration(
+                name=name,
+                kind=pieces[0]["kind"],
+                source="\n".join(p["user_text"] for p in pieces),
+                cell=label,
+                first_line=pieces[0]["first_line"],
+                extra={"pieces": pieces, "cell_id": cell_id},
+            ))
+        return decls, preamble
+
+    def _drop_stale_members(self, store: DeclarationStore, decls: list[Declaration]) -> None:
+        """Out-of-line member definitions of a class redefined elsewhere would not match it."""
+        redefined = {d.name for d in decls if d.kind == "class"}
+        fresh = {d.name for d in decls}
+        for d in list(store):
+            if d.kind == "member-def" and d.name not in fresh and d.name.split("::")[0] in redefined:
+                store.remove(d.name)
+
+    def _live_cells(self) -> set[str]:
+        live = {d.extra["cell_id"] for d in self.declarations}
+        live |= {p["cell_id"] for p in self._preamble.values()}
+        return live
+
+    def _session_pieces(self, store: DeclarationStore, preamble: dict[str, dict], order: dict[str, int]) -> list[dict]:
+        pieces = list(preamble.values())
+        decls = sorted(store, key=lambda d: order.get(d.name, 1 << 30))
+        for d in decls:
+            pieces.extend(d.extra["pieces"])
+        return sorted(pieces, key=lambda p: SECTION_ORDER[p["section"]])  # stable: order kept within a section
+
+    # -- parsing (cached by cell text and context) ------------------------------------
+    def _parse(self, source, flags, ctx, inputs, outputs) -> parser.ParsedCell:
+        context_pieces = self._session_pieces(self.declarations, self._preamble, self._order)
+        full_header = unit._sections(context_pieces, header=True)
+        context_text = "".join(full_header[s] for s in unit.SECTIONS)
+        key_parts = {
+            "format": PARSE_FORMAT,
+            "cell": source,
+            "context": context_text,
+            "flags": repr((flags.std, flags.include_dirs, flags.defines())),
+            "inputs": json.dumps(inputs, sort_keys=True),
+            "outputs": json.dumps(outputs),
+            "libclang": _libclang_version(),
+        }
+        path = ctx.cache.scratch_dir("cpp-parse") / (cache_key(key_parts) + ".json")
+        if path.exists():
+            try:
+                return _parsed_from_json(json.loads(path.read_text()))
+            except (ValueError, KeyError, TypeError):
+                pass
+        started = time.perf_counter()
+        parsed = self._parse_fresh(source, flags, ctx, inputs, outputs, context_pieces, context_text)
+        ctx.verbose(f"parsed the cell with libclang in {time.perf_counter() - started:.2f} s ({parsed.mode})")
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(_parsed_to_json(parsed)))
+        os.replace(tmp, path)
+        return parsed
+
+    def _parse_fresh(self, source, flags, ctx, inputs, outputs, context_pieces, context_text) -> parser.ParsedCell:
+        include_dirs = [*flags.include_dirs, *builder.python_includes()[1::2]]
+        args = parser.parse_args(flags.std, include_dirs, flags.defines(), parser.gcc_builtin_include(ctx.toolchain().path))
+        if inputs or outputs:
+            return parser.parse_statement(source, context_text + unit.STATEMENT_HEADERS, args, inputs, outputs)
+        alone = parser.split_cell(source, "", args)
+        if not alone.errors:
+            return alone
+        guessed = {p.name for p in alone.pieces}
+        rest = [p for p in context_pieces if not _redefined(p, guessed)]
+        rest_header = unit._sections(rest, header=True)
+        in_context = parser.split_cell(source, "".join(rest_header[s] for s in unit.SECTIONS), args)
+        if not in_context.errors:
+            return in_context
+        statement = parser.parse_statement(source, context_text + unit.STATEMENT_HEADERS, args, inputs, outputs)
+        if not statement.errors:
+            return statement
+        # Neither reading parses cleanly with libclang: let g++ judge the declarations.
+        in_context.errors = []
+        in_context.warnings.append("libclang could not fully parse this cell; bindings may be incomplete")
+        return in_context
+
+    def _input_types(self, names: list[str], ctx: CellContext) -> dict[str, str]:
+        types = {}
+        for name in names:
+            if name not in ctx.user_ns:
+                raise CompileError("C++", [Diagnostic(f"-i {name}: no Python variable named {name!r}")])
+            try:
+                types[name] = cpp_type(ctx.user_ns[name], f"-i {name}")
+            except UnsupportedValue as exc:
+                raise CompileError("C++", [Diagnostic(str(exc))]) from None
+        return types
+
+    # -- building ---------------------------------------------------------------------
+    def _build(self, store, preamble, order, cell_flags, flags, options, ctx, cells, current="", statement=None, statement_cell="", body_lines=0):
+        """Build (or find in the cache) the module of a session: one object per
+        cell, each with its own cell's options, plus the binding object."""
+        pieces = self._session_pieces(store, preamble, order)
+        custom = any(p.get("custom") for p in pieces)
+        units = unit.build_units(pieces, ctx.profile, statement, statement_cell, body_lines, custom)
+        identity = builder.compiler_identity()
+        # Every unit sees every cell's #includes, so include directories are session-wide.
+        include_dirs = list(dict.fromkeys(d for f in [*cell_flags.values(), flags] for d in f.include_dirs))
+        bind_flags = dataclasses.replace(flags, include_dirs=include_dirs).bind_compile()
+        bind_parts = {"kind": "cpp-bind", "unit": units.bind, "flags": repr(bind_flags), "compiler": identity}
+        objects: dict[str, dict] = {}
+        link_flags: list[str] = []
+        for cell, text in units.user.items():
+            cflags = dataclasses.replace(cell_flags.get(cell, flags), include_dirs=include_dirs)
+            compile_flags = cflags.user_compile() + (builder.python_includes() if custom else [])
+            objects[cell] = {"kind": "cpp-object", "unit": text, "flags": repr(compile_flags), "custom": str(custom), "compiler": identity}
+            link_flags += [f for f in cflags.link() if f not in link_flags or f.startswith("-Wl")]
+        module_parts = {
+            "kind": "cpp-module",
+            "objects": " ".join(cache_key(objects[c]) for c in objects),
+            "bind": cache_key(bind_parts),
+            "link": repr(link_flags),
+            "compiler": identity,
+        }
+        module_name = "ipolyglot_cpp_" + cache_key(module_parts)[:20]
+        generated: dict[str, Path] = {}
+
+        def build_module(out: Path) -> None:
+            tc = ctx.toolchain()
+            messages: list[str] = []  # verbose lines from worker threads, printed here
+            failed = threading.Event()
+
+            def compile_object(cell: str):
+                parts = objects[cell]
+                compile_flags = eval_flags(parts["flags"])
+                if custom:
+                    header = builder.precompiled_header(ctx.cache.scratch_dir("cpp-pch"), tc.path, compile_flags, identity, messages.append)
+                    compile_flags = [*compile_flags, "-include", str(header)]
+
+                def build(d: Path) -> None:
+                    (d / "user.cpp").write_text(parts["unit"])
+                    cmd = [*builder.launcher(), tc.path, *compile_flags, "-c", str(d / "user.cpp"), "-o", str(d / "user.o")]
+                    code, text = builder.run_compiler(cmd, messages.append, failed.is_set)
+                    if code != 0:
+                        failed.set()
+                        raise CompileError("C++", builder.diagnostics(text, cells, current), text)
+
+                obj, report = ctx.cache.get_or_build(parts, build, lambda d: d / "user.o", force=options.force)
+                generated[cell] = report.path / "user.cpp"
+                return obj
+
+            def compile_bind():
+                bind_obj, report = ctx.cache.get_or_build(
+                    bind_parts, lambda d: self._build_bind(d, units.bind, bind_flags, tc.path, identity, cells, current, messages.append, failed.is_set), lambda d: d / "bind.o", force=options.force
+                )
+                messages.append(f"binding unit: {'cached' if report.cache_hit else f'compiled in {report.build_seconds:.2f} s'} ({report.path / 'bind.cpp'})")
+                return bind_obj
+
+            order_ = sorted(objects, key=lambda c: c != current)
+            with ThreadPoolExecutor(max_workers=2) as pool:
+                futures = [pool.submit(compile_object, order_[0])] if order_ else []
+                bind_future = pool.submit(compile_bind)
+                futures += [pool.submit(compile_object, c) for c in order_[1:]]
+                errors = []
+                for future in [*futures, bind_future]:
+                    try:
+                        future.result()
+                    except (CompileError, builder.Aborted) as exc:
+                        errors.append(exc)
+            for line in messages:
+                ctx.verbose(line)
+            real = [e for e in errors if isinstance(e, CompileError)]
+            if real:
+                raise real[0]
+            target = out / f"{module_name}{EXT_SUFFIX}"
+            link = [*builder.launcher(), tc.path, "-shared", str(bind_future.result()), *(str(f.result()) for f in futures), "-o", str(target), f"-Wl,--defsym=PyInit_{module_name}=PyInit_ipolyglot_bind", *link_flags]
+            code, text = builder.run_compiler(link, ctx.verbose)
+            if code != 0:
+                raise CompileError("C++", builder.diagnostics(text, cells, current) or [Diagnostic("linking failed: " + text.strip()[-2000:])], text)
+
+        def load(path: Path):
+            return _import_module(module_name, path / f"{module_name}{EXT_SUFFIX}")
+
+        with ctx.building(f"C++ cell {ctx.cell_label}") as fb:
+            module, report = ctx.cache.get_or_build(module_parts, build_module, load, force=options.force)
+            if report.cache_hit:
+                fb.outcome = "from cache"
+        self._modules.append(module)
+        if current in generated:
+            ctx.verbose(f"generated code: {generated[current]}")
+        else:
+            ctx.verbose(f"generated code: {ctx.cache.artifact_dir(cache_key(objects[current])) / 'user.cpp'}" if current in objects else f"module: {report.path}")
+        return module, report, units
+
+    def _build_bind(self, out: Path, text: str, bind_flags, compiler: str, identity: str, cells, current, verbose, abort) -> None:
+        (out / "bind.cpp").write_text(text)
+        header = builder.precompiled_header(self._pch_scratch, compiler, bind_flags, identity, verbose)
+        cmd = [*builder.launcher(), compiler, *bind_flags, "-include", str(header), "-c", str(out / "bind.cpp"), "-o", str(out / "bind.o")]
+        code, output = builder.run_compiler(cmd, verbose, abort)
+        if code != 0:
+            raise CompileError("C++", builder.diagnostics(output, cells, current), output)
+
+    def _bind_result(self, module, units: unit.Units, report) -> CellResult:
+        names = list(units.top_names)
+        names += [n for n in dir(module) if not n.startswith("_") and n not in names]
+        bind = {n: getattr(module, n) for n in names if hasattr(module, n)}
+        unbind = sorted(self._bound - set(bind))
+        self._bound = set(bind)
+        return CellResult(bind=bind, unbind=unbind, report=report)
+
+    # -- statement cells ------------------------------------------------------------
+    def _run_statement(self, source, parsed, cell_id, flags, options, ctx, cells) -> CellResult:
+        if parsed.errors:
+            raise CompileError("C++", [Diagnostic(e["message"]) for e in parsed.errors])
+        statement = parsed.statement
+        body_lines = source.count("\n") + 1
+        self._pch_scratch = ctx.cache.scratch_dir("cpp-pch")
+        module, report, _ = self._build(self.declarations, self._preamble, self._order, {**self._cell_flags, cell_id: flags}, flags, options, ctx, cells, cell_id, statement, cell_id, body_lines)
+        args = [ctx.user_ns[name] for name in statement["inputs"]]
+        result = module.ipolyglot_statement(*args)
+        outputs = list(statement["outputs"])
+        bind = dict(zip(outputs, result)) if outputs else {}
+        return CellResult(bind=bind, report=report)
+
+    # -- the session ------------------------------------------------------------------
+    def _rebuild(self, store: DeclarationStore) -> CellResult:
+        from types import SimpleNamespace
+
+        if not len(store):
+            unbind = sorted(self._bound)
+            self._bound = set()
+            return CellResult(unbind=unbind)
+        ctx = _quiet_context()
+        options = SimpleNamespace(force=False)
+        self._pch_scratch = ctx.cache.scratch_dir("cpp-pch")
+        module, report, units = self._build(store, self._preamble, self._order, self._cell_flags, self._flags, options, ctx, dict(self._cells))
+        return self._bind_result(module, units, report)
+
+    def remove(self, name: str) -> CellResult:
+        candidate = self.declarations.with_cell([])
+        candidate.remove(name)
+        result = self._rebuild(candidate)
+        self.declarations.replace_with(candidate)
+        return result
+
+    def reset(self) -> CellResult:
+        unbind = sorted(self._bound)
+        self.declarations.clear()
+        self._preamble.clear()
+        self._order.clear()
+        self._cells.clear()
+        self._cell_flags.clear()
+        self._bound = set()
+        return CellResult(unbind=unbind)
+
+    def info(self) -> dict[str, str]:
+        return {"C++ session": f"{len(self.declarations)} declarations, {len(self._modules)} modules loaded"}
+
+
+def _redefined(piece: dict, names: set[str]) -> bool:
+    name = piece.get("name", "")
+    return name in names or name.split("::")[0] in names
+
+
+def _import_module(name: str, path: Path):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _libclang_version() -> str:
+    try:
+        return metadata.version("libclang")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def _parsed_to_json(parsed: parser.ParsedCell) -> dict:
+    return {
+        "mode": parsed.mode,
+        "pieces": [vars(p) for p in parsed.pieces],
+        "warnings": parsed.warnings,
+        "errors": parsed.errors,
+        "statement": parsed.statement,
+    }
+
+
+def _parsed_from_json(data: dict) -> parser.ParsedCell:
+    return parser.ParsedCell(
+        mode=data["mode"],
+        pieces=[parser.Piece(**p) for p in data["pieces"]],
+        warnings=data["warnings"],
+        errors=data["errors"],
+        statement=data["statement"],
+    )
+
+
+def _quiet_context():
+    """What remove() needs to rebuild: the shared cache, no cell output."""
+    import contextlib
+
+    from ipolyglot.kernel.cache import BuildCache
+    from ipolyglot.kernel.backend import CellContext
+    from ipolyglot.kernel.toolchains import find_cxx
+
+    @contextlib.contextmanager
+    def building(_description):
+        yield type("Feedback", (), {"outcome": None})()
+
+    return CellContext(
+        cell_label="%polyglot", user_ns={}, cache=BuildCache(), toolchain=find_cxx,
+        verbose=lambda _m: None, warn=lambda _m: None, building=building,
+    )

@@ -1,0 +1,153 @@
+"""pybind11 registration code for the declarations libclang found.
+
+Everything here depends only on declarations (names, signatures, members),
+never on function bodies, which is what lets a body edit reuse the compiled
+binding unit.
+"""
+
+from __future__ import annotations
+
+from .templating import snippet
+
+_PYOBJECT_MARK = "pybind11::"
+
+
+def _is_char_pointer(t: str) -> bool:
+    return t.replace(" ", "") in ("constchar*", "char*")
+
+
+def _releases_gil(record: dict) -> bool:
+    """Functions that take and return only C++ values run without the GIL."""
+    types = [record["ret"], *(p["type"] for p in record["params"])]
+    return not any(_PYOBJECT_MARK in t for t in types)
+
+
+def _arg_list(params: list[dict], profiled: bool = False) -> str:
+    out = []
+    for p in params:
+        if p["default"] is None:
+            out.append(f'pybind11::arg("{p["name"]}")')
+        else:
+            value = f"std::decay_t<{p['type']}>({p['default']})"
+            out.append(f'pybind11::arg("{p["name"]}") = {value}')
+    return "".join(", " + a for a in out)
+
+
+def _policy(record: dict, method: bool) -> str:
+    ret = record["ret"].strip()
+    if ret.endswith("*") and not _is_char_pointer(ret):
+        return ", pybind11::return_value_policy::" + ("reference_internal" if method else "reference")
+    return ""
+
+
+def fnptr_type(record: dict, cls_qual: str | None = None) -> str:
+    params = ", ".join(p["type"] for p in record["params"])
+    if cls_qual and not record.get("static"):
+        return f"{record['ret']} ({cls_qual}::*)({params}){' const' if record.get('const') else ''}"
+    return f"{record['ret']} (*)({params})"
+
+
+def _profiled(record: dict, pyname: str, profile_name: str, callee: str, self_type: str | None) -> str:
+    params = list(record["params"])
+    timed, call_args = [], []
+    index = 0
+    if self_type:
+        timed.append(f"ipolyglot::timed<{self_type}, 0> self")
+        index = 1
+    for p in params:
+        timed.append(f"ipolyglot::timed<{p['type']}, {index}> a{index}")
+        call_args.append(f"ipolyglot::arg(a{index})")
+        index += 1
+    if self_type:
+        call = f"ipolyglot::arg(self).{callee}({', '.join(call_args)})"
+    else:
+        call = f"{callee}({', '.join(call_args)})"
+    release = "pybind11::gil_scoped_release release;" if _releases_gil(record) else ""
+    is_void = record["ret"].strip() == "void"
+    policy = _policy(record, self_type is not None)
+    policy_arg = policy.lstrip(", ") or "pybind11::return_value_policy::move"
+    call_result = snippet("call_void" if is_void else "call_value", release=release, call=call)
+    convert = "pybind11::none()" if is_void else f"pybind11::cast(std::forward<decltype(result)>(result), {policy_arg})"
+    return snippet(
+        "profiled_function",
+        pyname=pyname,
+        timed_params=", ".join(timed),
+        has_args="true" if index else "false",
+        call_result=call_result,
+        convert_result=convert,
+        profile_name=profile_name,
+        args=_arg_list(params),
+        policy="",
+    )
+
+
+def function_code(record: dict, profile: bool) -> str:
+    pyname = record["name"]
+    if profile:
+        return _profiled(record, pyname, ".".join([*record["ns"], pyname]), record["qual"], None)
+    extras = _policy(record, False)
+    if _releases_gil(record):
+        extras += ", pybind11::call_guard<pybind11::gil_scoped_release>()"
+    return snippet("function", pyname=pyname, fnptr=fnptr_type(record), qual=record["qual"], args=_arg_list(record["params"]), extras=extras)
+
+
+def class_code(info: dict, bound_classes: set[str], profile: bool) -> str:
+    qual = info["qual"]
+    bases = [b for b in info["bases"] if b.lstrip(":") in bound_classes]
+    lines = [snippet("class_open", qual=qual, bases="".join(", " + ("::" + b.lstrip(":")) for b in bases), name=info["name"])]
+    if not info["abstract"]:
+        if info["user_ctors"]:
+            for params in info["ctors"]:
+                lines.append(snippet("ctor", types=", ".join(p["type"] for p in params), args=_arg_list(params)))
+        else:
+            fields = [f for f in info["fields"] if not f["readonly"]]
+            params = ", ".join(f"std::decay_t<{f['type']}> {f['name']}" for f in fields)
+            assign = " ".join(f"self.{f['name']} = std::move({f['name']});" for f in fields)
+            args = "".join(f', pybind11::arg("{f["name"]}") = {qual}{{}}.{f["name"]}' for f in fields)
+            lines.append(snippet("aggregate_ctor", params=params, qual=qual, assign=assign, args=args))
+    for f in info["fields"]:
+        lines.append(snippet("field", access="readonly" if f["readonly"] else "readwrite", name=f["name"], qual=qual))
+    for m in info["methods"]:
+        if profile:
+            if m.get("static"):
+                code = _profiled(m, m["name"], f"{info['name']}.{m['name']}", f"{qual}::{m['name']}", None)
+                code = code.replace("m.def(", "cls.def_static(", 1)
+            else:
+                self_type = f"const {qual} &" if m.get("const") else f"{qual} &"
+                code = _profiled(m, m["name"], f"{info['name']}.{m['name']}", m["name"], self_type)
+                code = code.replace("m.def(", "cls.def(", 1)
+            lines.append(code)
+            continue
+        extras = _policy(m, True)
+        if _releases_gil(m):
+            extras += ", pybind11::call_guard<pybind11::gil_scoped_release>()"
+        lines.append(snippet(
+            "method",
+            static="_static" if m.get("static") else "",
+            pyname=m["name"],
+            fnptr=fnptr_type(m, qual),
+            qual=f"{qual}::{m['name']}",
+            args=_arg_list(m["params"]),
+            extras=extras,
+        ))
+    if not any(m["name"] == "__repr__" for m in info["methods"]):
+        fields = ", ".join(f'"{f["name"]}"' for f in info["fields"])
+        lines.append(snippet("repr", name=info["name"], fields=fields))
+    return "\n".join(lines)
+
+
+def enum_code(info: dict) -> str:
+    members = "\n".join(snippet("enum_member", name=n, value=int(v)) for n, v in info["values"])
+    return snippet("enum", members=members, qual=info["qual"], name=info["name"], scoped="true" if info["scoped"] else "false")
+
+
+def registration(index: int, ns: list[str], body: str) -> str:
+    """A registration function placed in the declaration's namespace, so default
+    arguments are looked up where the user wrote them."""
+    ns_open = "".join(f"namespace {n} {{ " for n in ns)
+    ns_close = " " + "}" * len(ns) if ns else ""
+    return snippet("register", ns_open=ns_open, ns_close=ns_close, index=index, body=body)
+
+
+def module_var(ns: list[str]) -> str:
+    return "m" if not ns else "ipolyglot_ns_" + "_".join(ns)

@@ -1,0 +1,196 @@
+"""Compiling and linking a %%cpp build, and reading g++'s errors back into cell lines.
+
+A build is two objects linked into one extension module:
+  * the user unit (the cells' code, no pybind11) at the cell's -O level, and
+  * the binding unit (pybind11 registrations), compiled at -O1 with a
+    precompiled header of pybind11 and ipolyglot's casters, and cached by its
+    own text, which holds declarations only.
+pybind11's large fixed compile cost is thus paid when signatures change, not
+when function bodies do. The precompiled header is built once per compiler
+and flag set and kept in the build cache's scratch space.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from filelock import FileLock
+
+from ipolyglot.kernel.diagnostics import CompileError, Diagnostic
+
+from .templating import INCLUDE_DIR, TEMPLATES
+
+BIND_OPT = "-O1"
+
+
+@dataclass
+class Flags:
+    """Everything from the cell's options that changes a build."""
+
+    opt: str = "-O2"
+    std: str = "c++17"
+    debug: bool = False
+    include_dirs: list[str] = field(default_factory=list)
+    lib_dirs: list[str] = field(default_factory=list)
+    libs: list[str] = field(default_factory=list)
+    cflags: list[str] = field(default_factory=list)
+    ldflags: list[str] = field(default_factory=list)
+
+    def canonical(self) -> str:
+        return repr((self.opt, self.std, self.debug, self.include_dirs, self.lib_dirs, self.libs, self.cflags, self.ldflags))
+
+    def defines(self) -> list[str]:
+        return [f[2:] for f in self.cflags if f.startswith("-D")]
+
+    def common(self) -> list[str]:
+        flags = [f"-std={self.std}", "-fPIC", "-fvisibility=hidden", "-fdiagnostics-color=never", "-fno-diagnostics-show-caret", "-fmax-errors=8"]
+        for d in self.include_dirs:
+            flags += ["-I", d]
+        return flags + list(self.cflags)
+
+    def user_compile(self) -> list[str]:
+        level = ["-g", "-O0"] if self.debug else [self.opt]
+        return self.common() + level
+
+    def bind_compile(self) -> list[str]:
+        return self.common() + [BIND_OPT, *python_includes()]
+
+    def link(self) -> list[str]:
+        flags = ["-shared"]
+        for d in self.lib_dirs:
+            flags += ["-L", d, f"-Wl,-rpath,{d}"]
+        flags += [f"-l{lib}" for lib in self.libs]
+        return flags + list(self.ldflags)
+
+
+def python_includes() -> list[str]:
+    import pybind11
+
+    return ["-I", str(INCLUDE_DIR), "-I", pybind11.get_include(), "-I", sysconfig.get_paths()["include"]]
+
+
+def compiler_identity() -> str:
+    """Which compiler a build would use, found without starting it (cache hits
+    must not run the compiler): the same search as toolchains.find_cxx, keyed
+    by the binary's path, size and modification time."""
+    explicit = os.environ.get("CXX")
+    candidates = [explicit] if explicit else ["c++", "g++", "clang++"]
+    for name in candidates:
+        path = shutil.which(name) or (name if os.path.isfile(name) else None)
+        if path:
+            real = os.path.realpath(path)
+            try:
+                st = os.stat(real)
+            except OSError:
+                continue
+            return f"{path}|{real}|{st.st_size}|{st.st_mtime_ns}"
+    return "none"
+
+
+def launcher() -> list[str]:
+    ccache = shutil.which("ccache")
+    return [ccache] if ccache else []
+
+
+class Aborted(Exception):
+    """A compile stopped because a sibling compile already failed."""
+
+
+def run_compiler(argv: list[str], verbose, abort=None) -> tuple[int, str]:
+    """Run one compiler command; `abort()` returning true stops it early."""
+    verbose("$ " + " ".join(argv))
+    env = {**os.environ, "CCACHE_SLOPPINESS": "pch_defines,time_macros,include_file_mtime,include_file_ctime"}
+    with tempfile.TemporaryFile(mode="w+") as log:
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, text=True, env=env)
+        while True:
+            try:
+                proc.wait(timeout=0.05)
+                break
+            except subprocess.TimeoutExpired:
+                if abort is not None and abort():
+                    proc.kill()
+                    proc.wait()
+                    raise Aborted()
+        log.seek(0)
+        return proc.returncode, log.read()
+
+
+def _pch_source() -> str:
+    return (TEMPLATES / "pch.hpp").read_text()
+
+
+def _pch_inputs_digest() -> str:
+    digest = hashlib.sha256(_pch_source().encode())
+    for path in sorted(INCLUDE_DIR.rglob("*")):
+        if path.is_file():
+            digest.update(path.read_bytes())
+    import pybind11
+
+    digest.update(pybind11.__version__.encode())
+    digest.update(sys.version.encode())
+    return digest.hexdigest()
+
+
+def precompiled_header(scratch: Path, compiler: str, flags: list[str], identity: str, verbose) -> Path:
+    """The precompiled header for these flags (built once, then reused by every build).
+
+    IPOLYGLOT_CPP_NO_PCH=1 returns the plain header instead (for measuring what
+    the precompiled header saves)."""
+    if os.environ.get("IPOLYGLOT_CPP_NO_PCH") == "1":
+        return TEMPLATES / "pch.hpp"
+    key = hashlib.sha256("\n".join([identity, _pch_inputs_digest(), *flags]).encode()).hexdigest()[:24]
+    home = scratch / key
+    header = home / "ipolyglot_pch.hpp"
+    gch = home / "ipolyglot_pch.hpp.gch"
+    if gch.exists():
+        return header
+    home.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with FileLock(str(home / "lock")):
+        if gch.exists():
+            return header
+        header.write_text(_pch_source())
+        fd, tmp = tempfile.mkstemp(prefix="pch-", suffix=".gch", dir=home)
+        os.close(fd)
+        started = time.perf_counter()
+        code, out = run_compiler([*launcher(), compiler, *flags, "-x", "c++-header", str(header), "-o", tmp], verbose)
+        if code != 0:
+            Path(tmp).unlink(missing_ok=True)
+            raise CompileError("C++", [Diagnostic("building the precompiled header failed:\n" + out.strip()[-3000:])], out)
+        os.rename(tmp, gch)
+        verbose(f"precompiled header built in {time.perf_counter() - started:.2f} s: {gch}")
+    return header
+
+
+_DIAG = re.compile(r"^(?P<file>[^:\n]+):(?P<line>\d+):(?:(?P<col>\d+):)? (?P<sev>fatal error|error|warning|note): (?P<msg>.*)$")
+
+
+def diagnostics(output: str, cells: dict[str, tuple[str, str | None]], current: str) -> list[Diagnostic]:
+    """g++ errors mapped to cells: `cells` maps a #line file name to (cell text, label)."""
+    found: list[Diagnostic] = []
+    for line in output.splitlines():
+        m = _DIAG.match(line)
+        if not m or m.group("sev") not in ("error", "fatal error"):
+            continue
+        file, lineno = m.group("file"), int(m.group("line"))
+        col = int(m.group("col")) if m.group("col") else None
+        msg = m.group("msg")
+        if file in cells:
+            text, label = cells[file]
+            lines = text.split("\n")
+            source = lines[lineno - 2] if 0 <= lineno - 2 < len(lines) else None
+            found.append(Diagnostic(msg, lineno, col, source, None if file == current else label))
+        else:
+            found.append(Diagnostic(f"{msg} (in generated code {os.path.basename(file)}:{lineno})"))
+    # Errors in the user's cells first: generated-code errors usually follow from them.
+    found.sort(key=lambda d: d.line is None)
+    return found

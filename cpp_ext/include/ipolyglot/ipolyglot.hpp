@@ -1,0 +1,227 @@
+// ipolyglot's additions to pybind11, included (precompiled) by every binding unit.
+//
+// * Contiguous numeric std::vector / std::array cross in bulk: any object that
+//   exports a C-contiguous buffer of the exact element type (numpy arrays,
+//   array.array, memoryview, bytes for 8-bit types) is copied with one memcpy;
+//   other buffers and sequences fall back to pybind11's element-wise caster.
+//   Numeric vectors come back as numpy arrays (one allocation, one memcpy).
+// * C++ enums become real Python enum.Enum / enum.IntEnum classes, converted
+//   by value; nothing is registered globally, so redefining an enum in a later
+//   build never clashes with the earlier one.
+// * A readable repr for bound structs, and the per-call boundary profiler hook.
+#pragma once
+
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+#include <pybind11/complex.h>
+#include <pybind11/functional.h>
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+namespace ipolyglot {
+namespace py = pybind11;
+
+// The struct-module format character(s) a buffer of T may carry.
+template <typename T> bool format_matches(const char *fmt, Py_ssize_t itemsize) {
+    if (itemsize != static_cast<Py_ssize_t>(sizeof(T)) || fmt == nullptr) return false;
+    while (*fmt == '@' || *fmt == '=' || *fmt == '<' || *fmt == '!' || *fmt == '>') {
+        if (*fmt == '>' || *fmt == '!') return false;  // big-endian: not a bit copy
+        ++fmt;
+    }
+    char c = fmt[0];
+    if (c == '\0' || fmt[1] != '\0') return false;
+    if (std::is_same<T, bool>::value) return c == '?';
+    if (std::is_floating_point<T>::value) return (sizeof(T) == 4 && c == 'f') || (sizeof(T) == 8 && c == 'd');
+    if (std::is_signed<T>::value) return c == 'b' || c == 'h' || c == 'i' || c == 'l' || c == 'q' || c == 'n';
+    return c == 'B' || c == 'H' || c == 'I' || c == 'L' || c == 'Q' || c == 'N' || (sizeof(T) == 1 && c == 'c');
+}
+
+template <typename T> const char *numpy_dtype() {
+    if (std::is_same<T, bool>::value) return "bool";
+    if (std::is_floating_point<T>::value) return sizeof(T) == 4 ? "float32" : "float64";
+    switch (sizeof(T)) {
+        case 1: return std::is_signed<T>::value ? "int8" : "uint8";
+        case 2: return std::is_signed<T>::value ? "int16" : "uint16";
+        case 4: return std::is_signed<T>::value ? "int32" : "uint32";
+        default: return std::is_signed<T>::value ? "int64" : "uint64";
+    }
+}
+
+// Copies a matching C-contiguous buffer into dst (resized by `reserve`); false if none.
+template <typename T, typename Reserve> bool load_buffer(py::handle src, Reserve reserve) {
+    if (!PyObject_CheckBuffer(src.ptr()) || PyUnicode_Check(src.ptr())) return false;
+    Py_buffer view;
+    if (PyObject_GetBuffer(src.ptr(), &view, PyBUF_FORMAT | PyBUF_C_CONTIGUOUS) != 0) {
+        PyErr_Clear();
+        return false;
+    }
+    bool ok = view.ndim <= 1 && format_matches<T>(view.format, view.itemsize);
+    if (ok) {
+        std::size_t n = static_cast<std::size_t>(view.len / view.itemsize);
+        T *dst = reserve(n);
+        ok = dst != nullptr;
+        if (ok && n) std::memcpy(dst, view.buf, n * sizeof(T));
+    }
+    PyBuffer_Release(&view);
+    return ok;
+}
+
+// A new 1-d numpy array holding a copy of n elements.
+template <typename T> py::handle to_numpy(const T *data, std::size_t n) {
+    static py::object empty = py::module_::import("numpy").attr("empty");
+    py::object arr = empty(n, numpy_dtype<T>());
+    Py_buffer view;
+    if (PyObject_GetBuffer(arr.ptr(), &view, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS) != 0) throw py::error_already_set();
+    if (n) std::memcpy(view.buf, data, n * sizeof(T));
+    PyBuffer_Release(&view);
+    return arr.release();
+}
+
+// Converts a Python enum member to and from a C++ enum by value.
+template <typename E> struct enum_class_holder {
+    static PyObject *&type() { static PyObject *t = nullptr; return t; }
+};
+
+inline std::int64_t now_ns() {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(
+               std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+// When the current profiled call began converting its arguments (per thread).
+inline std::int64_t &call_start() { thread_local std::int64_t t = 0; return t; }
+
+// A profiled function's parameter: loads like T, and the first one notes the time.
+template <typename T, int I> struct timed { pybind11::detail::make_caster<T> *caster; };
+
+template <typename T, int I> decltype(auto) arg(timed<T, I> &t) {
+    return pybind11::detail::cast_op<T>(std::move(*t.caster));
+}
+
+// Records one call's four phases with ipolyglot.kernel.profiling.PROFILER.
+inline void record_call(const char *name, std::int64_t t0, std::int64_t t1, std::int64_t t2, std::int64_t t3) {
+    static py::object record = py::module_::import("ipolyglot.kernel.profiling").attr("PROFILER").attr("record");
+    record("cpp", name, t3 - t0, t1 - t0, t2 - t1, t3 - t2);
+}
+
+// "Name(field=repr, ...)" from the object's public data members.
+inline std::string repr_fields(py::handle self, const char *name, std::initializer_list<const char *> fields) {
+    std::string out = name;
+    out += "(";
+    bool first = true;
+    for (const char *f : fields) {
+        if (!first) out += ", ";
+        first = false;
+        out += f;
+        out += "=";
+        out += py::repr(self.attr(f)).cast<std::string>();
+    }
+    return out + ")";
+}
+
+// Makes a Python enum class (enum.Enum for `enum class`, enum.IntEnum otherwise).
+inline py::object make_enum(py::handle scope, const char *name, bool scoped, py::list members) {
+    py::object base = py::module_::import("enum").attr(scoped ? "Enum" : "IntEnum");
+    py::object cls = base(name, members);
+    cls.attr("__module__") = scope.attr("__name__");
+    scope.attr(name) = cls;
+    return cls;
+}
+}  // namespace ipolyglot
+
+namespace pybind11 { namespace detail {
+
+template <typename Vector, typename T> struct ipolyglot_numeric_vector_caster {
+    using base = list_caster<Vector, T>;
+    bool load(handle src, bool convert) {
+        bool bulk = ipolyglot::load_buffer<T>(src, [this](std::size_t n) { value.resize(n); return value.data(); });
+        if (bulk) return true;
+        if (PyErr_Occurred()) throw error_already_set();
+        base fallback;
+        if (!fallback.load(src, convert)) return false;
+        value = std::move(static_cast<Vector &>(fallback));
+        return true;
+    }
+    template <typename V> static handle cast(V &&src, return_value_policy, handle) {
+        return ipolyglot::to_numpy<T>(src.data(), src.size());
+    }
+    PYBIND11_TYPE_CASTER(Vector, io_name("collections.abc.Buffer | collections.abc.Sequence[float]", "numpy.ndarray"));
+};
+
+template <typename T, std::size_t N> struct ipolyglot_numeric_array_caster {
+    using Array = std::array<T, N>;
+    using base = array_caster<Array, T, false, N>;
+    bool load(handle src, bool convert) {
+        bool size_ok = true;
+        bool bulk = ipolyglot::load_buffer<T>(src, [this, &size_ok](std::size_t n) -> T * {
+            size_ok = n == N;
+            return size_ok ? value.data() : nullptr;
+        });
+        if (bulk) return true;
+        if (!size_ok) return false;
+        base fallback;
+        if (!fallback.load(src, convert)) return false;
+        value = static_cast<Array &>(fallback);
+        return true;
+    }
+    template <typename A> static handle cast(A &&src, return_value_policy, handle) {
+        return ipolyglot::to_numpy<T>(src.data(), N);
+    }
+    PYBIND11_TYPE_CASTER(Array, io_name("collections.abc.Buffer | collections.abc.Sequence[float]", "numpy.ndarray"));
+};
+
+#define IPOLYGLOT_NUMERIC_CASTERS(T)                                                                     \
+    template <> struct type_caster<std::vector<T>> : ipolyglot_numeric_vector_caster<std::vector<T>, T> {}; \
+    template <std::size_t N> struct type_caster<std::array<T, N>> : ipolyglot_numeric_array_caster<T, N> {};
+
+IPOLYGLOT_NUMERIC_CASTERS(float)
+IPOLYGLOT_NUMERIC_CASTERS(double)
+IPOLYGLOT_NUMERIC_CASTERS(signed char)
+IPOLYGLOT_NUMERIC_CASTERS(unsigned char)
+IPOLYGLOT_NUMERIC_CASTERS(short)
+IPOLYGLOT_NUMERIC_CASTERS(unsigned short)
+IPOLYGLOT_NUMERIC_CASTERS(int)
+IPOLYGLOT_NUMERIC_CASTERS(unsigned int)
+IPOLYGLOT_NUMERIC_CASTERS(long)
+IPOLYGLOT_NUMERIC_CASTERS(unsigned long)
+IPOLYGLOT_NUMERIC_CASTERS(long long)
+IPOLYGLOT_NUMERIC_CASTERS(unsigned long long)
+#undef IPOLYGLOT_NUMERIC_CASTERS
+
+// A C++ enum <-> the Python enum class made for it by ipolyglot::make_enum.
+template <typename E> struct ipolyglot_enum_caster {
+    using U = typename std::underlying_type<E>::type;
+    bool load(handle src, bool) {
+        PyObject *cls = ipolyglot::enum_class_holder<E>::type();
+        if (cls == nullptr || !isinstance(src, handle(cls))) return false;
+        value = static_cast<E>(src.attr("value").cast<U>());
+        return true;
+    }
+    static handle cast(E src, return_value_policy, handle) {
+        PyObject *cls = ipolyglot::enum_class_holder<E>::type();
+        return handle(cls)(static_cast<U>(src)).release();
+    }
+    PYBIND11_TYPE_CASTER(E, const_name("enum.Enum"));
+};
+
+template <typename T, int I> class type_caster<ipolyglot::timed<T, I>> {
+    make_caster<T> inner;
+
+public:
+    bool load(handle src, bool convert) {
+        if (I == 0) ipolyglot::call_start() = ipolyglot::now_ns();
+        return inner.load(src, convert);
+    }
+    static constexpr auto name = make_caster<T>::name;
+    template <typename U> using cast_op_type = ipolyglot::timed<T, I>;
+    operator ipolyglot::timed<T, I>() { return {&inner}; }
+};
+}}  // namespace pybind11::detail
+
+#define IPOLYGLOT_ENUM_CASTER(E) \
+    namespace pybind11 { namespace detail { template <> struct type_caster<E> : ipolyglot_enum_caster<E> {}; }}

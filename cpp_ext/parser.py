@@ -1,0 +1,528 @@
+"""Finding what a %%cpp cell declares, with libclang (a real C++ parser).
+
+A cell is parsed after the session's earlier declarations (so it may use their
+types), split into top-level pieces, and each piece becomes a record: its
+Python name, its text for the user unit, its text for the binding unit (the
+same text with the bodies of bound functions removed, so a body edit leaves the
+binding unit unchanged), and what the bindings need to know about it.
+A cell whose body does not parse as declarations but parses as the body of a
+function is a statement cell.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import subprocess
+from dataclasses import dataclass, field
+from typing import Any
+
+import clang.cindex as ci
+
+CK = ci.CursorKind
+CELL_PATH = "/ipolyglot/cell.cpp"
+MAIN_PATH = "/ipolyglot/main.cpp"
+STATEMENT_FN = "ipolyglot_statement"
+
+_TYPE_KINDS = {CK.STRUCT_DECL, CK.CLASS_DECL, CK.UNION_DECL, CK.ENUM_DECL}
+_TEMPLATE_KINDS = {CK.FUNCTION_TEMPLATE, CK.CLASS_TEMPLATE, CK.CLASS_TEMPLATE_PARTIAL_SPECIALIZATION, CK.TYPE_ALIAS_TEMPLATE_DECL}
+_MEMBER_DEF_KINDS = {CK.CXX_METHOD, CK.CONSTRUCTOR, CK.DESTRUCTOR, CK.CONVERSION_FUNCTION}
+
+
+@dataclass
+class Piece:
+    """One top-level declaration of a cell (all same-named pieces are merged later)."""
+
+    name: str  # Python-visible name: "f", "geo.P"; "" for preamble text
+    kind: str  # func, class, enum, template, typedef, var, member-def, block, preamble
+    section: str  # preamble | type | proto-free | other | func: where it goes in the unit
+    ns: list[str]
+    user_text: str
+    header_text: str
+    proto_text: str = ""  # a prototype without default arguments (free functions)
+    first_line: int = 1  # cell line of the text's first line (%%cpp line = 1)
+    column: int = 1
+    binds: list[dict] = field(default_factory=list)  # binding records
+    keep: list[str] = field(default_factory=list)  # member-pointer expressions to emit
+
+
+@dataclass
+class ParsedCell:
+    mode: str  # "decls" or "statement"
+    pieces: list[Piece] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    errors: list[dict] = field(default_factory=list)  # libclang errors when nothing parsed
+    statement: dict[str, Any] | None = None
+
+
+@functools.lru_cache(maxsize=None)
+def gcc_builtin_include(compiler: str) -> str | None:
+    """libclang from PyPI ships without its builtin headers; g++'s serve (stddef.h...)."""
+    try:
+        out = subprocess.run([compiler, "-print-file-name=include"], capture_output=True, text=True, timeout=60)
+    except OSError:
+        return None
+    path = out.stdout.strip()
+    return path if path and path != "include" else None
+
+
+_INDEX: ci.Index | None = None
+
+
+def _index() -> ci.Index:
+    global _INDEX
+    if _INDEX is None:
+        _INDEX = ci.Index.create()
+    return _INDEX
+
+
+def parse_args(std: str, include_dirs: list[str], defines: list[str], builtin_include: str | None) -> list[str]:
+    args = ["-x", "c++", f"-std={std}", "-Wno-everything"]
+    if builtin_include:
+        args += ["-isystem", builtin_include]
+    for d in include_dirs:
+        args += ["-I", d]
+    for d in defines:
+        args += [f"-D{d}"]
+    return args
+
+
+def _parse(main_text: str, files: dict[str, str], args: list[str], skip_bodies: bool) -> ci.TranslationUnit:
+    options = ci.TranslationUnit.PARSE_SKIP_FUNCTION_BODIES if skip_bodies else 0
+    unsaved = [(MAIN_PATH, main_text)] + list(files.items())
+    return _index().parse(MAIN_PATH, args=args, unsaved_files=unsaved, options=options)
+
+
+def _cell_errors(tu: ci.TranslationUnit, path: str) -> list[dict]:
+    found = []
+    for diag in tu.diagnostics:
+        if diag.severity >= ci.Diagnostic.Error:
+            loc = diag.location
+            in_cell = loc.file is not None and loc.file.name == path
+            found.append({"message": diag.spelling, "line": loc.line if in_cell else None, "column": loc.column if in_cell else None, "in_cell": in_cell})
+    return found
+
+
+class _Text:
+    """The cell as bytes, since libclang reports byte offsets."""
+
+    def __init__(self, text: str):
+        self.data = text.encode()
+
+    def cut(self, start: int, end: int) -> str:
+        return self.data[start:end].decode(errors="replace")
+
+
+def split_cell(body: str, context_header: str, args: list[str]) -> ParsedCell:
+    """Parse a cell as declarations after `context_header` (the session's declarations)."""
+    tu = _parse(context_header + f'\n#include "{CELL_PATH}"\n', {CELL_PATH: body}, args, skip_bodies=False)
+    errors = [e for e in _cell_errors(tu, CELL_PATH) if e["in_cell"]]
+    parsed = ParsedCell(mode="decls", errors=errors)
+    text = _Text(body)
+    covered: list[tuple[int, int]] = []
+    for cursor in tu.cursor.get_children():
+        if _in_cell(cursor):
+            _collect(cursor, [], text, parsed, covered)
+    _collect_preamble(text, covered, parsed)
+    return parsed
+
+
+def _in_cell(cursor: ci.Cursor) -> bool:
+    f = cursor.location.file
+    return f is not None and f.name == CELL_PATH
+
+
+def _extent(cursor: ci.Cursor, text: _Text) -> tuple[int, int]:
+    start, end = cursor.extent.start.offset, cursor.extent.end.offset
+    rest = text.data[end:]
+    stripped = rest.lstrip(b" \t")
+    if stripped.startswith(b";"):
+        end += len(rest) - len(stripped) + 1
+    return start, end
+
+
+def _line_col(text: _Text, offset: int) -> tuple[int, int]:
+    before = text.data[:offset]
+    line = before.count(b"\n") + 1
+    col = offset - (before.rfind(b"\n") + 1) + 1
+    return line + 1, col  # the %%cpp line is line 1
+
+
+def _qual(ns: list[str], name: str) -> str:
+    return "::" + "::".join([*ns, name]) if ns else "::" + name
+
+
+def _pyname(ns: list[str], name: str) -> str:
+    return ".".join([*ns, name])
+
+
+def _collect(cursor: ci.Cursor, ns: list[str], text: _Text, parsed: ParsedCell, covered: list) -> None:
+    kind = cursor.kind
+    if kind == CK.NAMESPACE:
+        if not cursor.spelling:
+            start, end = _extent(cursor, text)
+            covered.append((start, end))
+            parsed.pieces.append(_piece(text, start, end, f"(anonymous namespace at line {_line_col(text, start)[0]})", "block", "other", ns))
+            parsed.warnings.append("an anonymous namespace is compiled but not bound (its names are private to the cell)")
+            return
+        for child in cursor.get_children():
+            if _in_cell(child):
+                _collect(child, [*ns, cursor.spelling], text, parsed, covered)
+        return
+    start, end = _extent(cursor, text)
+    covered.append((start, end))
+    name = cursor.spelling
+    if kind in (CK.USING_DIRECTIVE, CK.USING_DECLARATION, CK.NAMESPACE_ALIAS, CK.STATIC_ASSERT):
+        piece = _piece(text, start, end, "", "preamble", "preamble", ns)
+        piece.name = f"#{kind.name.lower()}:{piece.user_text.strip()}"
+        parsed.pieces.append(piece)
+    elif kind == CK.FUNCTION_DECL:
+        parsed.pieces.append(_function_piece(cursor, ns, text, start, end, parsed))
+    elif kind in _TYPE_KINDS:
+        if kind == CK.ENUM_DECL:
+            parsed.pieces.append(_enum_piece(cursor, ns, text, start, end, parsed))
+        elif kind == CK.UNION_DECL:
+            parsed.pieces.append(_piece(text, start, end, _pyname(ns, name), "type", "type", ns))
+            parsed.warnings.append(f"union {name!r} is not bound (only used from C++)")
+        else:
+            parsed.pieces.append(_class_piece(cursor, ns, text, start, end, parsed))
+    elif kind in _TEMPLATE_KINDS:
+        parsed.pieces.append(_piece(text, start, end, _pyname(ns, name), "template", "other", ns))
+        parsed.warnings.append(f"template {_pyname(ns, name)!r} is not bound (templates cannot cross to Python; call it from a bound function)")
+    elif kind in (CK.TYPEDEF_DECL, CK.TYPE_ALIAS_DECL):
+        parsed.pieces.append(_piece(text, start, end, _pyname(ns, name), "typedef", "type", ns))
+    elif kind == CK.VAR_DECL:
+        parsed.pieces.append(_var_piece(cursor, ns, text, start, end))
+    elif kind in _MEMBER_DEF_KINDS:
+        parent = cursor.semantic_parent
+        piece = _piece(text, start, end, f"{_pyname(ns, parent.spelling)}::{name}@{start}", "member-def", "func", ns)
+        piece.name = _member_def_name(cursor, ns)
+        if parent.kind != CK.CLASS_TEMPLATE:
+            piece.header_text = ""
+        parsed.pieces.append(piece)
+    elif kind == CK.LINKAGE_SPEC:
+        piece = _piece(text, start, end, "", "block", "func", ns)
+        names = []
+        for child in cursor.get_children():
+            if child.kind == CK.FUNCTION_DECL:
+                names.append(child.spelling)
+                record = _function_record(child, ns, text, parsed)
+                if record:
+                    piece.binds.append(record)
+        piece.name = _pyname(ns, ",".join(names) or f'extern "C"@{start}')
+        parsed.pieces.append(piece)
+    else:
+        parsed.pieces.append(_piece(text, start, end, f"{kind.name.lower()}@{start}", "other", "other", ns))
+        parsed.warnings.append(f"{kind.name.lower().replace('_', ' ')} {name!r} is compiled but not bound")
+
+
+def _member_def_name(cursor: ci.Cursor, ns: list[str]) -> str:
+    parent = cursor.semantic_parent
+    return f"{_pyname(ns, parent.spelling)}::{cursor.spelling}({cursor.type.spelling})"
+
+
+def _piece(text: _Text, start: int, end: int, name: str, kind: str, section: str, ns: list[str]) -> Piece:
+    body = text.cut(start, end)
+    line, col = _line_col(text, start)
+    return Piece(name=name, kind=kind, section=section, ns=list(ns), user_text=body, header_text=body, first_line=line, column=col)
+
+
+def _tokens_after(cursor: ci.Cursor, offset: int) -> list[ci.Token]:
+    return [t for t in cursor.get_tokens() if t.extent.start.offset >= offset]
+
+
+def _body_start(cursor: ci.Cursor) -> int | None:
+    """Offset where a function definition's body (or constructor initializers) begins."""
+    name_offset = cursor.location.offset
+    depth = 0
+    seen_params = False
+    for tok in _tokens_after(cursor, name_offset):
+        s = tok.spelling
+        if s in ("(", "["):
+            depth += 1
+            seen_params = True
+        elif s in (")", "]"):
+            depth -= 1
+        elif depth == 0 and seen_params and s in ("{", ":", "try"):
+            return tok.extent.start.offset
+    return None
+
+
+def _strip_body(cursor: ci.Cursor, text: _Text, start: int, end: int, piece_text: str) -> str:
+    """The piece's text with this function's body replaced by `;`.
+
+    The binding unit carries no line markers, so a body edit that adds lines
+    leaves its text, and therefore its cached object, unchanged."""
+    body = _body_start(cursor)
+    if body is None:
+        return piece_text
+    fn_end = cursor.extent.end.offset
+    a, b = body - start, fn_end - start
+    raw = text.data[start:end]
+    return (raw[:a] + b";" + raw[b:]).decode(errors="replace")
+
+
+def _canonical(t: ci.Type) -> str:
+    return t.get_canonical().spelling
+
+
+def _param_records(cursor: ci.Cursor, text: _Text) -> list[dict] | None:
+    params = []
+    for i, arg in enumerate(cursor.get_arguments()):
+        default = None
+        toks = list(arg.get_tokens())
+        for j, tok in enumerate(toks):
+            if tok.spelling == "=":
+                default = text.cut(tok.extent.end.offset, arg.extent.end.offset).strip()
+                break
+        params.append({"name": arg.spelling or f"arg{i}", "type": _canonical(arg.type), "default": default})
+    return params
+
+
+_UNBINDABLE_TYPE = re.compile(r"\(anonymous|\(lambda|\(unnamed")
+
+
+def _function_record(cursor: ci.Cursor, ns: list[str], text: _Text, parsed: ParsedCell, cls: str | None = None) -> dict | None:
+    name = cursor.spelling
+    where = f"{cls}::{name}" if cls else _pyname(ns, name)
+    if name.startswith("operator"):
+        return None
+    if cursor.type.kind == ci.TypeKind.FUNCTIONPROTO and cursor.type.is_function_variadic():
+        parsed.warnings.append(f"{where!r} is not bound: variadic functions cannot be called from Python")
+        return None
+    params = _param_records(cursor, text)
+    ret = _canonical(cursor.result_type)
+    for t in [ret, *(p["type"] for p in params)]:
+        if _UNBINDABLE_TYPE.search(t):
+            parsed.warnings.append(f"{where!r} is not bound: type {t!r} cannot cross to Python")
+            return None
+    record = {"name": name, "ret": ret, "params": params, "qual": _qual(ns, name), "ns": list(ns)}
+    if cls:
+        record["static"] = cursor.is_static_method()
+        record["const"] = cursor.is_const_method()
+    return record
+
+
+def _fnptr_type(record: dict, cls_qual: str | None = None) -> str:
+    params = ", ".join(p["type"] for p in record["params"])
+    if cls_qual and not record.get("static"):
+        return f"{record['ret']} ({cls_qual}::*)({params}){' const' if record.get('const') else ''}"
+    return f"{record['ret']} (*)({params})"
+
+
+def _is_strippable(cursor: ci.Cursor) -> bool:
+    """A body the binding unit need not see: it is compiled once, in the user unit.
+
+    Inline, constexpr and deduced-return functions must stay visible, and so
+    must free functions with internal linkage (the binding unit could not
+    reach the user unit's copy).
+    """
+    if not cursor.is_definition():
+        return False
+    toks = [t.spelling for t in cursor.get_tokens()]
+    head = set(toks[: toks.index("(")] if "(" in toks else toks)
+    if head & {"inline", "constexpr", "consteval", "auto", "decltype"}:
+        return False
+    if "static" in head and cursor.kind != CK.CXX_METHOD:
+        return False
+    return True
+
+
+def _function_piece(cursor, ns, text, start, end, parsed) -> Piece:
+    piece = _piece(text, start, end, _pyname(ns, cursor.spelling), "func", "func", ns)
+    record = _function_record(cursor, ns, text, parsed)
+    if record:
+        piece.binds.append(record)
+    if _is_strippable(cursor):
+        piece.header_text = _strip_body(cursor, text, start, end, piece.user_text)
+        piece.proto_text = _prototype(cursor, text, start, piece.header_text)
+    elif not cursor.is_definition():
+        piece.proto_text = ""
+    return piece
+
+
+def _prototype(cursor: ci.Cursor, text: _Text, start: int, header_text: str) -> str:
+    """The declaration without default arguments (placed before every function body)."""
+    raw = header_text.encode()
+    cuts = []
+    for arg in cursor.get_arguments():
+        toks = list(arg.get_tokens())
+        for tok in toks:
+            if tok.spelling == "=":
+                cuts.append((tok.extent.start.offset - start, arg.extent.end.offset - start))
+                break
+    for a, b in reversed(cuts):
+        raw = raw[:a] + raw[b:]
+    proto = raw.decode(errors="replace")
+    semi = proto.find(";", proto.find(")") if ")" in proto else 0)
+    return re.sub(r"\s+", " ", proto[: semi + 1] if semi >= 0 else proto).strip()
+
+
+def _enum_piece(cursor, ns, text, start, end, parsed) -> Piece:
+    piece = _piece(text, start, end, _pyname(ns, cursor.spelling), "enum", "type", ns)
+    if not cursor.is_definition() or not cursor.spelling:
+        return piece
+    values = [(c.spelling, c.enum_value) for c in cursor.get_children() if c.kind == CK.ENUM_CONSTANT_DECL]
+    piece.binds.append({
+        "enum": True,
+        "name": cursor.spelling,
+        "qual": _qual(ns, cursor.spelling),
+        "ns": list(ns),
+        "scoped": cursor.is_scoped_enum(),
+        "values": values,
+    })
+    return piece
+
+
+def _class_piece(cursor, ns, text, start, end, parsed) -> Piece:
+    name = cursor.spelling
+    piece = _piece(text, start, end, _pyname(ns, name), "class", "type", ns)
+    if not cursor.is_definition() or not name:
+        return piece
+    qual = _qual(ns, name)
+    info: dict[str, Any] = {"class": True, "name": name, "qual": qual, "ns": list(ns), "fields": [], "ctors": [], "methods": [], "bases": [], "abstract": cursor.is_abstract_record(), "user_ctors": False}
+    members = list(cursor.get_children())
+    polymorphic = any(m.kind == CK.CXX_METHOD and m.is_virtual_method() for m in members)
+    header = piece.user_text
+    strip: list[ci.Cursor] = []
+    for m in members:
+        public = m.access_specifier == ci.AccessSpecifier.PUBLIC
+        if m.kind == CK.CXX_BASE_SPECIFIER and public:
+            info["bases"].append(_canonical(m.type))
+        elif m.kind == CK.CONSTRUCTOR:
+            info["user_ctors"] = True
+            if public and not (m.is_copy_constructor() or m.is_move_constructor() or m.is_deleted_method()):
+                info["ctors"].append(_param_records(m, text))
+        elif m.kind == CK.DESTRUCTOR and not public:
+            parsed.warnings.append(f"class {qual[2:]!r} is not bound: its destructor is not public")
+            return piece
+        elif m.kind == CK.FIELD_DECL and public:
+            t = m.type
+            if t.kind in (ci.TypeKind.CONSTANTARRAY, ci.TypeKind.LVALUEREFERENCE, ci.TypeKind.RVALUEREFERENCE) or m.is_bitfield():
+                parsed.warnings.append(f"member {name}.{m.spelling} is not bound (C arrays, references and bit-fields cannot be Python attributes)")
+                continue
+            info["fields"].append({"name": m.spelling, "type": _canonical(t), "readonly": t.is_const_qualified()})
+        elif m.kind == CK.CXX_METHOD and public:
+            if m.is_deleted_method():
+                continue
+            record = _function_record(m, ns, text, parsed, cls=name)
+            if record:
+                info["methods"].append(record)
+                if not polymorphic and _is_strippable(m):
+                    strip.append(m)
+        elif m.kind == CK.FUNCTION_TEMPLATE and m.access_specifier == ci.AccessSpecifier.PUBLIC:
+            parsed.warnings.append(f"member template {name}.{m.spelling} is not bound")
+        elif m.kind in (CK.STRUCT_DECL, CK.CLASS_DECL, CK.ENUM_DECL) and m.spelling and public:
+            parsed.warnings.append(f"nested type {name}::{m.spelling} is not bound (declare it at namespace scope to use it from Python)")
+    # Strip bound method bodies, last first so earlier offsets stay valid.
+    for m in sorted(strip, key=lambda c: c.extent.start.offset, reverse=True):
+        body = _body_start(m)
+        if body is None:
+            continue
+        a, b = body - start, m.extent.end.offset - start
+        raw = header.encode()
+        header = (raw[:a] + b";" + raw[b:]).decode(errors="replace")
+        record = next(r for r in info["methods"] if r["name"] == m.spelling and r["params"] == _param_records(m, text))
+        piece.keep.append(f"static_cast<{_fnptr_type(record, qual)}>(&{qual}::{m.spelling})")
+    piece.header_text = header
+    piece.binds.append(info)
+    return piece
+
+
+def _var_piece(cursor, ns, text, start, end) -> Piece:
+    name = cursor.spelling
+    parent = cursor.semantic_parent
+    if parent is not None and parent.kind in (CK.STRUCT_DECL, CK.CLASS_DECL):
+        piece = _piece(text, start, end, f"{_pyname(ns, parent.spelling)}::{name}", "member-def", "func", ns)
+        piece.header_text = ""
+        return piece
+    piece = _piece(text, start, end, _pyname(ns, name), "var", "other", ns)
+    toks = [t for t in cursor.get_tokens() if t.extent.start.offset < cursor.location.offset]
+    words = {t.spelling for t in toks}
+    private = cursor.storage_class in (ci.StorageClass.STATIC, ci.StorageClass.EXTERN) or cursor.type.is_const_qualified() or words & {"constexpr", "inline", "thread_local"}
+    if not private:
+        # The binding unit must refer to the user unit's variable, not define its own.
+        name_end = cursor.location.offset + len(name.encode())
+        depth, cut = 0, end
+        for tok in _tokens_after(cursor, name_end):
+            s = tok.spelling
+            if s == "[":
+                depth += 1
+            elif s == "]":
+                depth -= 1
+            elif depth == 0 and s in ("=", "{", "(", ";"):
+                cut = tok.extent.start.offset
+                break
+        decl = text.cut(start, cut).strip()
+        piece.header_text = "extern " + decl + ";"
+    return piece
+
+
+def _collect_preamble(text: _Text, covered: list[tuple[int, int]], parsed: ParsedCell) -> None:
+    """Everything outside declarations (#include, #define, comments) is kept, in order."""
+    pos = 0
+    for start, end in sorted(covered) + [(len(text.data), len(text.data))]:
+        if start > pos:
+            gap = text.cut(pos, start)
+            if _meaningful(gap):
+                piece = _piece(text, pos, start, "", "preamble", "preamble", [])
+                piece.name = "#" + re.sub(r"\s+", " ", _strip_comments(gap)).strip()
+                parsed.pieces.append(piece)
+        pos = max(pos, end)
+
+
+def _strip_comments(s: str) -> str:
+    return re.sub(r"//[^\n]*|/\*.*?\*/", "", s, flags=re.S)
+
+
+def _meaningful(s: str) -> bool:
+    return bool(_strip_comments(s).strip())
+
+
+# -- statement cells -----------------------------------------------------------
+
+def split_directives(body: str) -> tuple[str, str]:
+    """(directives, statements): preprocessor lines move out of the function body;
+    both keep the cell's line count so line numbers still match."""
+    directives, statements = [], []
+    for line in body.split("\n"):
+        if line.lstrip().startswith("#"):
+            directives.append(line)
+            statements.append("")
+        else:
+            directives.append("")
+            statements.append(line)
+    return "\n".join(directives), "\n".join(statements)
+
+
+def parse_statement(body: str, context_header: str, args: list[str], inputs: dict[str, str], outputs: list[str]) -> ParsedCell:
+    """Parse a cell as the body of a function taking the -i inputs; find the -o types."""
+    directives, statements = split_directives(body)
+    params = ", ".join(f"{t} {n}" for n, t in inputs.items())
+    main = f'{context_header}\n#include "/ipolyglot/directives.cpp"\nvoid {STATEMENT_FN}({params}) {{\n#include "{CELL_PATH}"\n}}\n'
+    tu = _parse(main, {CELL_PATH: statements, "/ipolyglot/directives.cpp": directives}, args, skip_bodies=False)
+    errors = [e for e in _cell_errors(tu, CELL_PATH) if e["in_cell"]]
+    parsed = ParsedCell(mode="statement", errors=errors)
+    if errors:
+        return parsed
+    found: dict[str, str] = {}
+    for fn in tu.cursor.get_children():
+        if fn.kind == CK.FUNCTION_DECL and fn.spelling == STATEMENT_FN:
+            for stmt in fn.get_children():
+                if stmt.kind != CK.COMPOUND_STMT:
+                    continue
+                for decl_stmt in stmt.get_children():
+                    if decl_stmt.kind == CK.DECL_STMT:
+                        for var in decl_stmt.get_children():
+                            if var.kind == CK.VAR_DECL:
+                                found[var.spelling] = _canonical(var.type)
+    out_types = {}
+    for name in outputs:
+        if name in found:
+            out_types[name] = found[name]
+        elif name in inputs:
+            out_types[name] = inputs[name]
+        else:
+            parsed.errors.append({"message": f"-o {name}: no variable named {name!r} is declared at the top level of the cell", "line": None, "column": None, "in_cell": False})
+    parsed.statement = {"directives": directives, "statements": statements, "inputs": inputs, "outputs": out_types}
+    return parsed

@@ -1,0 +1,19 @@
+// What every binding unit includes first; precompiled once per compiler and flags.
+#include <ipolyglot/ipolyglot.hpp>
+#include <algorithm>
+#include <cmath>
+#include <complex>
+#include <cstdio>
+#include <functional>
+#include <iostream>
+#include <map>
+#include <numeric>
+#include <optional>
+#include <set>
+#include <sstream>
+#include <string>
+#include <tuple>
+#include <unordered_map>
+#include <utility>
+#include <variant>
+#include <vector>

@@ -1,0 +1,181 @@
+"""Turning the session's declarations into the two translation units of a build.
+
+The user unit holds the cells' code as written; the binding unit holds the
+same declarations with bound function bodies removed, plus the pybind11
+registrations. `#line` directives name each cell by a hash of its text (not by
+its execution count, so the same cell re-run is the same build), and the
+compiler reports errors in the cell's own line numbers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from . import bindgen
+from .templating import render, snippet
+
+SECTIONS = ("preamble", "type", "other", "func")
+
+
+@dataclass
+class Units:
+    user: dict[str, str]  # cell id -> the text of that cell's user unit
+    bind: str
+    top_names: list[str] = field(default_factory=list)  # Python names the module offers
+
+
+def _emit(piece: dict, text: str, header: bool) -> str:
+    """A piece in its namespace; user-unit text is marked with its cell and line."""
+    if not text.strip():
+        return ""
+    ns = piece.get("ns") or []
+    if header:
+        line, body = "", text.strip()
+    else:
+        line = f'#line {piece["first_line"]} "{piece["cell_id"]}"\n'
+        body = " " * (piece["column"] - 1) + text
+    if ns:
+        return "".join(f"namespace {n} {{ " for n in ns) + "\n" + line + body + "\n" + "}" * len(ns) + "\n"
+    return line + body + "\n"
+
+
+def _sections(pieces: list[dict], header: bool, own_cell: str | None = None) -> dict[str, str]:
+    """The pieces by section. With `own_cell`, the user unit of that cell: types and
+    preamble in full (they must be identical everywhere), the cell's own
+    definitions in full, and only declarations of the other cells' definitions."""
+    out = {name: [] for name in SECTIONS}
+    for piece in pieces:
+        own = own_cell is None or piece["cell_id"] == own_cell
+        if piece["section"] in ("preamble", "type"):
+            text = piece["header_text"] if header else piece["user_text"]
+            out[piece["section"]].append(_emit(piece, text, header))
+        elif piece["section"] == "func":
+            if header or own:
+                out["func"].append(_emit(piece, piece["header_text"] if header else piece["user_text"], header))
+        else:
+            use_header = header or not own
+            out["other"].append(_emit(piece, piece["header_text"] if use_header else piece["user_text"], use_header))
+    return {k: "".join(v) for k, v in out.items()}
+
+
+def _prototypes(pieces: list[dict]) -> str:
+    lines = []
+    for piece in pieces:
+        proto = piece.get("proto_text")
+        if proto:
+            ns = piece.get("ns") or []
+            if ns:
+                lines.append("".join(f"namespace {n} {{ " for n in ns) + proto + " " + "}" * len(ns))
+            else:
+                lines.append(proto)
+    return "\n".join(lines)
+
+
+def statement_code(statement: dict, cell_id: str, body_lines: int, header: bool) -> tuple[str, str]:
+    """(directives, function) for a statement cell; the header version has no body."""
+    outputs = statement["outputs"]
+    result = "void" if not outputs else f"std::tuple<{', '.join(outputs.values())}>"
+    params = ", ".join(f"{t} {n}" for n, t in statement["inputs"].items())
+    if header:
+        return statement["directives"].strip() + "\n", f"{result} ipolyglot_statement({params});"
+    directives = f'#line 2 "{cell_id}"\n' + statement["directives"] + "\n"
+    body = f'#line 2 "{cell_id}"\n' + statement["statements"]
+    if not outputs:
+        return directives, f"void ipolyglot_statement({params}) {{\n{body}\n}}"
+    return directives, render(
+        "statement.cpp",
+        result_type=result,
+        params=params,
+        body=body,
+        after_line=body_lines + 2,
+        cell=cell_id,
+        outputs=", ".join(outputs),
+    )
+
+
+STATEMENT_HEADERS = "#include <complex>\n#include <cstdio>\n#include <iostream>\n#include <map>\n#include <set>\n#include <string>\n#include <vector>\n"
+
+
+def _user_unit(pieces: list[dict], cell: str, statement_code: tuple[str, str] = ("", "")) -> str:
+    sections = _sections(pieces, header=False, own_cell=cell)
+    keep = [f"[[gnu::used]] static auto keep_{i} = {expr};" for i, expr in enumerate(k for p in pieces if p["cell_id"] == cell for k in p.get("keep", []))]
+    return render(
+        "user_unit.cpp",
+        preamble=sections["preamble"] + statement_code[0],
+        types=sections["type"],
+        prototypes=_prototypes(pieces),
+        others=sections["other"],
+        functions=sections["func"],
+        statement=statement_code[1],
+        keep="\n".join(keep),
+    )
+
+
+def build_units(pieces: list[dict], profile: bool, statement: dict | None = None, statement_cell: str = "", body_lines: int = 0, custom: bool = False) -> Units:
+    head = _sections(pieces, header=True)
+    cells = list(dict.fromkeys(p["cell_id"] for p in pieces if p["section"] != "preamble"))
+    stmt_head = ("", "")
+    if statement is not None:
+        stmt_user = statement_code(statement, statement_cell, body_lines, header=False)
+        stmt_head = statement_code(statement, statement_cell, body_lines, header=True)
+        stmt_user = (STATEMENT_HEADERS + stmt_user[0], stmt_user[1])
+        stmt_head = (STATEMENT_HEADERS + stmt_head[0], stmt_head[1])
+        user_units = {statement_cell: _user_unit(pieces, statement_cell, stmt_user)}
+        user_units.update({c: _user_unit(pieces, c) for c in cells if c != statement_cell})
+    else:
+        user_units = {c: _user_unit(pieces, c) for c in cells}
+    enum_casters, registrations, calls, top = [], [], [], []
+    submodules: dict[tuple, str] = {}
+
+    def module_for(ns: list[str]) -> str:
+        for depth in range(1, len(ns) + 1):
+            key = tuple(ns[:depth])
+            if key not in submodules:
+                parent = bindgen.module_var(list(key[:-1]))
+                var = bindgen.module_var(list(key))
+                submodules[key] = var
+                calls.append(f'    pybind11::module_ {var} = {parent}.def_submodule("{key[-1]}");')
+        if ns and ns[0] not in top:
+            top.append(ns[0])
+        return bindgen.module_var(ns)
+
+    if statement is not None:
+        record = {"name": "ipolyglot_statement", "qual": "::ipolyglot_statement", "ns": [], "ret": "void", "params": []}
+        record["ret"] = "void" if not statement["outputs"] else f"std::tuple<{', '.join(statement['outputs'].values())}>"
+        record["params"] = [{"name": n, "type": t, "default": None} for n, t in statement["inputs"].items()]
+        registrations.append(bindgen.registration(0, [], bindgen.function_code(record, False)))
+        calls.append("    ipolyglot_register_0(m);")
+    else:
+        classes = {b["qual"].lstrip(":") for p in pieces for b in p.get("binds", []) if b.get("class")}
+        index = 0
+        for piece in pieces:
+            for record in piece.get("binds", []):
+                index += 1
+                ns = record["ns"]
+                if record.get("enum"):
+                    enum_casters.append(f"IPOLYGLOT_ENUM_CASTER({record['qual']})")
+                    body = bindgen.enum_code(record)
+                elif record.get("class"):
+                    body = bindgen.class_code(record, classes, profile)
+                else:
+                    body = bindgen.function_code(record, profile)
+                var = module_for(ns)
+                if not ns and record["name"] not in top:
+                    top.append(record["name"])
+                registrations.append(bindgen.registration(index, ns, body))
+                qual_fn = "::".join(["", *ns, f"ipolyglot_register_{index}"])
+                calls.append(f"    {qual_fn}({var});")
+        if custom:
+            calls.append(snippet("custom"))
+    bind_text = render(
+        "bind_unit.cpp",
+        preamble=head["preamble"] + stmt_head[0],
+        types=head["type"],
+        others=head["other"],
+        functions=head["func"],
+        statement=stmt_head[1],
+        enum_casters="\n".join(enum_casters),
+        registrations="\n\n".join(registrations),
+        calls="\n".join(calls),
+    )
+    return Units(user=user_units, bind=bind_text, top_names=top)
