@@ -1,33 +1,42 @@
 """What crossing into Go costs, against baselines measured in the same run.
 
-    python benchmarks/go_calls.py [--quick]
+    python -m benchmarks --only go_calls [--quick]     (or: python benchmarks/go_calls.py [--quick])
 
-Rows (min / median / max over repeats):
-  scalar call      a Go `func Add(a, b float64) float64` vs a raw cffi call into
-                   the same C function compiled here            (goal: <= 2x)
-  1e7 float64 in   `func Len(xs []float64) int` vs np.copy        (goal: >= 50% of its bandwidth)
-  1e7 round trip   `func Echo(xs []float64) []float64` vs two np.copy (goal: >= 40%)
-  small build      a cell built with -f vs `go build -buildmode=c-shared` of the
-                   hand-written package                           (goal: <= 1.5x)
-  cache-hit load   a new session loading the cell from the cache  (goal: <= 50 ms)
+Rows (min / median / max over repeats, each a ratio to a same-run baseline):
+  scalar call        `func Add(a, b float64) float64` vs a raw cffi call into
+                     the same C function compiled here                (goal: <= 2x)
+  1e7 float64 in     `func Len(xs []float64) int` vs np.copy            (goal: >= 0.5x its bandwidth)
+  1e7 round trip     `func Echo(xs []float64) []float64` vs two np.copy (goal: >= 0.4x)
+  1 MB string        `func EchoString(s string) string` vs `s.encode().decode()`
+                     (the two copies any crossing of a str needs: to UTF-8 bytes and back)
+  1e4-entry dict     `func EchoMap(m map[string]int) map[string]int` vs dict(d) and
+                     vs copy.deepcopy(d)
+  small build        a cell built with -f vs `go build -buildmode=c-shared` of the
+                     hand-written package (warm Go build cache)         (goal: <= 1.5x)
+  first build        the same cell with a cold GOCACHE (a temporary one) vs the warm build
+  cache-hit load     a new session loading the cell from the cache vs the 50 ms goal
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 import numpy as np
 from cffi import FFI
 
+from benchmarks.common import Row, Stats, once, per_call, table, throughput
 from ipolyglot.go_bridge.backend import GoBackend
 from ipolyglot.kernel import toolchains
 from ipolyglot.kernel.backend import CellContext
@@ -38,6 +47,8 @@ CELL = """\
 func Add(a, b float64) float64 { return a + b }
 func Len(xs []float64) int { return len(xs) }
 func Echo(xs []float64) []float64 { return xs }
+func EchoString(s string) string { return s }
+func EchoMap(m map[string]int) map[string]int { return m }
 """
 
 HAND_WRITTEN = """\
@@ -77,43 +88,13 @@ def _run(backend: GoBackend, cache: BuildCache, line: str = "") -> dict:
     return backend.run_cell(CELL, parse_line(make_parser("go", backend), line), _context(cache)).bind
 
 
-def _per_call(fn, calls: int, repeats: int) -> list[float]:
-    samples = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        for _ in range(calls):
-            fn()
-        samples.append((time.perf_counter() - started) / calls)
-    return samples
-
-
-def _timed(fn, repeats: int) -> list[float]:
-    samples = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - started)
-    return samples
-
-
-def _row(name: str, ours: list[float], base: list[float], unit: str, scale: float, ratio_label: str, invert=False) -> dict:
-    ratio = statistics.median(base) / statistics.median(ours) if invert else statistics.median(ours) / statistics.median(base)
-    return {
-        "benchmark": name, "unit": unit,
-        "ours": [min(ours) * scale, statistics.median(ours) * scale, max(ours) * scale],
-        "baseline": [min(base) * scale, statistics.median(base) * scale, max(base) * scale],
-        "ratio": ratio, "ratio_means": ratio_label,
-    }
-
-
-def run(quick: bool) -> list[dict]:
+def run(quick: bool) -> list[Row]:
     repeats = 3 if quick else 7
-    rows: list[dict] = []
+    rows: list[Row] = []
     work = Path(tempfile.mkdtemp(prefix="ipolyglot-bench-"))
     try:
         cache = BuildCache(work / "cache")
-        backend = GoBackend()
-        go = _run(backend, cache)
+        go = _run(GoBackend(), cache)
 
         # Scalar call vs raw cffi into C.
         cc = shutil.which("cc") or shutil.which("gcc")
@@ -124,16 +105,27 @@ def run(quick: bool) -> list[dict]:
         c_add = ffi.dlopen(str(work / "libadd.so")).add
         go_add = go["Add"]
         calls = 20_000 if quick else 200_000
-        rows.append(_row("scalar call", _per_call(lambda: go_add(1.0, 2.0), calls, repeats),
-                         _per_call(lambda: c_add(1.0, 2.0), calls, repeats), "ns", 1e9, "Go / raw cffi into C"))
+        rows.append(Row("go", "scalar call", per_call(lambda: go_add(1.0, 2.0), number=calls, repeat=repeats), "s/call",
+                        "raw cffi call into C", per_call(lambda: c_add(1.0, 2.0), number=calls, repeat=repeats), "≤ 2×"))
 
-        # Bulk copies.
+        # Bulk copies (throughput: higher is better).
         xs = np.random.default_rng(0).random(10**7)
-        rows.append(_row("1e7 float64 into Go", _timed(lambda: go["Len"](xs), repeats),
-                         _timed(lambda: np.copy(xs), repeats), "ms", 1e3, "fraction of np.copy bandwidth", invert=True))
-        rows.append(_row("1e7 float64 round trip", _timed(lambda: go["Echo"](xs), repeats),
-                         _timed(lambda: (np.copy(xs), np.copy(xs)), repeats), "ms", 1e3,
-                         "fraction of two np.copy", invert=True))
+        copy_once = throughput(xs.nbytes, once(lambda: np.copy(xs), repeat=repeats))
+        rows.append(Row("go", "1e7 float64 into Go", throughput(xs.nbytes, once(lambda: go["Len"](xs), repeat=repeats)),
+                        "GB/s", "np.copy", copy_once, "≥ 0.5×", higher_is_better=True))
+        rows.append(Row("go", "1e7 float64 round trip", throughput(2 * xs.nbytes, once(lambda: go["Echo"](xs), repeat=repeats)),
+                        "GB/s", "two np.copy", throughput(2 * xs.nbytes, once(lambda: (np.copy(xs), np.copy(xs)), repeat=repeats)),
+                        "≥ 0.4×", higher_is_better=True))
+
+        # Strings and dicts.
+        text = "ünïcode " * (2**20 // 9)
+        rows.append(Row("go", "1 MB string round trip", once(lambda: go["EchoString"](text), repeat=repeats), "s",
+                        "s.encode().decode()", once(lambda: text.encode().decode(), repeat=repeats)))
+        mapping = {f"key{i}": i for i in range(10**4)}
+        echo_map = once(lambda: go["EchoMap"](mapping), repeat=repeats)
+        rows.append(Row("go", "1e4-entry dict round trip", echo_map, "s", "dict(d)", once(lambda: dict(mapping), repeat=repeats)))
+        rows.append(Row("go", "1e4-entry dict round trip", echo_map, "s", "copy.deepcopy(d)",
+                        once(lambda: copy.deepcopy(mapping), repeat=repeats)))
 
         # Build time: our cell (forced rebuild) vs plain go build of the hand-written package.
         tc = toolchains.find_go()
@@ -149,32 +141,37 @@ def run(quick: bool) -> list[dict]:
 
         plain_build()  # warm Go's build cache for both
         build_repeats = 2 if quick else 5
-        rows.append(_row("small cell build", _timed(lambda: _run(GoBackend(), cache, "-f"), build_repeats),
-                         _timed(plain_build, build_repeats), "s", 1.0, "ours / plain go build"))
+        warm = once(lambda: _run(GoBackend(), cache, "-f"), repeat=build_repeats)
+        rows.append(Row("go", "small cell build (warm GOCACHE)", warm, "s", "plain go build -buildmode=c-shared",
+                        once(plain_build, repeat=build_repeats), "≤ 1.5×"))
+
+        # First build ever: a cold GOCACHE (the runtime and standard library compile too).
+        def cold_build():
+            gocache = Path(tempfile.mkdtemp(prefix="gocache-", dir=work))
+            saved = os.environ.get("GOCACHE")
+            os.environ["GOCACHE"] = str(gocache)
+            try:
+                _run(GoBackend(), BuildCache(Path(tempfile.mkdtemp(prefix="cache-", dir=work))), "-f")
+            finally:
+                if saved is None:
+                    os.environ.pop("GOCACHE", None)
+                else:
+                    os.environ["GOCACHE"] = saved
+                shutil.rmtree(gocache, ignore_errors=True)
+
+        rows.append(Row("go", "first cell build (cold GOCACHE)", once(cold_build, repeat=1), "s",
+                        "the same build, warm GOCACHE", warm))
 
         # Cache-hit load in a new session (no go process runs).
-        hits = _timed(lambda: _run(GoBackend(), cache), repeats)
-        rows.append({"benchmark": "cache-hit load", "unit": "ms",
-                     "ours": [min(hits) * 1e3, statistics.median(hits) * 1e3, max(hits) * 1e3],
-                     "baseline": [50.0, 50.0, 50.0], "ratio": statistics.median(hits) * 1e3 / 50.0,
-                     "ratio_means": "ours / the 50 ms goal"})
+        rows.append(Row("go", "cache-hit load", once(lambda: _run(GoBackend(), cache), repeat=repeats), "s",
+                        "the 50 ms goal", Stats(0.05, 0.05, 0.05), "≤ 1×"))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return rows
 
 
-def print_table(rows: list[dict]) -> None:
-    header = f"{'benchmark':<24} {'unit':<4} {'ours min/med/max':>28} {'baseline min/med/max':>28}  ratio"
-    print(header)
-    print("-" * len(header))
-    for r in rows:
-        ours = "/".join(f"{v:.3g}" for v in r["ours"])
-        base = "/".join(f"{v:.3g}" for v in r["baseline"])
-        print(f"{r['benchmark']:<24} {r['unit']:<4} {ours:>28} {base:>28}  {r['ratio']:.2f} ({r['ratio_means']})")
-
-
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer repeats")
-    print_table(run(parser.parse_args().quick))
+    print(table(run(parser.parse_args().quick)))
     sys.exit(0)

@@ -17,13 +17,14 @@ import os
 import re
 import shlex
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 from ipolyglot.kernel.backend import Backend, CellContext, CellResult, Declaration
 from ipolyglot.kernel.diagnostics import CompileError, Diagnostic
 
-from . import codegen, inspector, library
+from . import codegen, inspector, library, pprof_view
 from .infer import InferenceError, go_type_of
 from .marshal import GoStruct
 from .toolchain import GoTool
@@ -33,7 +34,8 @@ RUNTIME_WARNING_THRESHOLD = 32
 _DIAGNOSTIC = re.compile(r"^(?P<file>[^\s#][^:]*?):(?P<line>\d+)(?::(?P<col>\d+))?: (?P<msg>.*)$")
 _MISSING_MODULE = re.compile(
     r"(no required module provides package|cannot find module providing package|module lookup disabled|"
-    r"dial tcp|no such host|connection refused|GOPROXY|unrecognized import path|missing go.sum entry)"
+    r"dial tcp|no such host|connection refused|GOPROXY|unrecognized import path|missing go.sum entry|"
+    r"reading https?://\S+: \d{3} )"
 )
 _RESERVED = {"_fast", "_slow", "_pending", "_check", "_call", "_MISSING", "result", "list"}
 
@@ -50,6 +52,8 @@ class GoBackend(Backend):
         self._requires: dict[str, str] = {}
         self._cell_sources: dict[str, str] = {}  # cell id -> text
         self._cell_labels: dict[str, str] = {}  # cell id -> its latest label, e.g. "In [3]"
+        self._current: library.GoLibrary | None = None  # the library the namespace's names come from
+        self.runtime_warning_threshold = RUNTIME_WARNING_THRESHOLD
 
     # -- options ----------------------------------------------------------------------
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
@@ -183,9 +187,13 @@ class GoBackend(Backend):
             notes.update(command=command, seconds=seconds)
             if done.returncode != 0:
                 raise CompileError("Go", self._diagnostics(done.stderr, cell_id), done.stderr)
+            if options.race:
+                _probe_race_library(directory / LIBRARY_NAME)
             (directory / "build.json").write_text(json.dumps({"command": command, "seconds": seconds}))
 
         def load(directory: Path) -> library.GoLibrary:
+            if options.race and str(directory / LIBRARY_NAME) not in self._libraries:
+                _probe_race_library(directory / LIBRARY_NAME)  # also for a library cached earlier
             return self._load(directory / LIBRARY_NAME, ctx)
 
         with ctx.building(f"Go cell {ctx.cell_label}") as feedback:
@@ -205,7 +213,7 @@ class GoBackend(Backend):
         if key not in self._libraries:
             self._libraries[key] = library.GoLibrary(path, self._cell_labels)
             count = len(self._libraries)
-            if count > RUNTIME_WARNING_THRESHOLD:
+            if count > self.runtime_warning_threshold:
                 ctx.warn(self._runtime_warning(count))
         return self._libraries[key]
 
@@ -223,6 +231,9 @@ class GoBackend(Backend):
                 continue
             match = _DIAGNOSTIC.match(line)
             if match and match["file"] in self._cell_sources:
+                if _MISSING_MODULE.search(match["msg"]):
+                    match = _DIAGNOSTIC.match(line + " (a Go module the cell imports could not be fetched: "
+                                              "check %%go --require MODULE@VERSION, or the network)")
                 cell_line = int(match["line"])
                 lines = self._cell_sources[match["file"]].splitlines()
                 text = lines[cell_line - 2] if 2 <= cell_line <= len(lines) + 1 else None
@@ -249,6 +260,8 @@ class GoBackend(Backend):
     # -- binding ----------------------------------------------------------------------------
     def _bind(self, lib: library.GoLibrary, plan: codegen.Plan, ctx: CellContext, cell_id: str, new_decls) -> CellResult:
         bind: dict = {}
+        self._current = lib
+        lib.share_cell_labels()
         for struct in lib.description.get("structs") or []:
             bind[struct["name"]] = self._struct_class(struct, lib)
         library._dispatch_classes.clear()
@@ -309,9 +322,64 @@ class GoBackend(Backend):
     def info(self) -> dict[str, str]:
         count = len(self._libraries)
         text = f"{count}"
-        if count > RUNTIME_WARNING_THRESHOLD:
+        if count > self.runtime_warning_threshold:
             text += " (" + self._runtime_warning(count).split(": ", 1)[1] + ")"
-        return {"Go runtimes loaded": text}
+        rows = {"Go runtimes loaded": text}
+        if self._current is not None:
+            rows["Go runtime (current)"] = _describe_stats(self._current.runtime_stats())
+        if count > 1:
+            totals: dict[str, int] = {}
+            for lib in self._libraries.values():
+                for key, value in lib.runtime_stats().items():
+                    totals[key] = totals.get(key, 0) + value
+            rows["Go runtimes (all)"] = _describe_stats(totals)
+        return rows
+
+    # -- Go's profiler ----------------------------------------------------------------------
+    def pprof(self, line: str, cell: str | None, user_ns: dict, run) -> list[dict]:
+        """`%go_pprof`: run Python code with runtime/pprof on; display bundles of the result.
+
+        Raises LookupError (pprof_view.PprofUsageError) for a bad line or when no Go code is loaded.
+        """
+        request = pprof_view.parse(line, cell)
+        lib, others = pprof_view.serving_library(user_ns, self._current)
+        return pprof_view.profile(request, lib, run, self._cell_labels, others)
+
+
+def _probe_race_library(path: Path) -> None:
+    """Load a race-detector build in a child process first.
+
+    ThreadSanitizer maps its shadow memory at fixed addresses when the library
+    loads; where the process's existing mappings are in the way (numpy's alone
+    can be), it ends the process, which here would be the kernel. The child
+    first imports the native extension modules this process has loaded, to
+    resemble it; a failure becomes a build error instead of a dead kernel.
+    """
+    loaded = sorted({
+        name.split(".")[0] for name, module in list(sys.modules.items())
+        if str(getattr(module, "__file__", "") or "").endswith(".so")
+    })
+    probe = (
+        "import ctypes, importlib, sys\n"
+        "for name in sys.argv[2:]:\n"
+        "    try: importlib.import_module(name)\n"
+        "    except Exception: pass\n"
+        "ctypes.CDLL(sys.argv[1])\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe, str(path), *loaded], capture_output=True, text=True, timeout=120)
+    if done.returncode != 0:
+        detail = next((line.strip() for line in done.stderr.splitlines() if "ThreadSanitizer" in line), done.stderr.strip()[-300:])
+        raise CompileError("Go", [Diagnostic(
+            "the race detector cannot start inside this Python process, so a --race build cannot be loaded "
+            f"here (build without --race, or run the code with `go test -race`): {detail}"
+        )])
+
+
+def _describe_stats(stats: dict) -> str:
+    return (
+        f"{stats['goroutines']} goroutines, heap in use {stats['heap_inuse'] / 2**20:.1f} MiB, "
+        f"{stats['gc_cycles']} GC cycles"
+    )
 
 
 def cell_identifier(source: str) -> str:

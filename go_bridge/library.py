@@ -33,6 +33,10 @@ ffi.cdef(
     void ipg_free(void *p);
     void *ipg_malloc(size_t n);
     extern int32_t ipg_pending;
+    int ipg_pprof_start(int heap, int memRate, char **out, size_t *outn);
+    void ipg_pprof_stop(char **out, size_t *outn);
+    void ipg_runtime_stats(char **out, size_t *outn);
+    void ipg_set_cell_labels(char *in, size_t n);
     """
 )
 
@@ -118,6 +122,39 @@ class GoLibrary:
             return json.loads(ffi.buffer(outp[0], outn[0])[:])
         finally:
             self.lib.ipg_free(outp[0])
+
+    def _take(self, outp, outn) -> bytes:
+        try:
+            return ffi.buffer(outp[0], outn[0])[:]
+        finally:
+            self.lib.ipg_free(outp[0])
+
+    # -- Go's profiler and statistics -------------------------------------------------
+    def pprof_start(self, heap: bool, mem_rate: int) -> bytes:
+        """Start CPU profiling (or allocation sampling); a heap start returns the baseline profile."""
+        outp, outn = ffi.new("char **"), ffi.new("size_t *")
+        failed = self.lib.ipg_pprof_start(int(heap), mem_rate, outp, outn)
+        data = self._take(outp, outn)
+        if failed:
+            raise RuntimeError(data.decode("utf-8", "replace"))
+        return data
+
+    def pprof_stop(self) -> bytes:
+        """The profile since pprof_start, as gzipped pprof protobuf."""
+        outp, outn = ffi.new("char **"), ffi.new("size_t *")
+        self.lib.ipg_pprof_stop(outp, outn)
+        return self._take(outp, outn)
+
+    def share_cell_labels(self) -> None:
+        """Tell the Go runtime how cells are labelled, for the panic reports Go prints itself."""
+        data = json.dumps(self.cell_labels).encode()
+        self.lib.ipg_set_cell_labels(ffi.from_buffer(data), len(data))
+
+    def runtime_stats(self) -> dict:
+        """Goroutines, heap in use and GC cycles of this library's Go runtime."""
+        outp, outn = ffi.new("char **"), ffi.new("size_t *")
+        self.lib.ipg_runtime_stats(outp, outn)
+        return json.loads(self._take(outp, outn))
 
     def fast_pointer(self, index: int, signature: str):
         address = ctypes.cast(getattr(self._symbols, f"ipg_fast_{index}"), ctypes.c_void_p).value

@@ -13,7 +13,7 @@ import platform
 import sys
 from importlib import metadata
 
-from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
+from IPython.core.magic import Magics, cell_magic, line_cell_magic, line_magic, magics_class
 
 from . import native_output, toolchains
 from ._version import __version__
@@ -44,6 +44,7 @@ Usage: %polyglot <command>
   profile on | off     instrument every native function built from now on
   profile reset        forget what was recorded
   compare E1 E2 ...    time expressions side by side (best, median, ratio)
+%go_pprof [--heap] STATEMENT   Go's own profiler around Python code (also %%go_pprof)
 """
 
 
@@ -140,6 +141,20 @@ class PolyglotMagics(Magics):
     def cpp(self, line, cell):
         """Compile C++ declarations into Python objects, or run C++ statements."""
         self._run("cpp", line, cell)
+
+    @line_cell_magic
+    def go_pprof(self, line, cell=None):
+        """Run Python code with Go's CPU profiler (or --heap allocations) on: top functions and a flame graph."""
+        backend = self.backend("go")
+        try:
+            bundles = backend.pprof(line, cell, self.shell.user_ns, self.shell.ex)
+        except LookupError as exc:
+            if not getattr(exc, "usage", False):  # the user's own code raised it
+                raise
+            raise PolyglotUsageError(str(exc)) from None
+        finally:
+            native_output.drain()
+        display_bundles(bundles)
 
     # -- %polyglot ---------------------------------------------------------------
     @line_magic

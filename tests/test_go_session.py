@@ -221,3 +221,49 @@ def test_profiled_calls_record_the_four_phases(kernel):
     )
     assert stats == [(3, True, True, True, True)]
 
+
+
+RACE_CELL = """%%go --race
+import "sync"
+
+func RaceCount(n int) int {
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	total := 0
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() { defer wg.Done(); mu.Lock(); total++; mu.Unlock() }()
+	}
+	wg.Wait()
+	return total
+}
+"""
+
+
+def test_race_builds_with_the_race_detector_and_never_ends_the_kernel(kernel):
+    out = kernel.run(RACE_CELL.replace("--race", "--race -v"))
+    if out.status == "ok":
+        assert "-race" in out.stdout  # the exact go command, printed by -v
+        assert kernel.eval("RaceCount(20)") == 20
+    else:  # where ThreadSanitizer cannot map its memory inside a running process
+        assert "race detector cannot start" in out.error_text and "ThreadSanitizer" in out.error_text, out.error_text
+    assert kernel.eval("1 + 1") == 2  # the kernel survived
+
+
+@pytest.mark.parametrize("proxy", ["off", "default"])
+def test_require_of_an_unreachable_module_is_a_clear_error(kernel, proxy):
+    # GOPROXY=off is what a machine without network sees; the default proxy answers for an unknown module.
+    setting = "os.environ['GOPROXY'] = 'off'" if proxy == "off" else "os.environ.pop('GOPROXY', None)"
+    kernel.run(f"import os\n_saved_proxy = os.environ.get('GOPROXY')\n{setting}").ok()
+    try:
+        out = kernel.run(
+            '%%go --require example.invalid/required@v1.2.3\nimport "example.invalid/required"\n'
+            "func UsesRequired() int { return required.Y }\n"
+        )
+    finally:
+        kernel.run("if _saved_proxy is None: os.environ.pop('GOPROXY', None)\nelse: os.environ['GOPROXY'] = _saved_proxy").ok()
+    assert out.status == "error"
+    assert "example.invalid/required" in out.error_text and "--require" in out.error_text, out.error_text
+    assert "Traceback" not in out.error_text
+    out = kernel.run("%%go --require notaversion\nfunc F() {}\n")
+    assert out.status == "error" and "MODULE@VERSION" in out.error_text

@@ -1,6 +1,8 @@
 """Marshaling through a real kernel: every row of DESIGN.md §5 both ways, nesting,
 structs, errors, panics, callbacks, GIL release, output order."""
 
+import re
+
 import pytest
 
 from conftest import RunningKernel
@@ -190,6 +192,7 @@ print('alive', Boom(1))
     assert "caught: goroutine exploded" in out.stdout
     assert "alive 1" in out.stdout
     assert "panic in a goroutine: goroutine exploded" in out.stderr
+    assert re.search(r"In \[\d+\]:\d+", out.stderr) and "cell-" not in out.stderr, out.stderr  # Go's own report
 
 
 def test_callbacks_from_the_calling_goroutine_and_others(kernel):

@@ -1,4 +1,5 @@
 // See bridge.h. Everything here is plain C: no Go pointer is ever stored.
+#include <signal.h>
 #include <stdlib.h>
 #include "bridge.h"
 
@@ -37,3 +38,18 @@ char *ipg_take_thread_panic(size_t *n) {
 void ipg_free(void *p) { free(p); }
 
 void *ipg_malloc(size_t n) { return malloc(n ? n : 1); }
+
+// The SIGPROF handler this runtime installed the first time it profiled.
+// Signal handlers are per process: with several Go runtimes loaded, the last
+// one to start profiling would otherwise receive every profiling signal.
+static struct sigaction own_sigprof;
+static int have_own_sigprof;
+
+void ipg_claim_sigprof(void) {
+    if (!have_own_sigprof) {
+        sigaction(SIGPROF, NULL, &own_sigprof);
+        have_own_sigprof = 1;
+    } else {
+        sigaction(SIGPROF, &own_sigprof, NULL);
+    }
+}

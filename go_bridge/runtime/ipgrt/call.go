@@ -160,11 +160,44 @@ func GoRecover() {
 		return
 	}
 	stack := debug.Stack()
-	fmt.Fprintf(os.Stderr, "panic in a goroutine: %s\n%s\n", panicValue(p), cleanStack(string(stack)))
+	fmt.Fprintf(os.Stderr, "panic in a goroutine: %s\n%s\n", panicValue(p), labelCells(cleanStack(string(stack))))
 	goroutinePanicsMu.Lock()
 	goroutinePanics = append(goroutinePanics, panicResult(p, stack))
 	goroutinePanicsMu.Unlock()
 	atomic.AddInt32((*int32)(unsafe.Pointer(&C.ipg_pending)), 1)
+}
+
+var (
+	cellLabelsMu sync.Mutex
+	cellLabels   *strings.Replacer // cell-<hash> -> In [n], as Python last told us
+)
+
+// ipg_set_cell_labels receives the session's cell labels as JSON ({"cell-…": "In [3]"}),
+// so what Go prints itself names cells the way the notebook does.
+//
+//export ipg_set_cell_labels
+func ipg_set_cell_labels(in *C.char, n C.size_t) {
+	var labels map[string]string
+	if json.Unmarshal(C.GoBytes(unsafe.Pointer(in), C.int(n)), &labels) != nil {
+		return
+	}
+	var pairs []string
+	for id, label := range labels {
+		pairs = append(pairs, id, label)
+	}
+	cellLabelsMu.Lock()
+	cellLabels = strings.NewReplacer(pairs...)
+	cellLabelsMu.Unlock()
+}
+
+func labelCells(text string) string {
+	cellLabelsMu.Lock()
+	r := cellLabels
+	cellLabelsMu.Unlock()
+	if r == nil {
+		return text
+	}
+	return r.Replace(text)
 }
 
 //export ipg_take_goroutine_panic

@@ -333,6 +333,9 @@ func (d *decoder) array(t reflect.Type, dt byte, n int, raw []byte) (reflect.Val
 	var out reflect.Value
 	switch t.Kind() {
 	case reflect.Slice:
+		if n > 0 && dtypeOf(t.Elem().Kind()) == dt {
+			return copiedSlice(t, n, raw), nil
+		}
 		out = reflect.MakeSlice(t, n, n)
 	case reflect.Array:
 		out = reflect.New(t).Elem()
@@ -571,4 +574,20 @@ func (d *decoder) skip() {
 		d.r.str()
 		d.skipFieldPairs(int(d.r.u64()))
 	}
+}
+
+// copiedSlice is a slice of type t (numeric elements, matching raw's layout)
+// holding a copy of raw. append onto a nil []byte allocates without zeroing
+// first (growslice), so the bulk copy is the only pass over the memory; a
+// pointer-free allocation may hold any numeric element type.
+func copiedSlice(t reflect.Type, n int, raw []byte) reflect.Value {
+	buf := append([]byte(nil), raw...)
+	out := reflect.New(t)
+	*(*sliceHeader)(out.UnsafePointer()) = sliceHeader{unsafe.Pointer(unsafe.SliceData(buf)), n, n}
+	return out.Elem()
+}
+
+type sliceHeader struct {
+	data     unsafe.Pointer
+	len, cap int
 }

@@ -1,0 +1,142 @@
+"""`%go_pprof`: run Python code with Go's profiler on, show the top functions and a flame graph.
+
+The profile comes from the Go runtime serving the Go functions in the user
+namespace. SIGPROF has one handler per process, and a Go runtime counts a
+profiling signal that lands on another runtime's thread as outside Go, so one
+runtime is profiled at a time: the one serving the most bound names.
+"""
+
+from __future__ import annotations
+
+import shlex
+import time
+from collections import Counter
+from dataclasses import dataclass
+from typing import Callable
+
+from ipolyglot.kernel.charts import flame_graph_svg, format_seconds, html_table, text_table
+
+from . import pprof
+
+# Allocation sampling during `--heap`: one sample per this many bytes
+# (Go's default, 512 KiB, misses most allocations of a short statement).
+HEAP_SAMPLE_BYTES = 4096
+DEFAULT_TOP = 15
+
+USAGE = "usage: %go_pprof [--heap] [--top N] <python statement>   (or %%go_pprof [--heap] [--top N] with a block of Python)"
+
+
+class PprofUsageError(LookupError):
+    """Nothing to profile, or a line that cannot be understood (shown as one short error)."""
+
+    usage = True  # tells the magic this is not an error of the profiled code
+
+
+@dataclass
+class PprofRequest:
+    heap: bool
+    top: int
+    code: str
+
+
+def parse(line: str, cell: str | None) -> PprofRequest:
+    """Leading --heap / --top N options, then the statement (line form) or the cell (block form)."""
+    heap, top = False, DEFAULT_TOP
+    rest = line.strip()
+    while rest.startswith("--"):
+        word, _, after = rest.partition(" ")
+        if word == "--heap":
+            heap, rest = True, after.strip()
+        elif word == "--top" or word.startswith("--top="):
+            if "=" in word:
+                value, rest = word.split("=", 1)[1], after.strip()
+            else:
+                value, _, rest = after.strip().partition(" ")
+                rest = rest.strip()
+            try:
+                top = int(value)
+            except ValueError:
+                raise PprofUsageError(f"--top expects a number, got {value!r}\n{USAGE}") from None
+        else:
+            raise PprofUsageError(f"unknown option {word}\n{USAGE}")
+    code = cell if cell is not None else rest
+    if cell is not None and rest:
+        raise PprofUsageError(f"the cell form takes only options on its first line, got {shlex.quote(rest)}\n{USAGE}")
+    if not code or not code.strip():
+        raise PprofUsageError(USAGE)
+    return PprofRequest(heap, max(1, top), code)
+
+
+def serving_library(user_ns: dict, fallback):
+    """The loaded library behind most Go functions bound in the namespace (and how many others serve any)."""
+    counts: Counter = Counter()
+    libraries = {}
+    for value in list(user_ns.values()):
+        lib = getattr(value, "_go_library", None)
+        if lib is not None and callable(value):
+            counts[id(lib)] += 1
+            libraries[id(lib)] = lib
+    if not counts:
+        if fallback is None:
+            raise PprofUsageError("no Go function is loaded: run a %%go cell before %go_pprof")
+        return fallback, 0
+    best = max(counts, key=lambda k: (counts[k], k == id(fallback)))
+    return libraries[best], len(counts) - 1
+
+
+def profile(request: PprofRequest, lib, run: Callable[[str], object], cell_labels: dict[str, str], others: int) -> list[dict]:
+    """Run the code with the profiler on in `lib`'s runtime; the display bundles to show."""
+    baseline = lib.pprof_start(request.heap, HEAP_SAMPLE_BYTES)
+    started = time.perf_counter()
+    try:
+        run(request.code)
+    finally:
+        elapsed = time.perf_counter() - started
+        data = lib.pprof_stop()
+    prof = pprof.parse(data)
+    if request.heap:
+        prof = pprof.subtract(prof, pprof.parse(baseline))
+        index, unit, fmt = prof.index_of("alloc_space"), "bytes", _bytes
+    else:
+        index, unit, fmt = prof.index_of("cpu"), "s", lambda ns: format_seconds(ns / 1e9)
+
+    def where(frame: pprof.Frame, with_line: bool = True) -> str:
+        label = cell_labels.get(frame.file)
+        if label is None:
+            return ""
+        return f"{label}:{frame.line}" if with_line else label
+
+    costs, total = pprof.top_functions(prof, index)
+    kind = "allocated" if request.heap else "Go CPU time"
+    summary = f"{fmt(total)} {kind} while the statement ran for {format_seconds(elapsed)}"
+    if not request.heap:
+        summary += " (sampled at 100 Hz)"
+    if others:
+        summary += f"; {others} older Go runtime(s) also serve names in the namespace and were not profiled"
+    if not costs:
+        return [{"text/plain": f"{summary}: no samples (the Go code ran too briefly to be sampled)"}]
+    headers = ["flat", "flat%", "cum", "cum%", "function", "where"]
+    rows = []
+    for cost in costs[: request.top]:
+        file, line = cost.hottest()
+        rows.append([
+            fmt(cost.flat), f"{100 * cost.flat / total:.1f}%", fmt(cost.cum), f"{100 * cost.cum / total:.1f}%",
+            cost.function, where(pprof.Frame(cost.function, file, line)),
+        ])
+    stacks = pprof.folded_stacks(prof, index, lambda f: f"({where(f, False)})" if where(f) else "")
+    scale = 1.0 if request.heap else 1e-6
+    svg = flame_graph_svg([(frames, value * scale) for frames, value in stacks], "bytes" if request.heap else "ms",
+                          f"Go {'allocations' if request.heap else 'CPU'} flame graph")
+    table = text_table(headers, rows)
+    return [
+        {"text/plain": f"{summary}\n{table}", "text/html": f"<p>{summary}</p>{html_table(headers, rows)}"},
+        {"text/plain": f"<flame graph: {len(stacks)} stacks>", "image/svg+xml": svg},
+    ]
+
+
+def _bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(n) < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.3g} {unit}"
+        n /= 1024
+    return f"{n} B"
