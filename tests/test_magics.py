@@ -134,3 +134,14 @@ def test_feedback_quiet():
     with BuildFeedback(quiet=True, stream=stream).building("x"):
         time.sleep(0.7)
     assert stream.getvalue() == ""
+
+
+def test_slow_build_shows_a_live_line_then_a_summary(kernel):
+    cell = "%%go -f\nfunc FeedbackProbe() int { return 7 }"
+    out = kernel.run(cell).ok()
+    assert "\rbuilding Go cell In [" in out.stdout
+    summary = out.stdout.rstrip().rsplit("\r", 1)[-1]
+    assert summary.startswith("Go cell In [") and ": built in " in summary and summary.rstrip().endswith(" s")
+    assert kernel.eval("FeedbackProbe()") == 7
+    quiet = kernel.run(cell.replace("-f", "-f -q")).ok()
+    assert "building" not in quiet.stdout and "built in" not in quiet.stdout
