@@ -127,6 +127,12 @@ def test_kernel_starts_without_any_toolchain_and_explains_at_info(tmp_path):
         out = kernel.run("%polyglot info").ok()
         assert "Go " in out.stdout and "not available" in out.stdout
         assert "$CXX is" in out.stdout
+        go_cell = kernel.run("%%go\nfunc NeedsGo() int { return 1 }")
+        assert go_cell.status == "error" and go_cell.error["ename"] == "ToolchainError"
+        assert "not an executable file" in go_cell.error_text and "Traceback" not in go_cell.error_text
+        cpp_cell = kernel.run("%%cpp\nint needs_cpp() { return 1; }")
+        assert cpp_cell.status == "error" and cpp_cell.error["ename"] == "ToolchainError"
+        assert "$CXX is" in cpp_cell.error_text and "Traceback" not in cpp_cell.error_text
         assert kernel.eval("1 + 1") == 2
     finally:
         kernel.shutdown()
