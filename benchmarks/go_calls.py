@@ -10,7 +10,8 @@ Rows (min / median / max over repeats, each a ratio to a same-run baseline):
   1 MB string        `func EchoString(s string) string` vs `s.encode().decode()`
                      (the two copies any crossing of a str needs: to UTF-8 bytes and back)
   1e4-entry dict     `func EchoMap(m map[string]int) map[string]int` vs dict(d) and
-                     vs copy.deepcopy(d)
+                     vs copy.deepcopy(d); the same for map[string]float64 (both cross
+                     as bulk key/value columns)
   small build        a cell built with -f vs `go build -buildmode=c-shared` of the
                      hand-written package (warm Go build cache)         (goal: <= 1.5x)
   first build        the same cell with a cold GOCACHE (a temporary one) vs the warm build
@@ -49,6 +50,7 @@ func Len(xs []float64) int { return len(xs) }
 func Echo(xs []float64) []float64 { return xs }
 func EchoString(s string) string { return s }
 func EchoMap(m map[string]int) map[string]int { return m }
+func EchoFloatMap(m map[string]float64) map[string]float64 { return m }
 """
 
 HAND_WRITTEN = """\
@@ -126,6 +128,9 @@ def run(quick: bool) -> list[Row]:
         rows.append(Row("go", "1e4-entry dict round trip", echo_map, "s", "dict(d)", once(lambda: dict(mapping), repeat=repeats)))
         rows.append(Row("go", "1e4-entry dict round trip", echo_map, "s", "copy.deepcopy(d)",
                         once(lambda: copy.deepcopy(mapping), repeat=repeats)))
+        floats = {f"key{i}": i * 0.5 for i in range(10**4)}
+        rows.append(Row("go", "1e4-entry map[string]float64 round trip", once(lambda: go["EchoFloatMap"](floats), repeat=repeats),
+                        "s", "dict(d)", once(lambda: dict(floats), repeat=repeats)))
 
         # Build time: our cell (forced rebuild) vs plain go build of the hand-written package.
         tc = toolchains.find_go()

@@ -24,7 +24,7 @@ from pathlib import Path
 from ipolyglot.kernel.backend import Backend, CellContext, CellResult, Declaration
 from ipolyglot.kernel.diagnostics import CompileError, Diagnostic
 
-from . import codegen, inspector, library, pprof_view
+from . import codegen, inspector, library, marshal, pprof_view
 from .infer import InferenceError, go_type_of
 from .marshal import GoStruct
 from .toolchain import GoTool
@@ -37,6 +37,7 @@ _MISSING_MODULE = re.compile(
     r"dial tcp|no such host|connection refused|GOPROXY|unrecognized import path|missing go.sum entry|"
     r"reading https?://\S+: \d{3} )"
 )
+VARS_NAME = "govars"  # the Python name of the live view of exported Go variables
 _RESERVED = {"_fast", "_slow", "_pending", "_check", "_call", "_MISSING", "result", "list"}
 
 
@@ -53,6 +54,10 @@ class GoBackend(Backend):
         self._cell_sources: dict[str, str] = {}  # cell id -> text
         self._cell_labels: dict[str, str] = {}  # cell id -> its latest label, e.g. "In [3]"
         self._current: library.GoLibrary | None = None  # the library the namespace's names come from
+        self._current_vars: dict[str, str] = {}  # var -> declaration text, in the current library
+        self._current_ldflags: str = ""
+        self._unreadable_consts: set[tuple[str, str]] = set()  # (name, declaration text)
+        self.vars = GoVars(self)
         self.runtime_warning_threshold = RUNTIME_WARNING_THRESHOLD
 
     # -- options ----------------------------------------------------------------------
@@ -86,17 +91,19 @@ class GoBackend(Backend):
             if options.input or options.output:
                 raise CompileError("Go", [Diagnostic("-i/-o apply to a cell of statements; this cell holds declarations")])
             candidate, new_decls = self._candidate(info, label, cell_id)
-            plan = self._generate(list(candidate), go, requires, ctx.profile)
-            lib, report = self._build(plan, options, ctx, go, cell_id)
+            plan, lib, report = self._generate_and_build(list(candidate), go, requires, options, ctx, cell_id)
+            self._carry_vars(lib, plan, options, ctx)
             result = self._bind(lib, plan, ctx, cell_id, new_decls)
+            self._current_ldflags = options.ldflags
             self.declarations.replace_with(candidate)
             self._requires = requires
             result.report = report
             return result
         statements = self._statements(info, cell_id, options, ctx)
-        plan = self._generate(list(self.declarations), go, requires, ctx.profile, statements)
-        lib, report = self._build(plan, options, ctx, go, cell_id)
+        plan, lib, report = self._generate_and_build(list(self.declarations), go, requires, options, ctx, cell_id, statements)
+        self._carry_vars(lib, plan, options, ctx)
         result = self._bind(lib, plan, ctx, cell_id, [])
+        self._current_ldflags = options.ldflags
         self._requires = requires
         result.report = report
         func = lib.functions[codegen.STATEMENTS_NAME]
@@ -143,10 +150,53 @@ class GoBackend(Backend):
     def _generate(self, decls, go: GoTool, requires, profile: bool, statements=None) -> codegen.Plan:
         major, minor = go.version()
         self._runtime_dir = codegen.ensure_runtime(go.cache.scratch_dir(f"go-runtime-{codegen.RUNTIME_HASH[:16]}"))
+        texts = {n: d.source for d in decls if d.kind == "const" for n in d.extra.get("names") or []}
+        skip = frozenset(n for n, text in texts.items() if (n, text) in self._unreadable_consts)
         return codegen.generate(
             decls, runtime_dir=self._runtime_dir, go_version=f"{major}.{minor}",
-            requires=requires, profile=profile, statements=statements,
+            requires=requires, profile=profile, statements=statements, skip_consts=skip,
         )
+
+    def _generate_and_build(self, decls, go: GoTool, requires, options, ctx: CellContext, cell_id: str, statements=None):
+        """Generate and build; an untyped constant whose value does not fit its default
+        Go type (`const Big = 1 << 100`) cannot be handed to Python, so a build failing
+        only there is repeated without those constants, with a warning."""
+        plan = self._generate(decls, go, requires, ctx.profile, statements)
+        try:
+            lib, report = self._build(plan, options, ctx, go, cell_id)
+        except CompileError as exc:
+            failed = codegen.failed_consts(exc.raw_output, plan)
+            if not failed:
+                raise
+            texts = {n: d.source for d in decls if d.kind == "const" for n in d.extra.get("names") or []}
+            self._unreadable_consts |= {(name, texts[name]) for name in failed}
+            for name, reason in sorted(failed.items()):
+                ctx.warn(f"Go constant {name} is not readable from Python: {reason}")
+            plan = self._generate(decls, go, requires, ctx.profile, statements)
+            lib, report = self._build(plan, options, ctx, go, cell_id)
+        return plan, lib, report
+
+    def _carry_vars(self, lib: library.GoLibrary, plan: codegen.Plan, options, ctx: CellContext) -> None:
+        """Copy package-level variables from the current runtime into a newly loaded one.
+
+        A variable keeps its value across rebuilds when its declaration text (and
+        -ldflags, which may set it) is unchanged, as a Python global survives a new
+        `def`; a changed declaration starts from its new initializer. Values copy
+        as encoded bytes (getter result in, setter call) without becoming Python objects.
+        """
+        old = self._current
+        if old is None or old is lib or options.ldflags != self._current_ldflags:
+            return
+        for name, text in plan.var_texts.items():
+            new_var, old_var = lib.vars.get(name), old.vars.get(name)
+            if not new_var or not old_var or self._current_vars.get(name) != text or not new_var["carried"]:
+                continue
+            got = old.raw_call(old_var["get"], bytes(8))
+            if got[:1] != bytes([marshal.STATUS_OK]):
+                continue
+            done = lib.raw_call(new_var["set"], got[1:])
+            if done[:1] != bytes([marshal.STATUS_OK]):
+                ctx.verbose(f"Go var {name} starts from its initializer: its old value does not fit its type now")
 
     # -- building ------------------------------------------------------------------------
     @staticmethod
@@ -261,9 +311,20 @@ class GoBackend(Backend):
     def _bind(self, lib: library.GoLibrary, plan: codegen.Plan, ctx: CellContext, cell_id: str, new_decls) -> CellResult:
         bind: dict = {}
         self._current = lib
+        self._current_vars = dict(plan.var_texts)
         lib.share_cell_labels()
+        new_names = {n for d in new_decls for n in d.extra.get("names") or []}
         for struct in lib.description.get("structs") or []:
-            bind[struct["name"]] = self._struct_class(struct, lib)
+            cls = bind[struct["name"]] = self._struct_class(struct, lib)
+            self._attach_methods(cls, struct["name"], lib, ctx, new_names)
+        for const in lib.description.get("consts") or []:
+            if const.get("problem"):
+                if const["name"] in new_names:
+                    ctx.warn(f"Go constant {const['name']} is not readable from Python: its type {const['problem']} cannot cross")
+                continue
+            bind[const["name"]] = marshal.decode_value(base64.b64decode(const["value"]), 0, lib.classes)[0]
+        if any(codegen.is_exported(name) for name in lib.vars):
+            bind[VARS_NAME] = self.vars
         library._dispatch_classes.clear()
         library._dispatch_classes.update(lib.classes)
         for entry in plan.funcs:
@@ -285,6 +346,28 @@ class GoBackend(Backend):
         unbind = sorted(self._bound - set(bind))
         self._bound = set(bind)
         return CellResult(bind=bind, unbind=unbind)
+
+    def _attach_methods(self, cls: type, type_name: str, lib: library.GoLibrary, ctx: CellContext, new_names: set) -> None:
+        """Make the exported methods of a struct type (from any cell) methods of its class."""
+        attached = set()
+        for func in lib.functions.values():
+            if func.get("receiver") != type_name:
+                continue
+            method = func["name"].split(".", 1)[1]
+            if func.get("problem"):
+                if func["name"] in new_names or type_name in new_names:
+                    ctx.warn(
+                        f"Go method {func['name']} is not callable from Python: its signature uses "
+                        f"{func['problem']}, which cannot cross between Go and Python"
+                    )
+                continue
+            params = _python_params(func["params"][1:], reserved={"self"})
+            setattr(cls, method, lib.make_function(func, None, None, params, method=True))
+            attached.add(method)
+        for method in getattr(cls, "_go_methods_", set()) - attached:
+            if method in cls.__dict__:
+                delattr(cls, method)
+        cls._go_methods_ = attached
 
     def _struct_class(self, struct: dict, lib: library.GoLibrary) -> type:
         fields = tuple(f["name"] for f in struct["fields"])
@@ -310,11 +393,14 @@ class GoBackend(Backend):
             if removed.kind == "type" and decl.kind == "method" and decl.name.split(".")[0] in removed.extra.get("names", []):
                 self.declarations.remove(decl.name)
         gone = [n for n in removed.extra.get("names", [name]) if n in self._bound]
+        for var in removed.extra.get("names", []) if removed.kind == "var" else []:
+            self._current_vars.pop(var, None)  # a declaration added again starts afresh
         self._bound -= set(gone)
         return CellResult(unbind=gone)
 
     def reset(self) -> CellResult:
         self.declarations.clear()
+        self._current_vars.clear()
         gone = sorted(self._bound)
         self._bound.clear()
         return CellResult(unbind=gone)
@@ -344,6 +430,59 @@ class GoBackend(Backend):
         request = pprof_view.parse(line, cell)
         lib, others = pprof_view.serving_library(user_ns, self._current)
         return pprof_view.profile(request, lib, run, self._cell_labels, others)
+
+
+class GoVars:
+    """`govars`: the session's exported Go package-level variables, read and written live.
+
+    `govars.Limit` reads the variable's current value in Go (a copy), every
+    time; `govars.Limit = 5` sets it (checked against its Go type). Values are
+    never cached on the Python side, so they cannot go stale.
+    """
+
+    def __init__(self, backend: "GoBackend"):
+        object.__setattr__(self, "_backend", backend)
+
+    def _lookup(self, name: str):
+        lib = self._backend._current
+        var = lib.vars.get(name) if lib is not None and codegen.is_exported(name) else None
+        if var is None:
+            raise AttributeError(f"no exported Go variable named {name!r} in this session")
+        return lib, var
+
+    def __getattr__(self, name: str):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        lib, var = self._lookup(name)
+        if var.get("problem"):
+            raise TypeError(f"Go var {name} has type {var['go']}, which cannot cross to Python ({var['problem']})")
+        return lib.call(lib.functions[f"{name} (get)"], ())
+
+    def __setattr__(self, name: str, value) -> None:
+        lib, var = self._lookup(name)
+        func = lib.functions[f"{name} (set)"]
+        try:
+            lib.call(func, (value,))
+        except TypeError as exc:
+            if str(exc).startswith(func["name"]):  # an argument Python could not encode at all
+                raise TypeError(f"Go var {name} (Go type {var['go']}): {str(exc).split(': ', 1)[-1]}") from None
+            raise
+
+    def __dir__(self):
+        lib = self._backend._current
+        return sorted(n for n in (lib.vars if lib else {}) if codegen.is_exported(n))
+
+    def __repr__(self) -> str:
+        lib = self._backend._current
+        if lib is None:
+            return "govars()"
+        shown = []
+        for name in self.__dir__():
+            try:
+                shown.append(f"{name}={getattr(self, name)!r}")
+            except TypeError:
+                shown.append(f"{name}=<{lib.vars[name]['go']}>")
+        return "govars(" + ", ".join(shown) + ")"
 
 
 def _probe_race_library(path: Path) -> None:
@@ -387,10 +526,11 @@ def cell_identifier(source: str) -> str:
     return "cell-" + hashlib.sha256(source.encode()).hexdigest()[:10]
 
 
-def _python_params(params: list[str]) -> list[str]:
+def _python_params(params: list[str], reserved: set[str] = frozenset()) -> list[str]:
     out: list[str] = []
     for index, name in enumerate(params):
-        if not name or name == "_" or keyword.iskeyword(name) or not name.isidentifier() or name in _RESERVED or name in out:
+        if (not name or name == "_" or keyword.iskeyword(name) or not name.isidentifier() or name in _RESERVED
+                or name in reserved or name in out):
             name = f"arg{index}"
         out.append(name)
     return out

@@ -30,6 +30,7 @@ GLUE = _template("glue.go.tmpl")
 FAST_EXPORT = _template("fast_export.go.tmpl")
 CELL = _template("cell.go.tmpl")
 STATEMENTS = _template("statements.go.tmpl")
+CONSTS = _template("consts.go.tmpl")
 
 # Go scalar -> (cgo type, Go conversion from the cgo value) for fast entry points.
 CGO_TYPES = {
@@ -81,6 +82,8 @@ class Plan:
     files: dict[str, str]
     funcs: list[dict] = field(default_factory=list)  # id order: name, params, fast index/sig
     statements_id: int | None = None
+    const_lines: dict[int, str] = field(default_factory=dict)  # line in consts.go -> constant
+    var_texts: dict[str, str] = field(default_factory=dict)  # package-level var -> its declaration text
 
 
 def is_exported(name: str) -> bool:
@@ -131,7 +134,9 @@ def generate(
     requires: dict[str, str],
     profile: bool,
     statements: Statements | None = None,
+    skip_consts: frozenset[str] = frozenset(),
 ) -> Plan:
+    """The package's files; `skip_consts` names constants Python cannot read (see backend)."""
     files: dict[str, str] = {}
     requires_text = "".join(f"require {mod} {ver}\n" for mod, ver in sorted(requires.items()))
     files["go.mod"] = GO_MOD.substitute(go_version=go_version, requires=requires_text, runtime_dir=runtime_dir)
@@ -150,7 +155,12 @@ def generate(
         )
 
     plan = Plan(files=files)
-    func_lines, type_lines, fast_exports = [], [], []
+    func_lines, type_lines, fast_exports, var_lines, const_names = [], [], [], [], []
+    method_params: dict[str, dict[str, list[str]]] = {}  # receiver type -> method -> parameter names
+    for decl in decls:
+        if decl.kind == "method" and "." in decl.name:
+            receiver, method = decl.name.split(".", 1)
+            method_params.setdefault(receiver, {})[method] = decl.extra.get("params") or []
     for decl in decls:
         extra = decl.extra
         if decl.kind == "func" and is_exported(decl.name) and not extra.get("generic"):
@@ -164,10 +174,21 @@ def generate(
             func_lines.append(f"\t\t{{Name: {_go_string(decl.name)}, Params: {_go_strings(params)}, Fn: {decl.name}}},\n")
         for spec in extra.get("types") or []:
             if is_exported(spec["name"]) and not spec["generic"]:
+                methods = "".join(
+                    f"{_go_string(m)}: {_go_strings(p)}, " for m, p in sorted(method_params.get(spec["name"], {}).items())
+                )
                 type_lines.append(
                     f"\t\t{{Name: {_go_string(spec['name'])}, "
-                    f"Type: ipolyglotreflect.TypeOf((*{spec['name']})(nil)).Elem()}},\n"
+                    f"Type: ipolyglotreflect.TypeOf((*{spec['name']})(nil)).Elem(), "
+                    f"Methods: map[string][]string{{{methods}}}}},\n"
                 )
+        if decl.kind == "var":
+            for name in extra.get("names") or []:
+                if name != "_":
+                    plan.var_texts[name] = decl.source
+                    var_lines.append(f"\t\t{{Name: {_go_string(name)}, Ptr: &{name}}},\n")
+        if decl.kind == "const":
+            const_names += [n for n in extra.get("names") or [] if is_exported(n) and n not in skip_consts]
     if statements is not None:
         plan.statements_id = len(plan.funcs)
         names = [name for name, _ in statements.inputs]
@@ -181,9 +202,16 @@ def generate(
             body=f"{_directive(statements.cell_id, 2, 1)}\n{statements.body}",
             outputs=f"[]any{{{', '.join(statements.outputs)}}}" if statements.outputs else "nil",
         )
+    files["consts.go"] = CONSTS.substitute(
+        consts="".join(f"\t{{Name: {_go_string(n)}, Value: {n}}},\n" for n in const_names)
+    )
+    for number, line in enumerate(files["consts.go"].splitlines(), 1):
+        if line.startswith("\t{Name: "):
+            plan.const_lines[number] = const_names[len(plan.const_lines)]
     files["glue.go"] = GLUE.substitute(
         funcs="".join(func_lines),
         types="".join(type_lines),
+        vars="".join(var_lines),
         profile="true" if profile else "false",
         fast_exports="".join(fast_exports),
     )
@@ -209,3 +237,11 @@ def _go_string(text: str) -> str:
 
 def _go_strings(items: list[str]) -> str:
     return "[]string{" + ", ".join(_go_string(i) for i in items) + "}"
+
+
+_CONST_ERROR = re.compile(r"(?:^|/)consts\.go:(\d+):(?:\d+:)? (.*)$", re.M)
+
+
+def failed_consts(go_output: str, plan: Plan) -> dict[str, str]:
+    """Constants whose registration in consts.go did not compile (name -> Go's reason)."""
+    return {plan.const_lines[int(m[1])]: m[2] for m in _CONST_ERROR.finditer(go_output) if int(m[1]) in plan.const_lines}

@@ -55,6 +55,7 @@ MISSING = object()  # default of every generated parameter: reports the Go type 
 _TEMPLATES = Path(__file__).resolve().parent / "templates"
 FAST_WRAPPER = Template((_TEMPLATES / "fast_wrapper.py.tmpl").read_text())
 CALL_WRAPPER = Template((_TEMPLATES / "call_wrapper.py.tmpl").read_text())
+METHOD_WRAPPER = Template((_TEMPLATES / "method_wrapper.py.tmpl").read_text())
 
 
 def _dispatch(handle, inp, n, outp, outn):
@@ -113,6 +114,7 @@ class GoLibrary:
         self.profiled = bool(self.description.get("profile"))
         self.classes: dict[str, type] = {}
         self.functions: dict[str, dict] = {f["name"]: f for f in self.description.get("funcs") or []}
+        self.vars: dict[str, dict] = {v["name"]: v for v in self.description.get("vars") or []}
 
     def _describe(self) -> dict:
         outp = ffi.new("char **")
@@ -205,7 +207,16 @@ class GoLibrary:
         raise ValueError(message)
 
     # -- the generic call ------------------------------------------------------------
-    def call(self, func: dict, args: tuple, profile: bool = False):
+    def raw_call(self, func_id: int, data: bytes) -> bytes:
+        """ipg_call on already encoded arguments: the encoded result (status byte first)."""
+        outp = ffi.new("char **")
+        outn = ffi.new("size_t *")
+        self.lib.ipg_call(func_id, ffi.from_buffer(data), len(data), outp, outn)
+        return self._take(outp, outn)
+
+    def call(self, func: dict, args: tuple, profile: bool = False, receiver: Any = None):
+        """Call through ipg_call. With a `receiver` (a pointer-receiver method's first
+        argument), the receiver Go leaves behind is copied back into it."""
         started = time.perf_counter_ns() if profile else 0
         for index, value in enumerate(args):
             if value is MISSING:
@@ -229,8 +240,14 @@ class GoLibrary:
         try:
             buf = memoryview(ffi.buffer(outp[0], outn[0]))
             if buf[0] != marshal.STATUS_OK:
+                if receiver is not None and buf[0] == marshal.STATUS_GO_ERROR:
+                    message, pos = marshal.read_string(buf, 1)
+                    copy_back(receiver, marshal.decode_value(buf, pos, self.classes)[0])
+                    raise GoError(message)
                 self._raise_status(bytes(buf), 0, "")
             values, pos = marshal.decode_values(buf, 1, self.classes)
+            if receiver is not None:
+                copy_back(receiver, values.pop())
             timings = marshal.struct.unpack_from("<QQQ", buf, pos) if profile else None
         finally:
             self.lib.ipg_free(outp[0])
@@ -249,8 +266,13 @@ class GoLibrary:
         return result
 
     # -- Python callables for the functions ------------------------------------------
-    def make_function(self, func: dict, fast_index: int | None, fast_sig: dict | None, py_params: list[str]):
+    def make_function(
+        self, func: dict, fast_index: int | None, fast_sig: dict | None, py_params: list[str], method: bool = False
+    ):
+        """A Python function for a Go function, or (`method`) for a method of a struct class."""
         name = func["name"]
+        if method:
+            return self._make_method(func, py_params)
         params = ", ".join(f"{p}=_MISSING" for p in py_params)
         if func.get("variadic") and py_params:
             params = ", ".join([*(f"{p}=_MISSING" for p in py_params[:-1]), f"*{py_params[-1]}"])
@@ -282,6 +304,49 @@ class GoLibrary:
         return fn
 
 
+    def _make_method(self, func: dict, py_params: list[str]):
+        name = func["name"].split(".", 1)[1]
+        params = ", ".join(["self", *(f"{p}=_MISSING" for p in py_params)])
+        args = ", ".join(["self", *py_params])
+        if func.get("variadic") and py_params:
+            params = ", ".join(["self", *(f"{p}=_MISSING" for p in py_params[:-1]), f"*{py_params[-1]}"])
+            args = ", ".join(["self", *py_params[:-1], f"list({py_params[-1]})"])
+        profile = self.profiled
+
+        def call(a, _func=func, _pointer=bool(func.get("pointer"))):
+            return self.call(_func, a, profile, a[0] if _pointer else None)
+
+        namespace: dict[str, Any] = {"_MISSING": MISSING, "_call": call}
+        source = METHOD_WRAPPER.substitute(name=name, params=params, args_tuple=f"({args},)")
+        exec(compile(source, f"<go method {func['name']}>", "exec"), namespace)  # noqa: S102 - our template
+        fn = namespace[name]
+        doc = go_signature(func)
+        if func.get("pointer"):
+            doc += (
+                "\n\nPointer receiver: Go works on a copy of the object's exported fields; after the "
+                "call (also when it returns an error, not after a panic) the fields as Go left them "
+                "are copied back into this object. Unexported Go fields start from their zero value "
+                "in every call (they do not cross)."
+            )
+        else:
+            doc += "\n\nValue receiver: Go works on a copy; this object is not changed."
+        fn.__doc__ = doc
+        fn.__qualname__ = func["name"]
+        fn.__module__ = "__main__"
+        fn._go_library = self
+        return fn
+
+
+def copy_back(target, value) -> None:
+    """Put the fields of a receiver Go returned into the caller's object."""
+    fields = value._asdict() if isinstance(value, marshal.GoStruct) else value
+    if isinstance(target, marshal.GoStruct):
+        for name, item in fields.items():
+            setattr(target, name, item)
+    elif isinstance(target, dict):
+        target.update(fields)
+
+
 def _param(func: dict, index: int) -> str:
     params = func.get("params") or []
     name = params[index] if index < len(params) and params[index] not in ("", "_") else f"#{index + 1}"
@@ -291,7 +356,12 @@ def _param(func: dict, index: int) -> str:
 
 def go_signature(func: dict) -> str:
     params = []
-    for index, t in enumerate(func.get("in") or []):
+    ins = list(enumerate(func.get("in") or []))
+    receiver = ""
+    if func.get("receiver"):
+        receiver = f"({ins[0][1]['go']}) "
+        ins = ins[1:]
+    for index, t in ins:
         name = (func.get("params") or [""] * (index + 1))[index] if index < len(func.get("params") or []) else ""
         go_type = t["go"]
         if func.get("variadic") and index == len(func["in"]) - 1 and go_type.startswith("[]"):
@@ -299,5 +369,6 @@ def go_signature(func: dict) -> str:
         params.append(f"{name} {go_type}".strip())
     outs = [t["go"] for t in func.get("out") or []] + (["error"] if func.get("error") else [])
     result = "" if not outs else f" {outs[0]}" if len(outs) == 1 else f" ({', '.join(outs)})"
-    return f"Go: func {func['name']}({', '.join(params)}){result}"
+    name = func["name"].split(".", 1)[1] if receiver else func["name"]
+    return f"Go: func {receiver}{name}({', '.join(params)}){result}"
 

@@ -19,7 +19,9 @@ import numpy as np
 
 TAG_NIL, TAG_FALSE, TAG_TRUE, TAG_INT, TAG_UINT, TAG_BIGINT, TAG_FLOAT, TAG_COMPLEX = range(8)
 TAG_STRING, TAG_BYTES, TAG_ARRAY, TAG_ARRAY_EXTERN, TAG_BYTES_EXTERN = 0x08, 0x09, 0x0A, 0x0B, 0x0C
-TAG_LIST, TAG_MAP, TAG_STRUCT, TAG_FUNC = 0x10, 0x11, 0x12, 0x13
+TAG_LIST, TAG_MAP, TAG_STRUCT, TAG_FUNC, TAG_MAP_COLUMNS = 0x10, 0x11, 0x12, 0x13, 0x14
+COLUMN_STRINGS = 0x00  # a map column of strings joined by NUL (else a dtype code: runtime/ipgrt/columns.go)
+MIN_COLUMNS = 16  # smaller dicts are cheaper entry by entry
 
 STATUS_OK, STATUS_GO_ERROR, STATUS_PANIC, STATUS_TYPE_ERROR = 0, 1, 2, 3
 STATUS_OVERFLOW_ERROR, STATUS_VALUE_ERROR, STATUS_CALLBACK_ERROR = 4, 5, 6
@@ -198,6 +200,8 @@ def encode(value, out: bytearray, keep: list, handles: list[int], depth: int) ->
             encode(field, out, keep, handles, depth + 1)
             encode(getattr(value, field, None), out, keep, handles, depth + 1)
     elif isinstance(value, Mapping):
+        if type(value) is dict and len(value) >= MIN_COLUMNS and _encode_columns(value, out):
+            return
         out.append(TAG_MAP)
         out += _Q.pack(len(value))
         for key, item in value.items():
@@ -218,6 +222,64 @@ def encode(value, out: bytearray, keep: list, handles: list[int], depth: int) ->
         except TypeError:
             raise EncodeError(f"a Python {type(value).__name__} has no Go counterpart") from None
         _encode_array(np.asarray(view), out, keep, handles, depth)
+
+
+def _encode_columns(value: dict, out: bytearray) -> bool:
+    """A dict with str or int keys and float, int, bool or str values, in two bulk
+    columns (no per-entry Python work); False for any other dict."""
+    keys = _column(list(value))
+    if keys is None:
+        return False
+    values = _column(list(value.values()))
+    if values is None:
+        return False
+    out.append(TAG_MAP_COLUMNS)
+    out += _Q.pack(len(value))
+    out += keys
+    out += values
+    return True
+
+
+_FLOAT64, _INT64, _BOOL = (DTYPE_CODE[np.dtype(name)] for name in ("float64", "int64", "bool"))
+
+
+def _column(items: list) -> bytes | None:
+    kind = type(items[0])
+    if kind is str:
+        try:
+            joined = "\0".join(items)
+        except TypeError:  # not all strings
+            return None
+        if joined.count("\0") != len(items) - 1:  # a string holding NUL: per entry
+            return None
+        data = joined.encode("utf-8", "surrogatepass")
+        return bytes([COLUMN_STRINGS]) + _Q.pack(len(data)) + data
+    if kind not in (float, int, bool) or set(map(type, items)) != {kind}:
+        return None
+    if kind is float:
+        return bytes([_FLOAT64]) + struct.pack(f"<{len(items)}d", *items)
+    if kind is bool:
+        return bytes([_BOOL]) + bytes(items)
+    try:
+        return bytes([_INT64]) + struct.pack(f"<{len(items)}q", *items)
+    except struct.error:  # an int beyond int64
+        return None
+
+
+def _decode_column(buf, pos: int, n: int) -> tuple[list, int]:
+    code = buf[pos]
+    pos += 1
+    if code == COLUMN_STRINGS:
+        (size,) = _Q.unpack_from(buf, pos)
+        pos += 8
+        data = bytes(buf[pos : pos + size])
+        try:
+            items = data.decode("utf-8", "surrogatepass").split("\0")
+        except UnicodeDecodeError:  # some string is not UTF-8: decode each one as read_string does
+            items = [_text(part) for part in data.split(b"\0")]
+        return items, pos + size
+    dtype = np.dtype(DTYPES[code])
+    return np.frombuffer(buf, dtype=dtype, count=n, offset=pos).tolist(), pos + n * dtype.itemsize
 
 
 def _encode_int(value: int, out: bytearray) -> None:
@@ -340,6 +402,11 @@ def decode_value(buf, pos: int, classes: Mapping[str, type]) -> tuple[Any, int]:
                 key = tuple(key._asdict().values())
             result[key] = value
         return result, pos
+    if tag == TAG_MAP_COLUMNS:
+        (n,) = _Q.unpack_from(buf, pos)
+        keys, pos = _decode_column(buf, pos + 8, n)
+        values, pos = _decode_column(buf, pos, n)
+        return dict(zip(keys, values)), pos
     if tag == TAG_STRUCT:
         name, pos = read_string(buf, pos)
         (n,) = _Q.unpack_from(buf, pos)

@@ -57,6 +57,22 @@ func EchoShape(v Shape) Shape                               { return v }
 func EchoPointPtr(p *Point) *Point                          { return p }
 func EchoAny(v any) any                                     { return v }
 func EchoInts(xs ...int) []int                              { return xs }
+func EchoFloatMap(v map[string]float64) map[string]float64   { return v }
+func EchoFloat32Map(v map[string]float32) map[string]float32 { return v }
+func EchoFlags(v map[int32]bool) map[int32]bool             { return v }
+func EchoInt64Map(v map[int64]int64) map[int64]int64         { return v }
+
+func OddKeys(n int, nul bool) map[string]int {
+	m := map[string]int{}
+	for i := 0; i < n; i++ {
+		if nul {
+			m[fmt.Sprintf("k\x00%d", i)] = i
+		} else {
+			m[fmt.Sprintf("\xff%d", i)] = -i
+		}
+	}
+	return m
+}
 
 func Scale(p Point, k float64) Point { return Point{p.X * k, p.Y * k, p.Label} }
 func Split(s string) (string, int, bool) { return s + "!", len(s), s == "" }

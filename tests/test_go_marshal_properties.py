@@ -121,6 +121,19 @@ def test_structs(go, points, tags, origin):
     assert go["EchoShape"](shape) == shape
 
 
+@FAST
+@given(
+    floats_by_text=st.dictionaries(text, floats, max_size=60),
+    text_by_int=st.dictionaries(ints64, text, max_size=60),
+    ints_by_text=st.dictionaries(text, ints64, max_size=60),
+)
+def test_dicts_of_common_shapes(go, floats_by_text, text_by_int, ints_by_text):
+    # From 16 entries on these cross in bulk columns (strings joined by NUL unless one holds NUL).
+    assert go["EchoFloatMap"](floats_by_text) == floats_by_text
+    assert go["EchoIntKeys"](text_by_int) == text_by_int
+    assert go["EchoMap"](ints_by_text) == ints_by_text
+
+
 json_like = st.recursive(
     st.none() | st.booleans() | ints64 | floats | text,
     lambda children: st.lists(children, max_size=4) | st.dictionaries(text, children, max_size=4),

@@ -77,6 +77,41 @@ assert EchoInts().tolist() == [] and EchoInts(1, 2, 3).tolist() == [1, 2, 3]
 """)
 
 
+def test_large_dicts_of_common_shapes_round_trip(kernel):
+    # 16 entries and more cross as two bulk columns; every shape must behave as entry by entry.
+    check(kernel, """
+n = 1000
+sf = {f'k{i}-ü': i / 3 for i in range(n)}
+assert EchoFloatMap(sf) == sf and EchoFloatMap({f'k{i}': i for i in range(n)}) == {f'k{i}': float(i) for i in range(n)}
+si = {f'k{i}': i - 500 for i in range(n)}
+assert EchoMap(si) == si and all(type(v) is int for v in EchoMap(si).values())
+iss = {i * 7 - 3000: f'v{i}' for i in range(n)}
+assert EchoIntKeys(iss) == iss
+flags = {i: i % 3 == 0 for i in range(-50, 50)}
+assert EchoFlags(flags) == flags
+big = {i: 2**62 + i for i in range(100)}
+assert EchoInt64Map(big) == big
+assert EchoAny({f'k{i}': float(i) for i in range(40)}) == {f'k{i}': float(i) for i in range(40)}
+assert EchoFloat32Map({f'k{i}': 0.5 for i in range(40)}) == {f'k{i}': 0.5 for i in range(40)}
+nul = {f'a\\x00{i}': i for i in range(40)}                  # NUL inside keys: entry by entry
+assert EchoMap(nul) == nul
+assert OddKeys(40, True) == {f'k\\x00{i}': i for i in range(40)}
+assert OddKeys(40, False) == {'\\udcff' + str(i): -i for i in range(40)}   # not UTF-8: as read_string does
+def raises(exc, fn, *args):
+    try:
+        fn(*args)
+    except exc as e:
+        return str(e)
+    raise AssertionError(f'{fn.__name__} did not raise {exc.__name__}')
+m = raises(OverflowError, EchoFloat32Map, {f'k{i}': 1e300 for i in range(40)}); assert 'float32' in m and 'key k' in m, m
+m = raises(TypeError, EchoMap, {f'k{i}': 1.5 for i in range(40)}); assert 'map[string]int' in m or 'Go type int' in m, m
+m = raises(OverflowError, EchoFlags, {2**40 + i: True for i in range(40)}); assert 'int32' in m, m
+mixed = {f'k{i}': (i if i % 2 else float(i)) for i in range(40)}
+m = raises(TypeError, EchoMap, mixed); assert 'key k0' in m, m
+assert EchoFloatMap(mixed) == {k: float(v) for k, v in mixed.items()}
+""")
+
+
 def test_structs_by_value_pointer_nil_and_dict(kernel):
     check(kernel, """
 p = Point(X=3, Y=4, Label='p')

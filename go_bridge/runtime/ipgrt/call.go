@@ -30,32 +30,113 @@ type Func struct {
 	Fn     any
 }
 
-// Type is one exported named type of the session.
+// Type is one exported named type of the session. Methods holds the
+// parameter names of its methods as written (the methods themselves are
+// found by reflection, so a method declared in any cell is included).
 type Type struct {
+	Name    string
+	Type    reflect.Type
+	Methods map[string][]string
+}
+
+// Var is one package-level variable (exported or not): Python reads it, and
+// copies its value from one build's runtime into the next one's.
+type Var struct {
 	Name string
-	Type reflect.Type
+	Ptr  any
+}
+
+// Const is one exported package-level constant and its value.
+type Const struct {
+	Name  string
+	Value any
 }
 
 type entry struct {
 	Func
-	v reflect.Value
-	t reflect.Type
+	v       reflect.Value
+	t       reflect.Type
+	recv    string // the struct type of a method ("" for a function)
+	pointer bool   // a pointer-receiver method: the receiver is sent back after the call
+	varName string // a variable's accessor: messages name the variable
+}
+
+type varEntry struct {
+	Var
+	get, set int
+	t        reflect.Type
 }
 
 var (
 	funcs   []entry
 	types   []Type
+	vars    []varEntry
+	consts  []Const
 	profile bool
 )
 
 // Register is called once, from the generated glue's init.
-func Register(fs []Func, ts []Type, withProfile bool) {
+func Register(fs []Func, ts []Type, vs []Var, cs []Const, withProfile bool) {
 	for _, f := range fs {
 		v := reflect.ValueOf(f.Fn)
-		funcs = append(funcs, entry{f, v, v.Type()})
+		funcs = append(funcs, entry{Func: f, v: v, t: v.Type()})
 	}
 	types = ts
+	for _, ty := range ts {
+		registerMethods(ty)
+	}
+	for _, v := range vs {
+		vars = append(vars, registerVar(v))
+	}
+	consts = cs
 	profile = withProfile
+}
+
+// registerMethods adds the exported methods of a struct type as entries
+// whose first parameter is the receiver (T, or *T for pointer receivers).
+func registerMethods(ty Type) {
+	if ty.Type.Kind() != reflect.Struct {
+		return
+	}
+	pt := reflect.PointerTo(ty.Type)
+	for i := 0; i < pt.NumMethod(); i++ {
+		m := pt.Method(i)
+		fn, pointer := m.Func, true
+		if vm, ok := ty.Type.MethodByName(m.Name); ok {
+			fn, pointer = vm.Func, false
+		}
+		params := []string{"receiver"}
+		if names, ok := ty.Methods[m.Name]; ok && len(names) == fn.Type().NumIn()-1 {
+			params = append(params, names...)
+		} else {
+			for j := 1; j < fn.Type().NumIn(); j++ {
+				params = append(params, "")
+			}
+		}
+		funcs = append(funcs, entry{
+			Func: Func{Name: ty.Name + "." + m.Name, Params: params},
+			v:    fn, t: fn.Type(), recv: ty.Name, pointer: pointer,
+		})
+	}
+}
+
+// registerVar gives a variable a getter and a setter reachable through ipg_call.
+func registerVar(v Var) varEntry {
+	p := reflect.ValueOf(v.Ptr).Elem()
+	t := p.Type()
+	get := reflect.MakeFunc(reflect.FuncOf(nil, []reflect.Type{t}, false), func([]reflect.Value) []reflect.Value {
+		return []reflect.Value{p}
+	})
+	set := reflect.MakeFunc(reflect.FuncOf([]reflect.Type{t}, nil, false), func(a []reflect.Value) []reflect.Value {
+		p.Set(a[0])
+		return nil
+	})
+	ve := varEntry{Var: v, get: len(funcs), set: len(funcs) + 1, t: t}
+	funcs = append(funcs,
+		entry{Func: Func{Name: v.Name + " (get)"}, v: get, t: get.Type(), varName: v.Name},
+		entry{Func: Func{Name: v.Name + " (set)", Params: []string{"value"}}, v: set, t: set.Type(), varName: v.Name},
+	)
+	return ve
 }
 
 // ---- results in C memory -------------------------------------------------
@@ -255,13 +336,13 @@ func Call(id int, input []byte) (result *writer) {
 	nargs := int(d.r.u64())
 	t := e.t
 	if nargs != t.NumIn() {
-		return statusResult(statusTypeError, fmt.Sprintf("%s() takes %d arguments, got %d", e.Name, t.NumIn(), nargs))
+		return statusResult(statusTypeError, fmt.Sprintf("%s takes %d arguments, got %d", callName(e), t.NumIn()-e.implicit(), nargs-e.implicit()))
 	}
 	args := make([]reflect.Value, nargs)
 	for i := 0; i < nargs; i++ {
 		v, err := d.value(t.In(i))
 		if err != nil {
-			return statusResult(err.status, fmt.Sprintf("%s() parameter %s (Go type %s): %s", e.Name, paramName(e, i), TypeName(t.In(i)), err.msg))
+			return statusResult(err.status, fmt.Sprintf("%s (Go type %s): %s", paramLabel(e, i), TypeName(t.In(i)), err.msg))
 		}
 		args[i] = v
 	}
@@ -282,14 +363,25 @@ func Call(id int, input []byte) (result *writer) {
 	w := &writer{}
 	if k := len(results); k > 0 && t.Out(k-1) == errorType {
 		if err := results[k-1]; !err.IsNil() {
-			return statusResult(statusGoError, err.Interface().(error).Error())
+			w := statusResult(statusGoError, err.Interface().(error).Error())
+			if e.pointer { // the receiver as the method left it, for the copy back
+				w.value(args[0].Elem(), 0)
+			}
+			return w
 		}
 		results = results[:k-1]
 	}
 	w.byte(statusOK)
-	w.u64(uint64(len(results)))
+	if e.pointer {
+		w.u64(uint64(len(results) + 1))
+	} else {
+		w.u64(uint64(len(results)))
+	}
 	for _, r := range results {
 		w.value(r, 0)
+	}
+	if e.pointer {
+		w.value(args[0].Elem(), 0)
 	}
 	if profile {
 		w.u64(uint64(decodeNs))
@@ -299,11 +391,36 @@ func Call(id int, input []byte) (result *writer) {
 	return w
 }
 
+// implicit is 1 for a method (its receiver is not an argument the user passes).
+func (e *entry) implicit() int {
+	if e.recv != "" {
+		return 1
+	}
+	return 0
+}
+
+func callName(e *entry) string {
+	if e.varName != "" {
+		return "Go var " + e.varName
+	}
+	return e.Name + "()"
+}
+
+func paramLabel(e *entry, i int) string {
+	if e.varName != "" {
+		return "Go var " + e.varName
+	}
+	if e.recv != "" && i == 0 {
+		return e.Name + "() receiver"
+	}
+	return e.Name + "() parameter " + paramName(e, i)
+}
+
 func paramName(e *entry, i int) string {
 	if i < len(e.Params) && e.Params[i] != "" && e.Params[i] != "_" {
 		return e.Params[i]
 	}
-	return fmt.Sprintf("#%d", i+1)
+	return fmt.Sprintf("#%d", i+1-e.implicit())
 }
 
 // ---- calling Python back ----------------------------------------------------
@@ -372,6 +489,23 @@ type funcInfo struct {
 	Variadic bool       `json:"variadic"`
 	Error    bool       `json:"error"`
 	Problem  string     `json:"problem,omitempty"`
+	Receiver string     `json:"receiver,omitempty"` // a method of this struct type
+	Pointer  bool       `json:"pointer,omitempty"`  // ... with a pointer receiver
+}
+
+type varInfo struct {
+	Name string `json:"name"`
+	Get  int    `json:"get"`
+	Set  int    `json:"set"`
+	typeInfo
+	// Carried: the value can be copied faithfully from one runtime to the next.
+	Carried bool `json:"carried"`
+}
+
+type constInfo struct {
+	Name    string `json:"name"`
+	Value   []byte `json:"value,omitempty"` // encoded
+	Problem string `json:"problem,omitempty"`
 }
 
 type fieldInfo struct {
@@ -389,7 +523,12 @@ type structInfo struct {
 func ipg_describe(out **C.char, outn *C.size_t) {
 	var fs []funcInfo
 	for id, e := range funcs {
-		fi := funcInfo{ID: id, Name: e.Name, Params: e.Params, Variadic: e.t.IsVariadic()}
+		fi := funcInfo{ID: id, Name: e.Name, Params: e.Params, Variadic: e.t.IsVariadic(), Receiver: e.recv, Pointer: e.pointer}
+		if e.pointer {
+			if p := crossOut(e.t.In(0), map[reflect.Type]bool{}); p != "" {
+				fi.Problem = p
+			}
+		}
 		for i := 0; i < e.t.NumIn(); i++ {
 			ti := info(e.t.In(i))
 			if p := crossIn(e.t.In(i), map[reflect.Type]bool{}); p != "" && fi.Problem == "" {
@@ -426,7 +565,30 @@ func ipg_describe(out **C.char, outn *C.size_t) {
 		si.Zero = zero.buf
 		ss = append(ss, si)
 	}
-	data, _ := json.Marshal(map[string]any{"funcs": fs, "structs": ss, "profile": profile})
+	vs := []varInfo{}
+	for _, v := range vars {
+		ti := info(v.t)
+		if p := crossOut(v.t, map[reflect.Type]bool{}); p != "" {
+			ti.Problem = p
+		} else if p := crossIn(v.t, map[reflect.Type]bool{}); p != "" {
+			ti.Problem = p
+		}
+		vs = append(vs, varInfo{Name: v.Name, Get: v.get, Set: v.set, typeInfo: ti, Carried: ti.Problem == "" && faithful(v.t, map[reflect.Type]bool{})})
+	}
+	cs := []constInfo{}
+	for _, c := range consts {
+		ci := constInfo{Name: c.Name}
+		v := reflect.ValueOf(c.Value)
+		if p := crossOut(v.Type(), map[reflect.Type]bool{}); p != "" {
+			ci.Problem = p
+		} else {
+			w := &writer{}
+			w.value(v, 0)
+			ci.Value = w.buf
+		}
+		cs = append(cs, ci)
+	}
+	data, _ := json.Marshal(map[string]any{"funcs": fs, "structs": ss, "vars": vs, "consts": cs, "profile": profile})
 	w := &writer{buf: data}
 	toC(w, out, outn)
 }
@@ -508,4 +670,30 @@ func crossOut(t reflect.Type, seen map[reflect.Type]bool) string {
 		}
 	}
 	return ""
+}
+
+// faithful says whether a value of type t survives the trip out of one Go
+// runtime and into another unchanged (up to pointer identity): no
+// interfaces (their dynamic types are lost), no unexported struct fields
+// (they do not cross), nothing that cannot cross at all.
+func faithful(t reflect.Type, seen map[reflect.Type]bool) bool {
+	if seen[t] {
+		return true
+	}
+	seen[t] = true
+	switch t.Kind() {
+	case reflect.Chan, reflect.Func, reflect.UnsafePointer, reflect.Interface:
+		return false
+	case reflect.Slice, reflect.Array, reflect.Pointer:
+		return faithful(t.Elem(), seen)
+	case reflect.Map:
+		return faithful(t.Key(), seen) && faithful(t.Elem(), seen)
+	case reflect.Struct:
+		for i := 0; i < t.NumField(); i++ {
+			if f := t.Field(i); !f.IsExported() || f.Anonymous || !faithful(f.Type, seen) {
+				return false
+			}
+		}
+	}
+	return true
 }

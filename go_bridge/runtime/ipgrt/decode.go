@@ -42,7 +42,7 @@ var tagNames = map[byte]string{
 	tagNil: "None", tagFalse: "bool", tagTrue: "bool", tagInt: "int", tagUint: "int",
 	tagBigInt: "int", tagFloat: "float", tagComplex: "complex", tagString: "str",
 	tagBytes: "bytes", tagBytesExtern: "bytes", tagArray: "array", tagArrayExtern: "array",
-	tagList: "sequence", tagMap: "dict", tagStruct: "struct", tagFunc: "callable",
+	tagList: "sequence", tagMap: "dict", tagMapColumns: "dict", tagStruct: "struct", tagFunc: "callable",
 }
 
 type decoder struct {
@@ -129,6 +129,9 @@ func (d *decoder) value(t reflect.Type) (reflect.Value, *convError) {
 		return out, nil
 	}
 	d.r.byte()
+	if tag == tagMapColumns {
+		return d.mapColumns(t)
+	}
 	out := reflect.New(t).Elem()
 	switch tag {
 	case tagNil:
@@ -498,7 +501,7 @@ func (d *decoder) natural() (reflect.Value, *convError) {
 		return d.value(reflect.SliceOf(dtypeType(dt)))
 	case tagList:
 		return d.value(reflect.TypeFor[[]any]())
-	case tagMap, tagStruct:
+	case tagMap, tagStruct, tagMapColumns:
 		return d.value(reflect.TypeFor[map[string]any]())
 	}
 	d.r.byte()
@@ -570,6 +573,10 @@ func (d *decoder) skip() {
 		d.skipValues(int(d.r.u64()))
 	case tagMap:
 		d.skipPairs(int(d.r.u64()))
+	case tagMapColumns:
+		n := int(d.r.u64())
+		d.column(n)
+		d.column(n)
 	case tagStruct:
 		d.r.str()
 		d.skipFieldPairs(int(d.r.u64()))

@@ -74,6 +74,9 @@ func (w *writer) value(v reflect.Value, depth int) {
 		}
 		w.list(v, depth)
 	case reflect.Map:
+		if w.encodeColumns(v) {
+			return
+		}
 		w.byte(tagMap)
 		w.u64(uint64(v.Len()))
 		it := v.MapRange()

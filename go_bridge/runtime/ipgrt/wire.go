@@ -30,6 +30,7 @@ const (
 	tagMap         = 0x11 // uint64 count + key, value pairs
 	tagStruct      = 0x12 // name string + uint64 count + (field name as a tagged string, value) pairs
 	tagFunc        = 0x13 // int64 handle of a Python callable
+	// tagMapColumns (0x14): uint64 count + key column + value column (columns.go)
 )
 
 // Result status bytes: the first byte of every call result.
