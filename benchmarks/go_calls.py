@@ -164,8 +164,9 @@ def run(quick: bool) -> list[Row]:
                     os.environ["GOCACHE"] = saved
                 shutil.rmtree(gocache, ignore_errors=True)
 
-        rows.append(Row("go", "first cell build (cold GOCACHE)", once(cold_build, repeat=1), "s",
-                        "the same build, warm GOCACHE", warm))
+        if not quick:  # ~1 minute of compiling Go's runtime: figures only, no plumbing it alone tests
+            rows.append(Row("go", "first cell build (cold GOCACHE)", once(cold_build, repeat=1), "s",
+                            "the same build, warm GOCACHE", warm))
 
         # Cache-hit load in a new session (no go process runs).
         rows.append(Row("go", "cache-hit load", once(lambda: _run(GoBackend(), cache), repeat=repeats), "s",

@@ -66,7 +66,7 @@ class IPolyglotKernelTests(_PrivateHistory, jupyter_kernel_test.KernelTests):
     completion_samples = [
         {"text": "zi", "matches": {"zip"}},
         {"text": "%poly", "matches": {"%polyglot"}},
-        {"text": "%%g", "matches": {"%%go"}},
+        {"text": "%%g", "matches": {"%%go", "%%go_pprof"}},
         {"text": "%%cp", "matches": {"%%cpp"}},
     ]
 
