@@ -115,24 +115,24 @@ class RunningKernel:
         self.kc.stop_channels()
         self.km.shutdown_kernel(now=True)
 
+    def __enter__(self) -> "RunningKernel":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.shutdown()
+
 
 @pytest.fixture(scope="module")
 def kernel():
-    running = RunningKernel()
-    try:
+    with RunningKernel() as running:
         yield running
-    finally:
-        running.shutdown()
 
 
 @pytest.fixture
 def fresh_kernel():
     """A kernel of its own, for tests that change process-wide state."""
-    running = RunningKernel()
-    try:
+    with RunningKernel() as running:
         yield running
-    finally:
-        running.shutdown()
 
 
 @pytest.fixture
