@@ -17,7 +17,10 @@ def _is_char_pointer(t: str) -> bool:
 
 
 def _releases_gil(record: dict) -> bool:
-    """Functions that take and return only C++ values run without the GIL."""
+    """Functions that take and return only C++ values run without the GIL
+    (unless their cell asked to keep it, for tiny functions in hot loops)."""
+    if record.get("keep_gil"):
+        return False
     types = [record["ret"], *(p["type"] for p in record["params"])]
     return not any(_PYOBJECT_MARK in t for t in types)
 
@@ -130,9 +133,13 @@ def class_code(info: dict, bound_classes: set[str], profile: bool) -> str:
             args=_arg_list(m["params"]),
             extras=extras,
         ))
+    fields = ", ".join(f'"{f["name"]}"' for f in info["fields"])
     if not any(m["name"] == "__repr__" for m in info["methods"]):
-        fields = ", ".join(f'"{f["name"]}"' for f in info["fields"])
         lines.append(snippet("repr", name=info["name"], fields=fields))
+    # Plain structs (keyword constructor from their fields) accept an earlier
+    # build's instances by copying those fields.
+    aggregate = not info["user_ctors"] and not info["abstract"] and all(not f["readonly"] for f in info["fields"])
+    lines.append(snippet("finish_class", qual=qual, fields=fields, copy_fields="true" if aggregate else "false"))
     return "\n".join(lines)
 
 

@@ -12,6 +12,7 @@ and flag set and kept in the build cache's scratch space.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import re
@@ -66,7 +67,7 @@ class Flags:
         return self.common() + [BIND_OPT, *python_includes()]
 
     def link(self) -> list[str]:
-        flags = ["-shared"]
+        flags = []
         for d in self.lib_dirs:
             flags += ["-L", d, f"-Wl,-rpath,{d}"]
         flags += [f"-l{lib}" for lib in self.libs]
@@ -129,7 +130,10 @@ def _pch_source() -> str:
     return (TEMPLATES / "pch.hpp").read_text()
 
 
-def _pch_inputs_digest() -> str:
+@functools.lru_cache(maxsize=None)
+def support_digest() -> str:
+    """What every binding unit includes besides its own text (ipolyglot's header,
+    pybind11, Python): part of the binding object's cache key."""
     digest = hashlib.sha256(_pch_source().encode())
     for path in sorted(INCLUDE_DIR.rglob("*")):
         if path.is_file():
@@ -141,14 +145,18 @@ def _pch_inputs_digest() -> str:
     return digest.hexdigest()
 
 
-def precompiled_header(scratch: Path, compiler: str, flags: list[str], identity: str, verbose) -> Path:
+def precompiled_header(scratch: Path, compiler: str, flags: list[str], version: str, verbose) -> Path:
     """The precompiled header for these flags (built once, then reused by every build).
+
+    Keyed by the compiler's version line, so wrappers (ccache, a logging
+    script) of the same compiler share it; g++ ignores a header that does not
+    match and reads the plain text instead, so a wrong guess only costs time.
 
     IPOLYGLOT_CPP_NO_PCH=1 returns the plain header instead (for measuring what
     the precompiled header saves)."""
     if os.environ.get("IPOLYGLOT_CPP_NO_PCH") == "1":
         return TEMPLATES / "pch.hpp"
-    key = hashlib.sha256("\n".join([identity, _pch_inputs_digest(), *flags]).encode()).hexdigest()[:24]
+    key = hashlib.sha256("\n".join([version, support_digest(), *flags]).encode()).hexdigest()[:24]
     home = scratch / key
     header = home / "ipolyglot_pch.hpp"
     gch = home / "ipolyglot_pch.hpp.gch"
@@ -194,3 +202,31 @@ def diagnostics(output: str, cells: dict[str, tuple[str, str | None]], current: 
     # Errors in the user's cells first: generated-code errors usually follow from them.
     found.sort(key=lambda d: d.line is None)
     return found
+
+
+_REGISTER = re.compile(r"ipolyglot_register_(\d+)\(pybind11::module_ &m\)")
+_BIND_LINE = re.compile(r"bind\.cpp:(\d+):\d+:(?:\s+required from here| error:)")
+
+
+def failing_registrations(bind_text: str, output: str) -> set[int]:
+    """Which generated registration functions g++'s errors point into."""
+    starts = []
+    for number, line in enumerate(bind_text.splitlines(), start=1):
+        m = _REGISTER.search(line)
+        if m:
+            starts.append((number, int(m.group(1))))
+    found = set()
+    for m in _BIND_LINE.finditer(output):
+        line = int(m.group(1))
+        owner = [index for start, index in starts if start <= line]
+        if owner:
+            found.add(owner[-1])
+    return found
+
+
+def first_error(output: str) -> str:
+    for line in output.splitlines():
+        m = _DIAG.match(line)
+        if m and m.group("sev") in ("error", "fatal error"):
+            return m.group("msg")
+    return "it does not compile"

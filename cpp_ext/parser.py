@@ -19,6 +19,8 @@ from typing import Any
 
 import clang.cindex as ci
 
+from .bindgen import fnptr_type
+
 CK = ci.CursorKind
 CELL_PATH = "/ipolyglot/cell.cpp"
 MAIN_PATH = "/ipolyglot/main.cpp"
@@ -165,6 +167,8 @@ def _collect(cursor: ci.Cursor, ns: list[str], text: _Text, parsed: ParsedCell, 
             parsed.pieces.append(_piece(text, start, end, f"(anonymous namespace at line {_line_col(text, start)[0]})", "block", "other", ns))
             parsed.warnings.append("an anonymous namespace is compiled but not bound (its names are private to the cell)")
             return
+        # The namespace's own braces are re-created around each member when emitted.
+        covered.append(_extent(cursor, text))
         for child in cursor.get_children():
             if _in_cell(child):
                 _collect(child, [*ns, cursor.spelling], text, parsed, covered)
@@ -195,20 +199,26 @@ def _collect(cursor: ci.Cursor, ns: list[str], text: _Text, parsed: ParsedCell, 
         parsed.pieces.append(_var_piece(cursor, ns, text, start, end))
     elif kind in _MEMBER_DEF_KINDS:
         parent = cursor.semantic_parent
-        piece = _piece(text, start, end, f"{_pyname(ns, parent.spelling)}::{name}@{start}", "member-def", "func", ns)
-        piece.name = _member_def_name(cursor, ns)
+        # Out-of-line member definitions live in the user unit only; the class
+        # itself declares them for the binding unit.
+        piece = _piece(text, start, end, _member_def_name(cursor, ns), "member-def", "func", ns)
         if parent.kind != CK.CLASS_TEMPLATE:
             piece.header_text = ""
         parsed.pieces.append(piece)
     elif kind == CK.LINKAGE_SPEC:
         piece = _piece(text, start, end, "", "block", "func", ns)
         names = []
+        strip = []
         for child in cursor.get_children():
             if child.kind == CK.FUNCTION_DECL:
                 names.append(child.spelling)
                 record = _function_record(child, ns, text, parsed)
                 if record:
                     piece.binds.append(record)
+                if _is_strippable(child):
+                    strip.append(child)
+        for child in sorted(strip, key=lambda c: c.extent.start.offset, reverse=True):
+            piece.header_text = _strip_body(child, text, start, start + len(piece.header_text.encode()), piece.header_text, base=piece.header_text)
         piece.name = _pyname(ns, ",".join(names) or f'extern "C"@{start}')
         parsed.pieces.append(piece)
     else:
@@ -248,7 +258,7 @@ def _body_start(cursor: ci.Cursor) -> int | None:
     return None
 
 
-def _strip_body(cursor: ci.Cursor, text: _Text, start: int, end: int, piece_text: str) -> str:
+def _strip_body(cursor: ci.Cursor, text: _Text, start: int, end: int, piece_text: str, base: str | None = None) -> str:
     """The piece's text with this function's body replaced by `;`.
 
     The binding unit carries no line markers, so a body edit that adds lines
@@ -258,7 +268,7 @@ def _strip_body(cursor: ci.Cursor, text: _Text, start: int, end: int, piece_text
         return piece_text
     fn_end = cursor.extent.end.offset
     a, b = body - start, fn_end - start
-    raw = text.data[start:end]
+    raw = base.encode() if base is not None else text.data[start:end]
     return (raw[:a] + b";" + raw[b:]).decode(errors="replace")
 
 
@@ -303,13 +313,6 @@ def _function_record(cursor: ci.Cursor, ns: list[str], text: _Text, parsed: Pars
     return record
 
 
-def _fnptr_type(record: dict, cls_qual: str | None = None) -> str:
-    params = ", ".join(p["type"] for p in record["params"])
-    if cls_qual and not record.get("static"):
-        return f"{record['ret']} ({cls_qual}::*)({params}){' const' if record.get('const') else ''}"
-    return f"{record['ret']} (*)({params})"
-
-
 def _is_strippable(cursor: ci.Cursor) -> bool:
     """A body the binding unit need not see: it is compiled once, in the user unit.
 
@@ -336,9 +339,16 @@ def _function_piece(cursor, ns, text, start, end, parsed) -> Piece:
     if _is_strippable(cursor):
         piece.header_text = _strip_body(cursor, text, start, end, piece.user_text)
         piece.proto_text = _prototype(cursor, text, start, piece.header_text)
-    elif not cursor.is_definition():
-        piece.proto_text = ""
+    elif cursor.is_definition() and not _head_words(cursor) & {"inline", "constexpr", "consteval", "static"}:
+        # A body the binding unit must see (deduced return type): there it is an
+        # inline copy, so the linker keeps the user unit's definition.
+        piece.header_text = "inline " + piece.user_text
     return piece
+
+
+def _head_words(cursor: ci.Cursor) -> set[str]:
+    toks = [t.spelling for t in cursor.get_tokens()]
+    return set(toks[: toks.index("(")] if "(" in toks else toks)
 
 
 def _prototype(cursor: ci.Cursor, text: _Text, start: int, header_text: str) -> str:
@@ -423,7 +433,7 @@ def _class_piece(cursor, ns, text, start, end, parsed) -> Piece:
         raw = header.encode()
         header = (raw[:a] + b";" + raw[b:]).decode(errors="replace")
         record = next(r for r in info["methods"] if r["name"] == m.spelling and r["params"] == _param_records(m, text))
-        piece.keep.append(f"static_cast<{_fnptr_type(record, qual)}>(&{qual}::{m.spelling})")
+        piece.keep.append(f"static_cast<{fnptr_type(record, qual)}>(&{qual}::{m.spelling})")
     piece.header_text = header
     piece.binds.append(info)
     return piece

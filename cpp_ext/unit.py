@@ -22,6 +22,7 @@ class Units:
     user: dict[str, str]  # cell id -> the text of that cell's user unit
     bind: str
     top_names: list[str] = field(default_factory=list)  # Python names the module offers
+    registered: dict[int, str] = field(default_factory=dict)  # registration index -> declaration name
 
 
 def _emit(piece: dict, text: str, header: bool) -> str:
@@ -111,7 +112,9 @@ def _user_unit(pieces: list[dict], cell: str, statement_code: tuple[str, str] = 
     )
 
 
-def build_units(pieces: list[dict], profile: bool, statement: dict | None = None, statement_cell: str = "", body_lines: int = 0, custom: bool = False) -> Units:
+def build_units(pieces: list[dict], profile: bool, statement: dict | None = None, statement_cell: str = "", body_lines: int = 0, custom: bool = False, skip: frozenset[int] = frozenset()) -> Units:
+    """The user units and the binding unit; `skip` leaves out registrations
+    whose signatures pybind11 cannot compile."""
     head = _sections(pieces, header=True)
     cells = list(dict.fromkeys(p["cell_id"] for p in pieces if p["section"] != "preamble"))
     stmt_head = ("", "")
@@ -125,6 +128,7 @@ def build_units(pieces: list[dict], profile: bool, statement: dict | None = None
     else:
         user_units = {c: _user_unit(pieces, c) for c in cells}
     enum_casters, registrations, calls, top = [], [], [], []
+    registered: dict[int, str] = {}
     submodules: dict[tuple, str] = {}
 
     def module_for(ns: list[str]) -> str:
@@ -151,7 +155,10 @@ def build_units(pieces: list[dict], profile: bool, statement: dict | None = None
         for piece in pieces:
             for record in piece.get("binds", []):
                 index += 1
+                if index in skip:
+                    continue
                 ns = record["ns"]
+                registered[index] = ".".join([*ns, record["name"]])
                 if record.get("enum"):
                     enum_casters.append(f"IPOLYGLOT_ENUM_CASTER({record['qual']})")
                     body = bindgen.enum_code(record)
@@ -178,4 +185,4 @@ def build_units(pieces: list[dict], profile: bool, statement: dict | None = None
         registrations="\n\n".join(registrations),
         calls="\n".join(calls),
     )
-    return Units(user=user_units, bind=bind_text, top_names=top)
+    return Units(user=user_units, bind=bind_text, top_names=top, registered=registered)

@@ -1,5 +1,5 @@
 // What every binding unit includes first; precompiled once per compiler and flags.
-#include <ipolyglot/ipolyglot.hpp>
+#include <ipolyglot.hpp>
 #include <algorithm>
 #include <cmath>
 #include <complex>

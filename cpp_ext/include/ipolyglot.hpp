@@ -24,6 +24,10 @@
 #include <type_traits>
 #include <vector>
 
+#ifdef __linux__
+#include <sys/mman.h>
+#endif
+
 namespace ipolyglot {
 namespace py = pybind11;
 
@@ -53,8 +57,9 @@ template <typename T> const char *numpy_dtype() {
     }
 }
 
-// Copies a matching C-contiguous buffer into dst (resized by `reserve`); false if none.
-template <typename T, typename Reserve> bool load_buffer(py::handle src, Reserve reserve) {
+// Hands a matching C-contiguous buffer's elements to `take(data, n)`; false if
+// the object has no such buffer (the caller then falls back to element-wise).
+template <typename T, typename Take> bool load_buffer(py::handle src, Take take) {
     if (!PyObject_CheckBuffer(src.ptr()) || PyUnicode_Check(src.ptr())) return false;
     Py_buffer view;
     if (PyObject_GetBuffer(src.ptr(), &view, PyBUF_FORMAT | PyBUF_C_CONTIGUOUS) != 0) {
@@ -62,14 +67,25 @@ template <typename T, typename Reserve> bool load_buffer(py::handle src, Reserve
         return false;
     }
     bool ok = view.ndim <= 1 && format_matches<T>(view.format, view.itemsize);
-    if (ok) {
-        std::size_t n = static_cast<std::size_t>(view.len / view.itemsize);
-        T *dst = reserve(n);
-        ok = dst != nullptr;
-        if (ok && n) std::memcpy(dst, view.buf, n * sizeof(T));
-    }
+    if (ok) ok = take(static_cast<const T *>(view.buf), static_cast<std::size_t>(view.len / view.itemsize));
     PyBuffer_Release(&view);
     return ok;
+}
+
+// Large copies go to transparent huge pages where the kernel offers them (as
+// numpy does for its own arrays): a fresh 80 MB vector otherwise spends most
+// of its copy time in page faults.
+template <typename T> void reserve_for_copy(std::vector<T> &v, std::size_t n) {
+    v.reserve(n);
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    constexpr std::size_t huge = std::size_t(1) << 21;
+    std::size_t bytes = n * sizeof(T);
+    if (bytes >= 2 * huge) {
+        auto begin = (reinterpret_cast<std::uintptr_t>(v.data()) + huge - 1) & ~(huge - 1);
+        auto end = (reinterpret_cast<std::uintptr_t>(v.data()) + bytes) & ~(huge - 1);
+        if (end > begin) madvise(reinterpret_cast<void *>(begin), end - begin, MADV_HUGEPAGE);
+    }
+#endif
 }
 
 // A new 1-d numpy array holding a copy of n elements.
@@ -124,6 +140,37 @@ inline std::string repr_fields(py::handle self, const char *name, std::initializ
     return out + ")";
 }
 
+// Each build is a new module whose classes are module-local. pybind11 would
+// still let another module load our instances by C++ type name, reading them
+// with *its* idea of the layout; after a struct is redefined that is wrong, so
+// our types are never offered to other modules. Instead, where a bound struct
+// is expected, an instance of an earlier build's struct of the same name is
+// copied field by field (values cross by copy anyway); fields it lacks keep
+// their defaults.
+inline PyObject *convert_same_named(PyObject *obj, PyTypeObject *type) {
+    py::handle target(reinterpret_cast<PyObject *>(type));
+    py::handle source(reinterpret_cast<PyObject *>(Py_TYPE(obj)));
+    if (source.ptr() == target.ptr() || !py::hasattr(source, "_ipolyglot_fields")) return nullptr;
+    try {
+        if (!source.attr("__name__").equal(target.attr("__name__"))) return nullptr;
+        py::dict kwargs;
+        for (py::handle field : target.attr("_ipolyglot_fields"))
+            if (py::hasattr(obj, field)) kwargs[field] = py::handle(obj).attr(field);
+        return target(**kwargs).release().ptr();
+    } catch (py::error_already_set &) {
+        return nullptr;
+    }
+}
+
+template <typename T> void finish_class(py::handle cls, std::initializer_list<const char *> fields, bool copy_fields) {
+    py::tuple names(fields.size());
+    std::size_t i = 0;
+    for (const char *f : fields) names[i++] = py::str(f);
+    cls.attr("_ipolyglot_fields") = names;
+    if (py::hasattr(cls, PYBIND11_MODULE_LOCAL_ID)) py::delattr(cls, PYBIND11_MODULE_LOCAL_ID);
+    if (copy_fields) pybind11::detail::get_type_info(typeid(T))->implicit_conversions.push_back(&convert_same_named);
+}
+
 // Makes a Python enum class (enum.Enum for `enum class`, enum.IntEnum otherwise).
 inline py::object make_enum(py::handle scope, const char *name, bool scoped, py::list members) {
     py::object base = py::module_::import("enum").attr(scoped ? "Enum" : "IntEnum");
@@ -139,7 +186,13 @@ namespace pybind11 { namespace detail {
 template <typename Vector, typename T> struct ipolyglot_numeric_vector_caster {
     using base = list_caster<Vector, T>;
     bool load(handle src, bool convert) {
-        bool bulk = ipolyglot::load_buffer<T>(src, [this](std::size_t n) { value.resize(n); return value.data(); });
+        // One pass: construct the vector straight from the buffer (no zero-fill first).
+        bool bulk = ipolyglot::load_buffer<T>(src, [this](const T *data, std::size_t n) {
+            value.clear();
+            ipolyglot::reserve_for_copy(value, n);
+            value.assign(data, data + n);
+            return true;
+        });
         if (bulk) return true;
         if (PyErr_Occurred()) throw error_already_set();
         base fallback;
@@ -158,9 +211,10 @@ template <typename T, std::size_t N> struct ipolyglot_numeric_array_caster {
     using base = array_caster<Array, T, false, N>;
     bool load(handle src, bool convert) {
         bool size_ok = true;
-        bool bulk = ipolyglot::load_buffer<T>(src, [this, &size_ok](std::size_t n) -> T * {
+        bool bulk = ipolyglot::load_buffer<T>(src, [this, &size_ok](const T *data, std::size_t n) {
             size_ok = n == N;
-            return size_ok ? value.data() : nullptr;
+            if (size_ok && n) std::memcpy(value.data(), data, n * sizeof(T));
+            return size_ok;
         });
         if (bulk) return true;
         if (!size_ok) return false;
