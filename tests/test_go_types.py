@@ -193,7 +193,7 @@ try:
     Boom(5)
 except GoPanic as e:
     assert 'assignment to entry in nil map' in e.value, e.value
-    assert re.search(r'In \[\d+\]:{line}$', e.stack, re.M), e.stack
+    assert re.search(r'In \\[\\d+\\]:{line}$', e.stack, re.M), e.stack
 else:
     raise AssertionError('no GoPanic')
 try:
