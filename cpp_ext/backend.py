@@ -163,7 +163,8 @@ class CppBackend(Backend):
         decls = sorted(store, key=lambda d: order.get(d.name, 1 << 30))
         for d in decls:
             pieces.extend(d.extra["pieces"])
-        return sorted(pieces, key=lambda p: SECTION_ORDER[p["section"]])  # stable: order kept within a section
+        # stable: source order kept within a section (templates go with the types)
+        return sorted(pieces, key=lambda p: SECTION_ORDER[unit.section_of(p)])
 
     # -- parsing (cached by cell text and context) ------------------------------------
     def _parse(self, source, flags, ctx, inputs, outputs) -> parser.ParsedCell:

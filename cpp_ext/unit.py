@@ -9,6 +9,7 @@ compiler reports errors in the cell's own line numbers.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from . import bindgen
@@ -40,6 +41,12 @@ def _emit(piece: dict, text: str, header: bool) -> str:
     return line + body + "\n"
 
 
+def section_of(piece: dict) -> str:
+    """Templates stay in source order among the types: a class may use a
+    template declared before it, and a template a type."""
+    return "type" if piece["kind"] == "template" else piece["section"]
+
+
 def _sections(pieces: list[dict], header: bool, own_cell: str | None = None) -> dict[str, str]:
     """The pieces by section. With `own_cell`, the user unit of that cell: types and
     preamble in full (they must be identical everywhere), the cell's own
@@ -47,9 +54,9 @@ def _sections(pieces: list[dict], header: bool, own_cell: str | None = None) -> 
     out = {name: [] for name in SECTIONS}
     for piece in pieces:
         own = own_cell is None or piece["cell_id"] == own_cell
-        if piece["section"] in ("preamble", "type"):
+        if section_of(piece) in ("preamble", "type"):
             text = piece["header_text"] if header else piece["user_text"]
-            out[piece["section"]].append(_emit(piece, text, header))
+            out[section_of(piece)].append(_emit(piece, text, header))
         elif piece["section"] == "func":
             if header or own:
                 out["func"].append(_emit(piece, piece["header_text"] if header else piece["user_text"], header))
@@ -57,6 +64,17 @@ def _sections(pieces: list[dict], header: bool, own_cell: str | None = None) -> 
             use_header = header or not own
             out["other"].append(_emit(piece, piece["header_text"] if use_header else piece["user_text"], use_header))
     return {k: "".join(v) for k, v in out.items()}
+
+
+_IDENTIFIER = re.compile(r"[A-Za-z_]\w*")
+
+
+def _early_prototypes(pieces: list[dict]) -> str:
+    """Prototypes whose signatures name no type of the session: they can precede
+    the types and templates, so a template body can call any such function."""
+    session_types = {p["name"].rsplit(".", 1)[-1] for p in pieces if p["section"] == "type" or p["kind"] == "template"}
+    early = [p for p in pieces if p.get("proto_text") and not session_types & set(_IDENTIFIER.findall(p["proto_text"]))]
+    return _prototypes(early)
 
 
 def _prototypes(pieces: list[dict]) -> str:
@@ -103,6 +121,7 @@ def _user_unit(pieces: list[dict], cell: str, statement_code: tuple[str, str] = 
     return render(
         "user_unit.cpp",
         preamble=sections["preamble"] + statement_code[0],
+        early_prototypes=_early_prototypes(pieces),
         types=sections["type"],
         prototypes=_prototypes(pieces),
         others=sections["other"],
@@ -177,6 +196,7 @@ def build_units(pieces: list[dict], profile: bool, statement: dict | None = None
     bind_text = render(
         "bind_unit.cpp",
         preamble=head["preamble"] + stmt_head[0],
+        early_prototypes=_early_prototypes(pieces),
         types=head["type"],
         others=head["other"],
         functions=head["func"],

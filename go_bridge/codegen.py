@@ -173,7 +173,7 @@ def generate(
             plan.funcs.append(entry)
             func_lines.append(f"\t\t{{Name: {_go_string(decl.name)}, Params: {_go_strings(params)}, Fn: {decl.name}}},\n")
         for spec in extra.get("types") or []:
-            if is_exported(spec["name"]) and not spec["generic"]:
+            if is_exported(spec["name"]) and not spec["generic"] and not spec.get("constraint"):
                 methods = "".join(
                     f"{_go_string(m)}: {_go_strings(p)}, " for m, p in sorted(method_params.get(spec["name"], {}).items())
                 )

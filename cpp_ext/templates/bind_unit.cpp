@@ -2,6 +2,8 @@
 // It sees the session's declarations with the bodies of bound functions
 // removed, so re-running a cell whose bodies changed reuses this unit's object.
 ${preamble}
+// Functions whose signatures use only standard types, for templates to call.
+${early_prototypes}
 ${types}
 ${others}
 ${functions}

@@ -4,6 +4,8 @@
 #include <tuple>
 #include <utility>
 ${preamble}
+// Functions whose signatures use only standard types, for templates to call.
+${early_prototypes}
 ${types}
 // Every free function is declared first, so cells may come in any order.
 ${prototypes}

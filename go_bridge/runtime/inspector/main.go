@@ -36,6 +36,9 @@ type typeSpec struct {
 	Name    string `json:"name"`
 	Generic bool   `json:"generic"`
 	Alias   bool   `json:"alias"`
+	// Constraint: an interface usable only as a type constraint (unions, ~T,
+	// comparable); it is no type a value can have, so it is never registered.
+	Constraint bool `json:"constraint,omitempty"`
 }
 
 type fastSig struct {
@@ -129,6 +132,7 @@ func errorsOf(err error, prefixLines int) []errorInfo {
 func declarations(fset *token.FileSet, file *ast.File, src string) result {
 	res := result{Mode: "decls", Imports: []importInfo{}, Decls: []declInfo{}}
 	res.Imports = importsOf(fset, file)
+	constraints = constraintNames(file)
 	for _, decl := range file.Decls {
 		if gd, ok := decl.(*ast.GenDecl); ok && gd.Tok == token.IMPORT {
 			continue
@@ -191,9 +195,10 @@ func describe(fset *token.FileSet, decl ast.Decl, src string) declInfo {
 			case *ast.TypeSpec:
 				info.Names = append(info.Names, s.Name.Name)
 				info.Types = append(info.Types, typeSpec{
-					Name:    s.Name.Name,
-					Generic: s.TypeParams != nil && len(s.TypeParams.List) > 0,
-					Alias:   s.Assign.IsValid(),
+					Name:       s.Name.Name,
+					Generic:    s.TypeParams != nil && len(s.TypeParams.List) > 0,
+					Alias:      s.Assign.IsValid(),
+					Constraint: constraints[s.Name.Name],
 				})
 			case *ast.ValueSpec:
 				for _, n := range s.Names {
@@ -424,4 +429,56 @@ func containsCall(e ast.Expr) bool {
 		return !found
 	})
 	return found
+}
+
+// constraints holds the cell's constraint-only interface names while it is described.
+var constraints map[string]bool
+
+// constraintNames finds the interfaces of a cell that are constraints only: those
+// with a union, a ~T term or comparable, or embedding another such interface.
+func constraintNames(file *ast.File) map[string]bool {
+	found := map[string]bool{}
+	ifaces := map[string]*ast.InterfaceType{}
+	for _, decl := range file.Decls {
+		if gd, ok := decl.(*ast.GenDecl); ok && gd.Tok == token.TYPE {
+			for _, spec := range gd.Specs {
+				if ts, ok := spec.(*ast.TypeSpec); ok {
+					if it, ok := ts.Type.(*ast.InterfaceType); ok {
+						ifaces[ts.Name.Name] = it
+					}
+				}
+			}
+		}
+	}
+	for changed := true; changed; {
+		changed = false
+		for name, it := range ifaces {
+			if !found[name] && isConstraint(it, found) {
+				found[name] = true
+				changed = true
+			}
+		}
+	}
+	return found
+}
+
+func isConstraint(it *ast.InterfaceType, known map[string]bool) bool {
+	for _, field := range it.Methods.List {
+		if len(field.Names) > 0 {
+			continue
+		}
+		switch t := field.Type.(type) {
+		case *ast.BinaryExpr, *ast.UnaryExpr:
+			return true
+		case *ast.Ident:
+			if t.Name == "comparable" || known[t.Name] {
+				return true
+			}
+		case *ast.InterfaceType:
+			if isConstraint(t, known) {
+				return true
+			}
+		}
+	}
+	return false
 }
