@@ -382,13 +382,7 @@ def decode_value(buf, pos: int, classes: Mapping[str, type]) -> tuple[Any, int]:
         array = np.frombuffer(buf, dtype=dtype, count=n, offset=pos).copy() if n else np.empty(0, dtype)
         return array, pos + n * dtype.itemsize
     if tag == TAG_LIST:
-        (n,) = _Q.unpack_from(buf, pos)
-        pos += 8
-        items = []
-        for _ in range(n):
-            item, pos = decode_value(buf, pos, classes)
-            items.append(item)
-        return items, pos
+        return decode_values(buf, pos, classes)
     if tag == TAG_MAP:
         (n,) = _Q.unpack_from(buf, pos)
         pos += 8

@@ -96,9 +96,9 @@ def profile(request: PprofRequest, lib, run: Callable[[str], object], cell_label
     prof = pprof.parse(data)
     if request.heap:
         prof = pprof.subtract(prof, pprof.parse(baseline))
-        index, unit, fmt = prof.index_of("alloc_space"), "bytes", _bytes
+        index, fmt = prof.index_of("alloc_space"), _bytes
     else:
-        index, unit, fmt = prof.index_of("cpu"), "s", lambda ns: format_seconds(ns / 1e9)
+        index, fmt = prof.index_of("cpu"), lambda ns: format_seconds(ns / 1e9)
 
     def where(frame: pprof.Frame, with_line: bool = True) -> str:
         label = cell_labels.get(frame.file)

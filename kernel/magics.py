@@ -8,7 +8,6 @@ discovery, and binds the names the backend offers into the user namespace.
 from __future__ import annotations
 
 import importlib
-import os
 import platform
 import sys
 from importlib import metadata

@@ -10,7 +10,6 @@ a cache hit for the next.
 from __future__ import annotations
 
 import os
-import queue
 import sys
 import tempfile
 from dataclasses import dataclass, field
@@ -120,6 +119,11 @@ class RunningKernel:
 
     def __exit__(self, *exc) -> None:
         self.shutdown()
+
+
+def check(kernel: RunningKernel, code: str) -> None:
+    """Run assertions inside the kernel; the cell fails with the assertion's text."""
+    kernel.run(code).ok()
 
 
 @pytest.fixture(scope="module")

@@ -1,11 +1,10 @@
 """Methods of Go struct types, package-level constants and variables, and var
 state across rebuilds, through a real kernel."""
 
-import re
 
 import pytest
 
-from conftest import RunningKernel
+from conftest import RunningKernel, check
 from go_cells import GO_TEST_ENV
 
 METHODS_CELL = r'''%%go
@@ -69,19 +68,12 @@ var hits = 100
 
 @pytest.fixture(scope="module")
 def kernel():
-    running = RunningKernel(env=GO_TEST_ENV)
-    try:
+    with RunningKernel(env=GO_TEST_ENV) as running:
         out = running.run(METHODS_CELL).ok()
         assert "Counter.Listen" in out.stderr and "chan int" in out.stderr, out.stderr
         assert "Big" in out.stderr and "overflows" in out.stderr, out.stderr
         running.run("from ipolyglot.go_bridge import GoError, GoPanic").ok()
         yield running
-    finally:
-        running.shutdown()
-
-
-def check(kernel, code: str) -> None:
-    kernel.run(code).ok()
 
 
 def test_value_and_pointer_methods_with_copy_back(kernel):
@@ -146,5 +138,5 @@ def test_a_changed_var_declaration_starts_from_its_new_initializer(kernel):
     kernel.run(CHANGED_VAR_CELL).ok()
     assert kernel.eval("Hit(), govars.Limit") == (101, 9)
     kernel.run("%polyglot go rm hits").ok()
-    out = kernel.run("%%go\nvar hits int\n").ok()
+    kernel.run("%%go\nvar hits int\n").ok()
     assert kernel.eval("Hit()") == 1  # removed, then declared again: a fresh variable

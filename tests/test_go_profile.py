@@ -46,12 +46,9 @@ PROFILER = "__import__('ipolyglot.kernel.profiling', fromlist=['PROFILER']).PROF
 
 @pytest.fixture(scope="module")
 def kernel():
-    running = RunningKernel(env=GO_TEST_ENV)
-    try:
+    with RunningKernel(env=GO_TEST_ENV) as running:
         running.run(WORK_CELL).ok()
         yield running
-    finally:
-        running.shutdown()
 
 
 def _table(out) -> str:

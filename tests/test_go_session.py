@@ -38,11 +38,8 @@ func Helper() string {
 
 @pytest.fixture(scope="module")
 def kernel():
-    running = RunningKernel(env=GO_TEST_ENV)
-    try:
+    with RunningKernel(env=GO_TEST_ENV) as running:
         yield running
-    finally:
-        running.shutdown()
 
 
 def test_declarations_accumulate_and_redefinition_replaces_everywhere(kernel):
@@ -220,7 +217,6 @@ def test_profiled_calls_record_the_four_phases(kernel):
         "for s in __import__('ipolyglot.kernel.profiling', fromlist=['PROFILER']).PROFILER.stats() if s.name == 'Profiled']"
     )
     assert stats == [(3, True, True, True, True)]
-
 
 
 RACE_CELL = """%%go --race

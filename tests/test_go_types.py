@@ -5,25 +5,17 @@ import re
 
 import pytest
 
-from conftest import RunningKernel
+from conftest import RunningKernel, check
 from go_cells import GO_TEST_ENV, TYPES_CELL
 
 
 @pytest.fixture(scope="module")
 def kernel():
-    running = RunningKernel(env=GO_TEST_ENV)
-    try:
+    with RunningKernel(env=GO_TEST_ENV) as running:
         out = running.run(TYPES_CELL).ok()
         assert "Channel" in out.stderr and "chan int" in out.stderr, out.stderr  # skipped, with a warning
         running.run("import numpy as np\nfrom ipolyglot.go_bridge import GoError, GoPanic").ok()
         yield running
-    finally:
-        running.shutdown()
-
-
-def check(kernel, code: str) -> None:
-    """Run assertions inside the kernel; the cell fails with the assertion's text."""
-    kernel.run(code).ok()
 
 
 @pytest.mark.parametrize(

@@ -106,16 +106,13 @@ def test_prefix_install_with_name_and_display_name(jupyter_env, tmp_path, monkey
     assert listed["polyglot-probe"]["spec"]["display_name"] == "Polyglot Probe"
 
     # The written kernelspec starts a working ipolyglot kernel.
-    running = RunningKernel(kernel_name="polyglot-probe")
-    try:
+    with RunningKernel(kernel_name="polyglot-probe") as running:
         running.kc.kernel_info()
         info = running.kc.get_shell_msg(timeout=30)["content"]
         assert info["implementation"] == "ipolyglot"
         assert info["language_info"]["name"] == "python"
         assert running.eval("__import__('sys').executable") == sys.executable
         assert "Usage: %polyglot" in running.run("%polyglot").ok().stdout
-    finally:
-        running.shutdown()
 
 
 @pytest.fixture

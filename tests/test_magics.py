@@ -26,7 +26,7 @@ def test_info_reports_versions_toolchains_and_cache(kernel):
     assert "(found via PATH)" in out
     cxx_version = subprocess.run([shutil.which("c++"), "--version"], capture_output=True, text=True).stdout.splitlines()[0]
     assert cxx_version in out
-    assert f"pybind11" in rows and pybind11.__version__ in out
+    assert "pybind11" in rows and pybind11.__version__ in out
     assert cffi.__version__ in out
     assert os.environ["IPOLYGLOT_CACHE_DIR"] in out
 

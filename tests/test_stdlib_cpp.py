@@ -8,7 +8,7 @@ Python callbacks through std::function, and exceptions thrown inside std.
 
 import pytest
 
-from conftest import RunningKernel
+from conftest import RunningKernel, check
 
 LIBRARY_CELL = r'''%%cpp
 #include <algorithm>
@@ -279,11 +279,6 @@ def kernel():
         assert "median_of" in out.stderr, out.stderr   # the template is used, not bound, and says so
         running.run("import numpy as np").ok()
         yield running
-
-
-def check(kernel, code: str) -> None:
-    """Run assertions inside the kernel; the cell fails with the assertion's text."""
-    kernel.run(code).ok()
 
 
 def test_algorithm_and_numeric_match_python(kernel):

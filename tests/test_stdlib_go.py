@@ -8,7 +8,7 @@ wrapped errors.
 
 import pytest
 
-from conftest import RunningKernel
+from conftest import RunningKernel, check
 from go_cells import GO_TEST_ENV
 
 TEXT_CELL = r'''%%go
@@ -381,19 +381,11 @@ func OpenMissing(path string) (string, error) {
 
 @pytest.fixture(scope="module")
 def kernel():
-    running = RunningKernel(env=GO_TEST_ENV)
-    try:
+    with RunningKernel(env=GO_TEST_ENV) as running:
         running.run(TEXT_CELL).ok()
         running.run(NUMERIC_CELL).ok()
         running.run("import numpy as np\nfrom ipolyglot.go_bridge import GoError, GoPanic").ok()
         yield running
-    finally:
-        running.shutdown()
-
-
-def check(kernel, code: str) -> None:
-    """Run assertions inside the kernel; the cell fails with the assertion's text."""
-    kernel.run(code).ok()
 
 
 def test_sorting_structs_and_floats_matches_sorted(kernel):
