@@ -45,4 +45,37 @@ def parse_line(parser: argparse.ArgumentParser, line: str) -> argparse.Namespace
         argv = shlex.split(line)
     except ValueError as exc:
         raise OptionError(f"cannot parse the options {line!r}: {exc}") from None
-    return parser.parse_args(argv)
+    return parser.parse_args(attach_option_values(parser, argv))
+
+
+def attach_option_values(parser: argparse.ArgumentParser, argv: list[str]) -> list[str]:
+    """Join each option that takes a value with the word after it when that word starts with '-'.
+
+    argparse reads `--cflags "-O3 -ffast-math"` as an option without its value
+    followed by an unknown option; POSIX utilities (and users) take the word
+    after an option that requires a value as that value, whatever it starts
+    with. Writing it as `--cflags=-O3 …` (or `-I-dir`) says so to argparse.
+    """
+    takes_value = _options_taking_a_value(parser)
+    joined: list[str] = []
+    words = iter(argv)
+    for word in words:
+        joined.append(word)
+        value = next(words, None) if word in takes_value else None
+        if value is None:
+            continue
+        if value.startswith("-"):
+            joined[-1] = f"{word}={value}" if word.startswith("--") else word + value
+        else:
+            joined.append(value)
+    return joined
+
+
+def _options_taking_a_value(parser: argparse.ArgumentParser) -> set[str]:
+    """Option strings of the parser whose action consumes exactly one argument."""
+    return {
+        option
+        for action in parser._actions  # argparse offers no public listing of its actions
+        if action.option_strings and action.nargs in (None, 1)
+        for option in action.option_strings
+    }
