@@ -56,14 +56,11 @@ RUNTIME_HASH = hashlib.sha256(
 ).hexdigest()
 
 
-def ensure_runtime(directory: Path) -> Path:
-    """Write the runtime package once into a fixed directory (so Go caches its build)."""
-    marker = directory / ".complete"
-    if not marker.exists():
-        for name, text in runtime_files().items():
-            (directory / name).write_text(text)
-        marker.write_text(RUNTIME_HASH)
-    return directory
+def write_runtime(directory: Path) -> None:
+    """Write the runtime package into a build directory (the backend publishes it
+    as a cache artifact keyed by RUNTIME_HASH: one fixed path, so Go caches its build)."""
+    for name, text in runtime_files().items():
+        (directory / name).write_text(text)
 
 
 @dataclass
@@ -84,6 +81,16 @@ class Plan:
     statements_id: int | None = None
     const_lines: dict[int, str] = field(default_factory=dict)  # line in consts.go -> constant
     var_texts: dict[str, str] = field(default_factory=dict)  # package-level var -> its declaration text
+    var_cells: dict[str, str] = field(default_factory=dict)  # package-level var -> id of the cell declaring it
+    docs: dict[str, str] = field(default_factory=dict)  # "F" or "T.M" -> the comment above its declaration
+
+
+GO_MOD_REQUIRE = re.compile(r"^(?:require\s+|\t)(?P<module>[^\s()]+)\s+(?P<version>v[^\s]+)", re.M)
+
+
+def module_requirements(go_mod: str) -> dict[str, str]:
+    """The `require`d modules of a go.mod text (module -> version)."""
+    return {m["module"]: m["version"] for m in GO_MOD_REQUIRE.finditer(go_mod)}
 
 
 def is_exported(name: str) -> bool:
@@ -135,11 +142,15 @@ def generate(
     profile: bool,
     statements: Statements | None = None,
     skip_consts: frozenset[str] = frozenset(),
+    go_sum: str = "",
 ) -> Plan:
-    """The package's files; `skip_consts` names constants Python cannot read (see backend)."""
+    """The package's files; `skip_consts` names constants Python cannot read (see backend);
+    `go_sum` holds the checksums of modules fetched earlier in the session."""
     files: dict[str, str] = {}
     requires_text = "".join(f"require {mod} {ver}\n" for mod, ver in sorted(requires.items()))
     files["go.mod"] = GO_MOD.substitute(go_version=go_version, requires=requires_text, runtime_dir=runtime_dir)
+    if go_sum:
+        files["go.sum"] = go_sum
 
     # Files and //line directives name a cell by a hash of its text, not by its
     # execution label, so the same cell re-run (or run in a new kernel) is a cache hit.
@@ -163,6 +174,8 @@ def generate(
             method_params.setdefault(receiver, {})[method] = decl.extra.get("params") or []
     for decl in decls:
         extra = decl.extra
+        if extra.get("doc") and decl.kind in ("func", "method"):
+            plan.docs[decl.name] = extra["doc"]
         if decl.kind == "func" and is_exported(decl.name) and not extra.get("generic"):
             params = extra.get("params") or []
             entry = {"name": decl.name, "params": params, "id": len(plan.funcs), "fast": None, "cell_id": extra["cell_id"]}
@@ -186,6 +199,7 @@ def generate(
             for name in extra.get("names") or []:
                 if name != "_":
                     plan.var_texts[name] = decl.source
+                    plan.var_cells[name] = extra["cell_id"]
                     var_lines.append(f"\t\t{{Name: {_go_string(name)}, Ptr: &{name}}},\n")
         if decl.kind == "const":
             const_names += [n for n in extra.get("names") or [] if is_exported(n) and n not in skip_consts]

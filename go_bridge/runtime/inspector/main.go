@@ -48,10 +48,14 @@ type fastSig struct {
 
 type declInfo struct {
 	position
-	Names    []string   `json:"names"`
-	Kind     string     `json:"kind"` // func, method, type, const, var
-	Text     string     `json:"text"`
-	Uses     []string   `json:"uses"`
+	Names []string `json:"names"`
+	Kind  string   `json:"kind"` // func, method, type, const, var
+	Text  string   `json:"text"`
+	Uses  []string `json:"uses"`
+	// Refs: the package-level names the declaration refers to (its own cell's
+	// or another cell's; predeclared names too): which declarations use which.
+	Refs     []string   `json:"refs"`
+	Doc      string     `json:"doc,omitempty"` // the comment above it, as go/doc reads it
 	Params   []string   `json:"params,omitempty"`
 	Variadic bool       `json:"variadic,omitempty"`
 	Generic  bool       `json:"generic,omitempty"`
@@ -133,11 +137,14 @@ func declarations(fset *token.FileSet, file *ast.File, src string) result {
 	res := result{Mode: "decls", Imports: []importInfo{}, Decls: []declInfo{}}
 	res.Imports = importsOf(fset, file)
 	constraints = constraintNames(file)
+	top := topLevelObjects(file)
 	for _, decl := range file.Decls {
 		if gd, ok := decl.(*ast.GenDecl); ok && gd.Tok == token.IMPORT {
 			continue
 		}
-		res.Decls = append(res.Decls, describe(fset, decl, src))
+		info := describe(fset, decl, src)
+		info.Refs = packageRefs(decl, top)
+		res.Decls = append(res.Decls, info)
 	}
 	return res
 }
@@ -162,6 +169,7 @@ func describe(fset *token.FileSet, decl ast.Decl, src string) declInfo {
 	case *ast.FuncDecl:
 		if d.Doc != nil {
 			start = d.Doc.Pos()
+			info.Doc = d.Doc.Text()
 		}
 		info.Kind = "func"
 		name := d.Name.Name
@@ -188,6 +196,7 @@ func describe(fset *token.FileSet, decl ast.Decl, src string) declInfo {
 	case *ast.GenDecl:
 		if d.Doc != nil {
 			start = d.Doc.Pos()
+			info.Doc = d.Doc.Text()
 		}
 		info.Kind = d.Tok.String()
 		for _, spec := range d.Specs {
@@ -268,6 +277,68 @@ func fastSignature(ft *ast.FuncType) *fastSig {
 		sig.Out = id.Name
 	}
 	return sig
+}
+
+// topLevelObjects are the objects the cell declares at package level.
+func topLevelObjects(file *ast.File) map[*ast.Object]bool {
+	top := map[*ast.Object]bool{}
+	for _, obj := range file.Scope.Objects {
+		top[obj] = true
+	}
+	return top
+}
+
+// packageRefs lists the names a declaration refers to at package level:
+// identifiers that go/parser resolved to a top-level object of this cell, or
+// could not resolve in the cell (another cell's names, predeclared names and
+// package names). Locals, fields, selectors (x.Sel) and the keys of struct
+// literals are not references.
+func packageRefs(decl ast.Decl, top map[*ast.Object]bool) []string {
+	declaring := map[*ast.Ident]bool{}
+	skip := map[*ast.Ident]bool{}
+	switch d := decl.(type) {
+	case *ast.FuncDecl:
+		declaring[d.Name] = true
+	case *ast.GenDecl:
+		for _, spec := range d.Specs {
+			switch s := spec.(type) {
+			case *ast.TypeSpec:
+				declaring[s.Name] = true
+			case *ast.ValueSpec:
+				for _, n := range s.Names {
+					declaring[n] = true
+				}
+			}
+		}
+	}
+	seen := map[string]bool{}
+	ast.Inspect(decl, func(n ast.Node) bool {
+		switch x := n.(type) {
+		case *ast.SelectorExpr:
+			skip[x.Sel] = true
+		case *ast.CompositeLit:
+			if _, isMap := x.Type.(*ast.MapType); !isMap {
+				for _, elt := range x.Elts {
+					if kv, ok := elt.(*ast.KeyValueExpr); ok {
+						if id, ok := kv.Key.(*ast.Ident); ok {
+							skip[id] = true
+						}
+					}
+				}
+			}
+		case *ast.Ident:
+			if !declaring[x] && !skip[x] && x.Name != "_" && (x.Obj == nil || top[x.Obj]) {
+				seen[x.Name] = true
+			}
+		}
+		return true
+	})
+	out := []string{}
+	for name := range seen {
+		out = append(out, name)
+	}
+	sort.Strings(out)
+	return out
 }
 
 // selectorRoots lists the identifiers used as X in X.Sel: the package names a

@@ -498,8 +498,10 @@ type varInfo struct {
 	Get  int    `json:"get"`
 	Set  int    `json:"set"`
 	typeInfo
-	// Carried: the value can be copied faithfully from one runtime to the next.
-	Carried bool `json:"carried"`
+	// Carried: the value can be copied faithfully from one runtime to the next;
+	// Reset says why not (the variable starts from its initializer after a rebuild).
+	Carried bool   `json:"carried"`
+	Reset   string `json:"reset,omitempty"`
 }
 
 type constInfo struct {
@@ -573,7 +575,11 @@ func ipg_describe(out **C.char, outn *C.size_t) {
 		} else if p := crossIn(v.t, map[reflect.Type]bool{}); p != "" {
 			ti.Problem = p
 		}
-		vs = append(vs, varInfo{Name: v.Name, Get: v.get, Set: v.set, typeInfo: ti, Carried: ti.Problem == "" && faithful(v.t, map[reflect.Type]bool{})})
+		reset := resetReason(v.t, map[reflect.Type]bool{})
+		if reset == "" && ti.Problem != "" {
+			reset = "values of type " + ti.Problem + " cannot be carried across a rebuild"
+		}
+		vs = append(vs, varInfo{Name: v.Name, Get: v.get, Set: v.set, typeInfo: ti, Carried: reset == "", Reset: reset})
 	}
 	cs := []constInfo{}
 	for _, c := range consts {
@@ -672,28 +678,44 @@ func crossOut(t reflect.Type, seen map[reflect.Type]bool) string {
 	return ""
 }
 
-// faithful says whether a value of type t survives the trip out of one Go
-// runtime and into another unchanged (up to pointer identity): no
-// interfaces (their dynamic types are lost), no unexported struct fields
-// (they do not cross), nothing that cannot cross at all.
-func faithful(t reflect.Type, seen map[reflect.Type]bool) bool {
+// resetReason says why a value of type t cannot survive the trip out of one
+// Go runtime and into another unchanged (up to pointer identity), "" when it
+// can: interfaces lose their dynamic types, unexported struct fields do not
+// cross, channels, funcs and unsafe pointers cannot cross at all.
+func resetReason(t reflect.Type, seen map[reflect.Type]bool) string {
 	if seen[t] {
-		return true
+		return ""
 	}
 	seen[t] = true
 	switch t.Kind() {
-	case reflect.Chan, reflect.Func, reflect.UnsafePointer, reflect.Interface:
-		return false
+	case reflect.Chan:
+		return "channels cannot be carried across a rebuild"
+	case reflect.Func:
+		return "funcs cannot be carried across a rebuild"
+	case reflect.UnsafePointer:
+		return "unsafe pointers cannot be carried across a rebuild"
+	case reflect.Interface:
+		return "interface values cannot be carried across a rebuild (their dynamic types do not cross)"
 	case reflect.Slice, reflect.Array, reflect.Pointer:
-		return faithful(t.Elem(), seen)
+		return resetReason(t.Elem(), seen)
 	case reflect.Map:
-		return faithful(t.Key(), seen) && faithful(t.Elem(), seen)
+		if reason := resetReason(t.Key(), seen); reason != "" {
+			return reason
+		}
+		return resetReason(t.Elem(), seen)
 	case reflect.Struct:
 		for i := 0; i < t.NumField(); i++ {
-			if f := t.Field(i); !f.IsExported() || f.Anonymous || !faithful(f.Type, seen) {
-				return false
+			f := t.Field(i)
+			if !f.IsExported() {
+				return TypeName(t) + " has unexported fields, which cannot be carried across a rebuild"
+			}
+			if f.Anonymous {
+				return TypeName(t) + " embeds " + TypeName(f.Type) + ", which cannot be carried across a rebuild"
+			}
+			if reason := resetReason(f.Type, seen); reason != "" {
+				return reason
 			}
 		}
 	}
-	return true
+	return ""
 }
