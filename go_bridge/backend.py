@@ -38,6 +38,15 @@ _MISSING_MODULE = re.compile(
     r"reading https?://\S+: \d{3} )"
 )
 VARS_NAME = "govars"  # the Python name of the live view of exported Go variables
+_MODULE_PROGRESS = re.compile(r"^go: (finding module for package|downloading|found|added|upgraded) ")
+_GENERATED_FILE = re.compile(r"\S*\b(glue|consts|statements)\.go:\d+(:\d+)?")
+# A cell's top-level names the generated package uses itself.
+RESERVED_PREFIXES = ("ipolyglot", "ipg_")
+MAIN_IS_RESERVED = (
+    "a %%go cell holds declarations (built into a library for Python) or statements (run at once); "
+    "`func main` is reserved, since the library has no entry point: put main's statements in a %%go cell "
+    "of their own, or rename it"
+)
 _RESERVED = {"_fast", "_slow", "_pending", "_check", "_call", "_MISSING", "result", "list"}
 
 
@@ -51,6 +60,7 @@ class GoBackend(Backend):
         self._bound: set[str] = set()
         self._classes: dict[tuple, type] = {}
         self._requires: dict[str, str] = {}
+        self._go_sum: str = ""  # checksums of the modules the session's builds fetched
         self._cell_sources: dict[str, str] = {}  # cell id -> text
         self._cell_labels: dict[str, str] = {}  # cell id -> its latest label, e.g. "In [3]"
         self._current: library.GoLibrary | None = None  # the library the namespace's names come from
@@ -90,8 +100,12 @@ class GoBackend(Backend):
         if info["mode"] == "decls":
             if options.input or options.output:
                 raise CompileError("Go", [Diagnostic("-i/-o apply to a cell of statements; this cell holds declarations")])
+            reserved = reserved_name_diagnostics(info["decls"], source)
+            if reserved:
+                raise CompileError("Go", reserved)
             candidate, new_decls = self._candidate(info, label, cell_id)
             plan, lib, report = self._generate_and_build(list(candidate), go, requires, options, ctx, cell_id)
+            requires = self._pin_fetched_modules(report, requires, ctx)
             self._carry_vars(lib, plan, options, ctx)
             result = self._bind(lib, plan, ctx, cell_id, new_decls)
             self._current_ldflags = options.ldflags
@@ -101,6 +115,7 @@ class GoBackend(Backend):
             return result
         statements = self._statements(info, cell_id, options, ctx)
         plan, lib, report = self._generate_and_build(list(self.declarations), go, requires, options, ctx, cell_id, statements)
+        requires = self._pin_fetched_modules(report, requires, ctx)
         self._carry_vars(lib, plan, options, ctx)
         result = self._bind(lib, plan, ctx, cell_id, [])
         self._current_ldflags = options.ldflags
@@ -154,7 +169,7 @@ class GoBackend(Backend):
         skip = frozenset(n for n, text in texts.items() if (n, text) in self._unreadable_consts)
         return codegen.generate(
             decls, runtime_dir=self._runtime_dir, go_version=f"{major}.{minor}",
-            requires=requires, profile=profile, statements=statements, skip_consts=skip,
+            requires=requires, profile=profile, statements=statements, skip_consts=skip, go_sum=self._go_sum,
         )
 
     def _generate_and_build(self, decls, go: GoTool, requires, options, ctx: CellContext, cell_id: str, statements=None):
@@ -176,6 +191,26 @@ class GoBackend(Backend):
             lib, report = self._build(plan, options, ctx, go, cell_id)
         return plan, lib, report
 
+    def _pin_fetched_modules(self, report, requires: dict[str, str], ctx: CellContext) -> dict[str, str]:
+        """Keep the modules `go build` fetched for an import in the session's go.mod.
+
+        Without this every later build resolves them again, and every later
+        build error starts with `go: finding module for package ...`. The cell
+        that caused the fetch says once which module and version it got.
+        """
+        src = report.path / "src"
+        try:
+            built = codegen.module_requirements((src / "go.mod").read_text())
+            go_sum = (src / "go.sum").read_text() if (src / "go.sum").exists() else self._go_sum
+        except OSError:
+            return requires
+        fetched = {m: v for m, v in built.items() if m not in requires and not m.startswith("ipolyglot.local/")}
+        for module, version in sorted(fetched.items()):
+            ctx.warn(f"fetched Go module {module}@{version} for this import; this session keeps that version "
+                     f"(choose another with %%go --require {module}@VERSION)")
+        self._go_sum = go_sum
+        return {**requires, **fetched}
+
     def _carry_vars(self, lib: library.GoLibrary, plan: codegen.Plan, options, ctx: CellContext) -> None:
         """Copy package-level variables from the current runtime into a newly loaded one.
 
@@ -189,7 +224,11 @@ class GoBackend(Backend):
             return
         for name, text in plan.var_texts.items():
             new_var, old_var = lib.vars.get(name), old.vars.get(name)
-            if not new_var or not old_var or self._current_vars.get(name) != text or not new_var["carried"]:
+            if not new_var or not old_var or self._current_vars.get(name) != text:
+                continue
+            if not new_var["carried"]:
+                where = self._cell_labels.get(plan.var_cells.get(name, ""), "a cell")
+                ctx.warn(f"{where} var {name} ({new_var['go']}) was reset by this rebuild: {new_var.get('reset') or 'its value cannot cross'}")
                 continue
             got = old.raw_call(old_var["get"], bytes(8))
             if got[:1] != bytes([marshal.STATUS_OK]):
@@ -277,7 +316,7 @@ class GoBackend(Backend):
     def _diagnostics(self, stderr: str, current: str) -> list[Diagnostic]:
         found: list[Diagnostic] = []
         for line in stderr.splitlines():
-            if not line.strip() or line.startswith("#"):
+            if not line.strip() or line.startswith("#") or _MODULE_PROGRESS.match(line):
                 continue
             match = _DIAGNOSTIC.match(line)
             if match and match["file"] in self._cell_sources:
@@ -300,7 +339,7 @@ class GoBackend(Backend):
                 ))
                 break
             elif line.startswith(("\t", " ")) and found:
-                found[-1].message += "\n" + line.strip()
+                found[-1].message += "\n" + _in_user_terms(line.strip())
             elif match:
                 found.append(Diagnostic(f"in generated code ({match['file']}:{match['line']}): {match['msg']}"))
             elif "too many errors" not in line:
@@ -316,7 +355,7 @@ class GoBackend(Backend):
         new_names = {n for d in new_decls for n in d.extra.get("names") or []}
         for struct in lib.description.get("structs") or []:
             cls = bind[struct["name"]] = self._struct_class(struct, lib)
-            self._attach_methods(cls, struct["name"], lib, ctx, new_names)
+            self._attach_methods(cls, struct["name"], lib, ctx, new_names, plan.docs)
         for const in lib.description.get("consts") or []:
             if const.get("problem"):
                 if const["name"] in new_names:
@@ -339,7 +378,9 @@ class GoBackend(Backend):
                     )
                 continue
             fast = entry.get("fast")
-            bind[entry["name"]] = lib.make_function(func, fast and fast["index"], fast, _python_params(entry["params"]))
+            bind[entry["name"]] = lib.make_function(
+                func, fast and fast["index"], fast, _python_params(entry["params"]), doc=plan.docs.get(entry["name"])
+            )
         for decl in new_decls:
             if decl.kind == "func" and decl.extra.get("generic") and codegen.is_exported(decl.name):
                 ctx.warn(f"Go function {decl.name} is generic: only instantiated functions can be called from Python")
@@ -347,7 +388,9 @@ class GoBackend(Backend):
         self._bound = set(bind)
         return CellResult(bind=bind, unbind=unbind)
 
-    def _attach_methods(self, cls: type, type_name: str, lib: library.GoLibrary, ctx: CellContext, new_names: set) -> None:
+    def _attach_methods(
+        self, cls: type, type_name: str, lib: library.GoLibrary, ctx: CellContext, new_names: set, docs: dict[str, str]
+    ) -> None:
         """Make the exported methods of a struct type (from any cell) methods of its class."""
         attached = set()
         for func in lib.functions.values():
@@ -362,7 +405,7 @@ class GoBackend(Backend):
                     )
                 continue
             params = _python_params(func["params"][1:], reserved={"self"})
-            setattr(cls, method, lib.make_function(func, None, None, params, method=True))
+            setattr(cls, method, lib.make_function(func, None, None, params, method=True, doc=docs.get(func["name"])))
             attached.add(method)
         for method in getattr(cls, "_go_methods_", set()) - attached:
             if method in cls.__dict__:
@@ -388,6 +431,17 @@ class GoBackend(Backend):
 
     # -- session commands ---------------------------------------------------------------------
     def remove(self, name: str) -> CellResult:
+        """Forget a declaration (a type with its methods), unless others still use it.
+
+        Removing a name that other declarations use would break every later
+        build (`undefined: Node` in an unrelated cell), so the removal is
+        refused and the users are named, as `%polyglot cpp rm` refuses a
+        removal that does not build; the user decides what goes.
+        """
+        users = self._users_of(name)
+        if users:
+            listed = ", ".join(f"{d.name} ({self._cell_labels.get(d.extra.get('cell_id', ''), d.cell)})" for d in users)
+            raise ValueError(f"cannot remove {name}: still used by {listed}; remove or redefine those first")
         removed = self.declarations.remove(name)
         for decl in list(self.declarations):
             if removed.kind == "type" and decl.kind == "method" and decl.name.split(".")[0] in removed.extra.get("names", []):
@@ -397,6 +451,17 @@ class GoBackend(Backend):
             self._current_vars.pop(var, None)  # a declaration added again starts afresh
         self._bound -= set(gone)
         return CellResult(unbind=gone)
+
+    def _users_of(self, name: str) -> list[Declaration]:
+        """The other declarations whose code refers to a name `name`'s declaration defines."""
+        target = self.declarations.get(name)
+        if target is None:
+            raise KeyError(f"no declaration named {name!r} in this session")
+        names = set(target.extra.get("names") or [name])
+        going = {target.name} | {
+            d.name for d in self.declarations if target.kind == "type" and d.kind == "method" and d.name.split(".")[0] in names
+        }
+        return [d for d in self.declarations if d.name not in going and names & set(d.extra.get("refs") or [])]
 
     def reset(self) -> CellResult:
         self.declarations.clear()
@@ -519,6 +584,37 @@ def _describe_stats(stats: dict) -> str:
         f"{stats['goroutines']} goroutines, heap in use {stats['heap_inuse'] / 2**20:.1f} MiB, "
         f"{stats['gc_cycles']} GC cycles"
     )
+
+
+def reserved_name_diagnostics(decls: list[dict], source: str) -> list[Diagnostic]:
+    """Top-level names of a cell that would clash with the generated package's own."""
+    lines = source.splitlines()
+    found = []
+    for decl in decls:
+        for name in decl["names"]:
+            if decl["kind"] == "func" and name == "main":
+                message = MAIN_IS_RESERVED
+            elif name.startswith(RESERVED_PREFIXES):
+                message = f"{name}: top-level names starting with {' or '.join(RESERVED_PREFIXES)} are reserved for the code ipolyglot generates; rename it"
+            else:
+                continue
+            line = _line_declaring(name, decl, lines)
+            found.append(Diagnostic(message, line + 1, None, lines[line - 1] if 0 < line <= len(lines) else None))
+    return found
+
+
+def _line_declaring(name: str, decl: dict, lines: list[str]) -> int:
+    """The cell-body line (1-based) where a declaration names `name` (its first line if not found)."""
+    first = decl["line"]
+    for offset, text in enumerate(decl["text"].splitlines()):
+        if re.search(rf"\b{re.escape(name)}\b", text) and not text.lstrip().startswith("//"):
+            return first + offset
+    return first
+
+
+def _in_user_terms(continuation: str) -> str:
+    """A compiler note that points into generated code, told without the generated file's name."""
+    return _GENERATED_FILE.sub("(code ipolyglot generates)", continuation)
 
 
 def cell_identifier(source: str) -> str:

@@ -18,7 +18,7 @@ from typing import Any
 
 from cffi import FFI
 
-from . import marshal
+from . import marshal, signatures
 from .errors import GoError, GoPanic
 
 ffi = FFI()
@@ -192,19 +192,19 @@ class GoLibrary:
             original = marshal.take_exception(eid)
             if original is not None:
                 raise original
-            raise GoPanic(message, "", where)
+            raise GoPanic(message, "", where) from None
         message, pos = marshal.read_string(buf, pos)
         if status == marshal.STATUS_PANIC:
             stack, _ = marshal.read_string(buf, pos)
             stack = _CELL_ID.sub(lambda m: self.cell_labels.get(m.group(0), m.group(0)), stack)
-            raise GoPanic(message, stack, where)
+            raise GoPanic(message, stack, where) from None
         if status == marshal.STATUS_GO_ERROR:
-            raise GoError(message)
+            raise GoError(message) from None
         if status == marshal.STATUS_TYPE_ERROR:
-            raise TypeError(message)
+            raise TypeError(message) from None
         if status == marshal.STATUS_OVERFLOW_ERROR:
-            raise OverflowError(message)
-        raise ValueError(message)
+            raise OverflowError(message) from None
+        raise ValueError(message) from None
 
     # -- the generic call ------------------------------------------------------------
     def raw_call(self, func_id: int, data: bytes) -> bytes:
@@ -220,7 +220,7 @@ class GoLibrary:
         started = time.perf_counter_ns() if profile else 0
         for index, value in enumerate(args):
             if value is MISSING:
-                raise TypeError(f"{func['name']}() missing {_param(func, index)}")
+                raise TypeError(f"{func['name']}() missing {_param(func, index)}") from None
         keep: list = []
         handles: list[int] = []
         try:
@@ -243,7 +243,7 @@ class GoLibrary:
                 if receiver is not None and buf[0] == marshal.STATUS_GO_ERROR:
                     message, pos = marshal.read_string(buf, 1)
                     copy_back(receiver, marshal.decode_value(buf, pos, self.classes)[0])
-                    raise GoError(message)
+                    raise GoError(message) from None
                 self._raise_status(bytes(buf), 0, "")
             values, pos = marshal.decode_values(buf, 1, self.classes)
             if receiver is not None:
@@ -267,12 +267,22 @@ class GoLibrary:
 
     # -- Python callables for the functions ------------------------------------------
     def make_function(
-        self, func: dict, fast_index: int | None, fast_sig: dict | None, py_params: list[str], method: bool = False
+        self, func: dict, fast_index: int | None, fast_sig: dict | None, py_params: list[str], method: bool = False,
+        doc: str | None = None,
     ):
-        """A Python function for a Go function, or (`method`) for a method of a struct class."""
+        """A Python function for a Go function, or (`method`) for a method of a struct class.
+
+        `doc` is the comment above the Go declaration; the function's signature
+        (parameter names, Python types from the Go types) is set for help().
+        """
+        fn = self._make_method(func, py_params) if method else self._make_function(func, fast_index, fast_sig, py_params)
+        fn.__signature__ = signatures.signature(func, py_params, self.classes, method)
+        if doc and doc.strip():
+            fn.__doc__ = f"{doc.strip()}\n\n{fn.__doc__}"
+        return fn
+
+    def _make_function(self, func: dict, fast_index: int | None, fast_sig: dict | None, py_params: list[str]):
         name = func["name"]
-        if method:
-            return self._make_method(func, py_params)
         params = ", ".join(f"{p}=_MISSING" for p in py_params)
         if func.get("variadic") and py_params:
             params = ", ".join([*(f"{p}=_MISSING" for p in py_params[:-1]), f"*{py_params[-1]}"])

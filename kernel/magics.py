@@ -192,7 +192,7 @@ class PolyglotMagics(Magics):
         elif rest[0] == "rm" and len(rest) == 2:
             try:
                 result = backend.remove(rest[1])
-            except KeyError as exc:
+            except (KeyError, ValueError) as exc:  # no such name, or a removal the backend refuses
                 raise PolyglotUsageError(exc.args[0]) from None
             self._apply(result)
             print(f"removed {rest[1]}")
