@@ -164,7 +164,9 @@ class GoBackend(Backend):
 
     def _generate(self, decls, go: GoTool, requires, profile: bool, statements=None) -> codegen.Plan:
         major, minor = go.version()
-        self._runtime_dir = codegen.ensure_runtime(go.cache.scratch_dir(f"go-runtime-{codegen.RUNTIME_HASH[:16]}"))
+        # Through the cache like any artifact: published atomically with private modes,
+        # and checked (every file of it) each time a build is about to compile it in.
+        self._runtime_dir, _ = go.cache.get_or_build({"kind": "go-runtime", "runtime": codegen.RUNTIME_HASH}, codegen.write_runtime, lambda d: d)
         texts = {n: d.source for d in decls if d.kind == "const" for n in d.extra.get("names") or []}
         skip = frozenset(n for n, text in texts.items() if (n, text) in self._unreadable_consts)
         return codegen.generate(
