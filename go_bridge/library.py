@@ -290,7 +290,8 @@ class GoLibrary:
         else:
             args = ", ".join(py_params)
         args_tuple = f"({args},)" if py_params else "()"
-        namespace: dict[str, Any] = {"_MISSING": MISSING}
+        # __name__: frames of generated code belong to this module (kernel/tracebacks.py hides them).
+        namespace: dict[str, Any] = {"__name__": __name__, "_MISSING": MISSING}
         profile = self.profiled
         # float32 arguments take the generic path: cffi would turn 1e300 into inf silently.
         if fast_index is not None and fast_sig is not None and not profile and "float32" not in fast_sig["in"]:
@@ -326,7 +327,7 @@ class GoLibrary:
         def call(a, _func=func, _pointer=bool(func.get("pointer"))):
             return self.call(_func, a, profile, a[0] if _pointer else None)
 
-        namespace: dict[str, Any] = {"_MISSING": MISSING, "_call": call}
+        namespace: dict[str, Any] = {"__name__": __name__, "_MISSING": MISSING, "_call": call}
         source = METHOD_WRAPPER.substitute(name=name, params=params, args_tuple=f"({args},)")
         exec(compile(source, f"<go method {func['name']}>", "exec"), namespace)  # noqa: S102 - our template
         fn = namespace[name]

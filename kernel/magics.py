@@ -14,12 +14,13 @@ from importlib import metadata
 
 from IPython.core.magic import Magics, cell_magic, line_cell_magic, line_magic, magics_class
 
-from . import native_output, toolchains
+from . import native_output, toolchains, tracebacks
 from ._version import __version__
 from .backend import Backend, CellContext, CellResult
 from .cache import BuildCache, CacheSecurityError
+from .cells import CellTextError, cell_label, check_text
 from .diagnostics import CompileError
-from .feedback import BuildFeedback
+from .feedback import BuildFeedback, progress_line_for
 from .options import OptionError, make_parser, parse_line
 from . import profile_view
 from .compare import split_expressions, time_expression
@@ -57,7 +58,7 @@ class NotImplementedYet(Exception):
 
 # Errors that are the user's (or the machine's), not ipolyglot's: shown as one
 # short message, never as a traceback through ipolyglot's internals.
-SHORT_ERRORS = (CompileError, OptionError, PolyglotUsageError, toolchains.ToolchainError, CacheSecurityError, NotImplementedYet)
+SHORT_ERRORS = (CompileError, OptionError, PolyglotUsageError, toolchains.ToolchainError, CacheSecurityError, NotImplementedYet, CellTextError)
 
 
 def _show_short_error(shell, etype, value, tb, tb_offset=None):
@@ -92,7 +93,7 @@ class PolyglotMagics(Magics):
         return toolchains.find_go if language == "go" else toolchains.find_cxx
 
     def _cell_label(self) -> str:
-        return f"In [{self.shell.execution_count}]"
+        return cell_label(self.shell)
 
     def _apply(self, result: CellResult) -> None:
         for name in result.unbind:
@@ -101,9 +102,10 @@ class PolyglotMagics(Magics):
         self.shell.user_ns.update(result.bind)
 
     def _run(self, language: str, line: str, cell: str):
+        check_text(f"%%{language} {line}\n{cell}")  # as the user typed it: the %%magic line is line 1
         backend = self.backend(language)
         options = parse_line(make_parser(language, backend), line)
-        feedback = BuildFeedback(quiet=options.quiet)
+        feedback = BuildFeedback(quiet=options.quiet, line_factory=progress_line_for(self.shell))
 
         def verbose(message: str) -> None:
             if options.verbose:
@@ -273,8 +275,9 @@ def _human(size: int) -> str:
 
 
 def load(shell) -> None:
-    """Register the magics, short error display and in-order native output."""
+    """Register the magics, short error display, native-call tracebacks and in-order native output."""
     shell.register_magics(PolyglotMagics)
     shell.set_custom_exc(SHORT_ERRORS, _show_short_error)
+    tracebacks.install(shell)
     if native_output.install():
         shell.events.register("post_execute", native_output.drain)

@@ -46,6 +46,7 @@ class CellOutput:
     displays: list[dict] = field(default_factory=list)  # display_data data bundles
     error: dict | None = None  # ename, evalue, traceback
     messages: list[dict] = field(default_factory=list)  # the raw iopub messages, in order
+    execution_count: int | None = None  # the execute_reply's: the number the front end shows
 
     @property
     def result(self) -> str | None:
@@ -96,6 +97,7 @@ class RunningKernel:
 
         reply = self.kc.execute_interactive(code, output_hook=hook, timeout=timeout, allow_stdin=False)
         out.status = reply["content"]["status"]
+        out.execution_count = reply["content"].get("execution_count")
         return out
 
     def eval(self, expr: str):

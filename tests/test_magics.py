@@ -136,12 +136,15 @@ def test_feedback_quiet():
     assert stream.getvalue() == ""
 
 
-def test_slow_build_shows_a_live_line_then_a_summary(kernel):
+def test_slow_build_shows_a_live_display_then_a_summary(kernel):
     cell = "%%go -f\nfunc FeedbackProbe() int { return 7 }"
     out = kernel.run(cell).ok()
-    assert "\rbuilding Go cell In [" in out.stdout
-    summary = out.stdout.rstrip().rsplit("\r", 1)[-1]
-    assert summary.startswith("Go cell In [") and ": built in " in summary and summary.rstrip().endswith(" s")
+    shown = [m["content"] for m in out.messages if m["msg_type"] in ("display_data", "update_display_data")]
+    assert shown and shown[0]["data"]["text/plain"].startswith("building Go cell In [")
+    assert len({content["transient"]["display_id"] for content in shown}) == 1  # one display, updated in place
+    summary = shown[-1]["data"]["text/plain"]
+    assert summary.startswith("Go cell In [") and ": built in " in summary and summary.endswith(" s")
+    assert "building" not in out.stdout
     assert kernel.eval("FeedbackProbe()") == 7
     quiet = kernel.run(cell.replace("-f", "-f -q")).ok()
-    assert "building" not in quiet.stdout and "built in" not in quiet.stdout
+    assert "building" not in quiet.stdout and "built in" not in quiet.stdout and not quiet.displays
