@@ -25,6 +25,7 @@ class TopLevel:
 def scan(text: str, cursor: int, raw_strings: str = "`") -> TopLevel:
     """Scan text up to the cursor. A top-level statement ends at ';', at a '}'
     that returns to the top level, or at a newline at the top level."""
+    cursor = min(cursor, len(text))
     depth = brace_depth = 0
     statement_start = 0
     i = 0
