@@ -1,0 +1,132 @@
+"""What a user sees when something goes wrong: their own line and the message, never ipolyglot's insides.
+
+Errors raised through bound Go and C++ functions hide ipolyglot's frames;
+errors of the user's own Python keep every frame; cell text that is not
+UTF-8 is refused with one line that says where.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+from jupyter_client.session import json_default
+
+from ipolyglot.kernel.cells import CellTextError, check_text
+
+GO_CELL = """%%go
+import "errors"
+func ErrAdd(a, b int) int { return a + b }
+func ErrSmall(a int8) int8 { return a }
+func ErrFail() error { return errors.New("the disk is on fire") }
+func ErrBoom() int {
+	var m map[string]int
+	m["x"] = 1
+	return 0
+}
+func ErrEach(f func(int) int) int { return f(1) }
+"""
+
+CPP_CELL = """%%cpp
+#include <stdexcept>
+int err_throw(int x) {
+    if (x) throw std::invalid_argument("no such widget");
+    return x;
+}
+"""
+
+# Where ipolyglot's own code lives; no traceback of a native call may name it.
+PACKAGE_DIRS = [
+    str(Path(location).resolve())
+    for name in ("ipolyglot.kernel", "ipolyglot.go_bridge", "ipolyglot.cpp_ext")
+    for location in importlib.util.find_spec(name).submodule_search_locations
+]
+
+
+@pytest.fixture(scope="module")
+def defined(kernel):
+    kernel.run(GO_CELL).ok()
+    kernel.run(CPP_CELL).ok()
+    return kernel
+
+
+def _assert_short(out, message: str) -> None:
+    """The user's line, then the message: one frame, no internals, no chained exception."""
+    assert out.status == "error"
+    text = out.error_text
+    assert message in text, text
+    assert f"Cell In[{out.execution_count}], line 1" in text, text
+    for directory in PACKAGE_DIRS:
+        assert directory not in text, text
+    for noise in ("Could not get source", "During handling of the above exception", "site-packages/ipolyglot", "File "):
+        assert noise not in text, text
+    before_message = text[: text.index(message)].strip().splitlines()
+    assert len(before_message) <= 5, text  # rule, exception name, cell name, the line, (the exception name again)
+
+
+def test_errors_of_native_calls_show_the_users_line_and_the_message(defined):
+    _assert_short(defined.run('ErrAdd("a", 1)'), "ErrAdd() parameter a (Go type int): expected int, got str")
+    _assert_short(defined.run("ErrSmall(1000)"), "OverflowError: ErrSmall() parameter a (Go type int8)")
+    _assert_short(defined.run("ErrFail()"), "GoError: the disk is on fire")
+    panic = defined.run("ErrBoom()")
+    _assert_short(panic, "GoPanic: assignment to entry in nil map")
+    assert "ErrBoom(...)" in panic.error_text  # the Go stack is part of the message
+    _assert_short(defined.run("err_throw(1)"), "ValueError: no such widget")
+
+
+def test_the_users_own_frames_stay(defined):
+    own = defined.run("def half(x):\n    return 1 / x\nhalf(0)")
+    assert own.status == "error"
+    assert f"Cell In[{own.execution_count}], line 3" in own.error_text
+    assert "line 2, in half(x)" in own.error_text and "ZeroDivisionError: division by zero" in own.error_text
+
+    # A callback of the user's raising inside a Go call: both of the user's lines, none of ipolyglot's.
+    callback = defined.run("def bad(v):\n    return v / 0\nErrEach(bad)")
+    assert "line 3" in callback.error_text and "line 2, in bad(v)" in callback.error_text
+    assert "ZeroDivisionError" in callback.error_text
+    assert not any(directory in callback.error_text for directory in PACKAGE_DIRS), callback.error_text
+
+    # A user's function that calls a native one wrongly: its frame stays, the internals go.
+    nested = defined.run("def total():\n    return ErrAdd(1, 'b')\ntotal()")
+    assert "line 3" in nested.error_text and "line 2, in total()" in nested.error_text
+    assert "parameter b (Go type int): expected int, got str" in nested.error_text
+    assert not any(directory in nested.error_text for directory in PACKAGE_DIRS), nested.error_text
+    assert defined.eval("ErrAdd(2, 3)") == 5
+
+
+def _run_escaped(kernel, code: str):
+    """Send a cell as a browser does: non-ASCII as JSON escapes, so a lone surrogate arrives as one."""
+    default = kernel.kc.session.pack
+    kernel.kc.session.pack = lambda obj: json.dumps(obj, default=json_default, ensure_ascii=True, allow_nan=False).encode()
+    try:
+        return kernel.run(code)
+    finally:
+        kernel.kc.session.pack = default
+
+
+def test_cell_text_that_is_not_utf8_is_one_line_naming_where(defined):
+    go = _run_escaped(defined, '%%go\n// fine\nfunc Bad() string { return "a\udcffb" }')
+    assert go.status == "error"
+    assert go.error_text == "CellTextError: line 3, column 30: U+DCFF is not a character (a lone surrogate, " \
+                            "left by text that was not valid UTF-8): remove or retype it"
+    cpp = _run_escaped(defined, "%%cpp\nint bad() {\n    return 1; } // \udcff")
+    assert cpp.error_text.startswith("CellTextError: line 3, column 20: U+DCFF ") and "\n" not in cpp.error_text
+
+    # The magic refuses it too, for front ends that hand such text straight to it (a terminal, run_cell_magic).
+    direct = defined.run("get_ipython().run_cell_magic('cpp', '-O2', 'int bad() {\\n  return 1; } // \\udcff')")
+    assert direct.error_text.startswith("CellTextError: line 2, column 18: U+DCFF ") and "\n" not in direct.error_text
+    options = defined.run("get_ipython().run_cell_magic('go', '--tags \\udcff', 'func Bad() {}')")
+    assert options.error_text.startswith("CellTextError: line 1, column 13: U+DCFF "), options.error_text
+
+    assert defined.eval("ErrAdd(1, 2), err_throw(0)") == (3, 0)  # earlier definitions still work
+    assert defined.run("%polyglot go").ok().stdout.count("Bad") == 0
+
+
+def test_check_text_counts_lines_and_columns():
+    check_text("%%go\nfunc F() string { return \"é\" }")  # any real character is fine
+    with pytest.raises(CellTextError, match=r"^line 1, column 1: U\+D800 "):
+        check_text("\ud800")
+    with pytest.raises(CellTextError, match=r"^line 4, column 3: U\+DCFF "):
+        check_text("a\nb\n\nxy\udcffz\n\udcfe")
