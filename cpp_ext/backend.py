@@ -34,6 +34,7 @@ from . import build as builder
 from . import parser, unit
 from .values import UnsupportedValue, cpp_type
 
+BIND_CODE = "the generated binding code (the cells' declarations compiled with pybind11)"
 EXT_SUFFIX = sysconfig.get_config_var("EXT_SUFFIX") or ".so"
 SECTION_ORDER = {name: i for i, name in enumerate(unit.SECTIONS)}
 # Parse results are cached by cell text; a change to the parser invalidates them.
@@ -44,6 +45,18 @@ def _opt_level(value: str) -> str:
     if value not in ("0", "1", "2", "3", "s", "fast"):
         raise argparse.ArgumentTypeError(f"-O{value}: use -O0, -O1, -O2 or -O3")
     return f"-O{value}"
+
+
+_STANDARDS = ("14", "17", "20", "23", "26", "1y", "1z", "2a", "2b", "2c")
+
+
+def _cxx_standard(value: str) -> str:
+    """--std accepts what both g++ and libclang read as C++14 or later (the bindings need it)."""
+    std = value.lstrip("=")
+    dialect, _, year = std.partition("++")
+    if dialect not in ("c", "gnu") or year not in _STANDARDS:
+        raise argparse.ArgumentTypeError(f"--std {value}: not a C++ standard ipolyglot can build; use c++14, c++17, c++20 or c++23 (or gnu++NN)")
+    return std
 
 
 class CppBackend(Backend):
@@ -64,7 +77,7 @@ class CppBackend(Backend):
     # -- options -----------------------------------------------------------------
     def add_arguments(self, parser_: argparse.ArgumentParser) -> None:
         parser_.add_argument("-O", dest="opt", type=_opt_level, default=None, metavar="LEVEL", help="optimization level -O0..-O3 (default -O2)")
-        parser_.add_argument("--std", default="c++17", help="C++ standard (default c++17; c++20 with g++ >= 10)")
+        parser_.add_argument("--std", type=_cxx_standard, default="c++17", help="C++ standard (default c++17; c++20 with g++ >= 10)")
         parser_.add_argument("-I", dest="include_dirs", action="append", default=[], metavar="DIR", help="add an include directory")
         parser_.add_argument("-L", dest="lib_dirs", action="append", default=[], metavar="DIR", help="add a library directory")
         parser_.add_argument("-l", dest="libs", action="append", default=[], metavar="LIB", help="link a library")
@@ -76,7 +89,7 @@ class CppBackend(Backend):
     def _flags_from(self, options: argparse.Namespace) -> builder.Flags:
         return builder.Flags(
             opt=options.opt or "-O2",
-            std=options.std.lstrip("="),
+            std=options.std,
             debug=options.debug,
             include_dirs=[os.path.abspath(d) for d in options.include_dirs],
             lib_dirs=[os.path.abspath(d) for d in options.lib_dirs],
@@ -99,6 +112,7 @@ class CppBackend(Backend):
         decls, preamble = self._declarations(parsed, cell_id, ctx.cell_label, source, options.keep_gil)
         store = self.declarations.with_cell(decls)
         self._drop_stale_members(store, decls)
+        _drop_stale_private(store, cell_id, {d.name for d in decls})
         new_preamble = {**self._preamble, **{p["name"]: p for p in preamble if p["name"] not in self._preamble}}
         order = dict(self._order)
         for d in decls:
@@ -131,6 +145,9 @@ class CppBackend(Backend):
                 record["custom"] = piece.name == "ipolyglot_bind"
             if piece.section == "preamble":
                 preamble.append(record)
+            elif piece.private:
+                # Private to the cell: never replaces, nor is replaced by, another cell's name.
+                by_name.setdefault(f"{piece.name} (private to {label})", []).append(record)
             else:
                 by_name.setdefault(piece.name, []).append(record)
         decls = []
@@ -183,11 +200,14 @@ class CppBackend(Backend):
         path = ctx.cache.scratch_dir("cpp-parse") / (cache_key(key_parts) + ".json")
         if path.exists():
             try:
-                return _parsed_from_json(json.loads(path.read_text()))
+                return _parsed_from_json(json.loads(known))
             except (ValueError, KeyError, TypeError):
                 pass
         started = time.perf_counter()
-        parsed = self._parse_fresh(source, flags, ctx, inputs, outputs, context_pieces, context_text)
+        try:
+            parsed = self._parse_fresh(source, flags, ctx, inputs, outputs, context_pieces, context_text)
+        except parser.ParseFailure as exc:
+            raise CompileError("C++", [Diagnostic(str(exc))]) from None
         ctx.verbose(f"parsed the cell with libclang in {time.perf_counter() - started:.2f} s ({parsed.mode})")
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_text(json.dumps(_parsed_to_json(parsed)))
@@ -352,7 +372,7 @@ class CppBackend(Backend):
         cmd = [*builder.launcher(), compiler, *bind_flags, "-include", str(header), "-c", str(out / "bind.cpp"), "-o", str(out / "bind.o")]
         code, output = builder.run_compiler(cmd, verbose, abort)
         if code != 0:
-            raise CompileError("C++", builder.diagnostics(output, cells, current), output)
+            raise CompileError("C++", builder.diagnostics(output, cells, current, BIND_CODE), output)
 
     def _bind_result(self, module, units: unit.Units, report) -> CellResult:
         names = list(units.top_names)
@@ -392,6 +412,7 @@ class CppBackend(Backend):
 
     def remove(self, name: str) -> CellResult:
         candidate = self.declarations.with_cell([])
+        _drop_stale_private(candidate, "", set())
         candidate.remove(name)
         result = self._rebuild(candidate)
         self.declarations.replace_with(candidate)
@@ -409,6 +430,22 @@ class CppBackend(Backend):
 
     def info(self) -> dict[str, str]:
         return {"C++ session": f"{len(self.declarations)} declarations, {len(self._modules)} modules loaded"}
+
+def _is_private(decl: Declaration) -> bool:
+    return all(p.get("private") for p in decl.extra["pieces"])
+
+
+def _drop_stale_private(store: DeclarationStore, current_cell: str, fresh: set[str]) -> None:
+    """A cell's private declarations (static, anonymous namespace) live as long as the
+    cell has a public one; re-running a cell replaces its own earlier private ones."""
+    public_cells = {d.extra["cell_id"] for d in store if not _is_private(d)}
+    for d in list(store):
+        if not _is_private(d):
+            continue
+        stale_copy = d.extra["cell_id"] == current_cell and d.name not in fresh
+        if stale_copy or d.extra["cell_id"] not in public_cells:
+            store.remove(d.name)
+
 
 
 def _redefined(piece: dict, names: set[str]) -> bool:

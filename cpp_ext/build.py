@@ -180,28 +180,71 @@ def precompiled_header(scratch: Path, compiler: str, flags: list[str], version: 
 
 
 _DIAG = re.compile(r"^(?P<file>[^:\n]+):(?P<line>\d+):(?:(?P<col>\d+):)? (?P<sev>fatal error|error|warning|note): (?P<msg>.*)$")
+_REQUIRED_FROM = re.compile(r"^(?P<file>[^:\n]+):(?P<line>\d+):(?:(?P<col>\d+):)?\s+required from")
 
 
-def diagnostics(output: str, cells: dict[str, tuple[str, str | None]], current: str) -> list[Diagnostic]:
-    """g++ errors mapped to cells: `cells` maps a #line file name to (cell text, label)."""
-    found: list[Diagnostic] = []
+@dataclass
+class _CellSpot:
+    file: str
+    line: int
+    column: int | None
+
+
+def diagnostics(output: str, cells: dict[str, tuple[str, str | None]], current: str, generated_what: str = "the code ipolyglot generates around the cells (-v shows it)") -> list[Diagnostic]:
+    """g++ errors mapped to cells: `cells` maps a #line file name to (cell text, label).
+
+    Every message names a line of a cell or says it is not the user's code. An
+    error inside a library header that a cell line led to is shown at that line.
+    Errors in generated code are dropped when a cell has errors (they follow
+    from them); otherwise they are named `generated_what`."""
+    in_cells: list[Diagnostic] = []
+    generated: list[Diagnostic] = []
+    context: _CellSpot | None = None  # the last cell line g++ said an instantiation came from
     for line in output.splitlines():
+        required = _REQUIRED_FROM.match(line)
+        if required and _cell_line(cells, required.group("file"), int(required.group("line"))):
+            context = _CellSpot(required.group("file"), int(required.group("line")), _int(required.group("col")))
+            continue
         m = _DIAG.match(line)
         if not m or m.group("sev") not in ("error", "fatal error"):
             continue
-        file, lineno = m.group("file"), int(m.group("line"))
-        col = int(m.group("col")) if m.group("col") else None
-        msg = m.group("msg")
-        if file in cells:
-            text, label = cells[file]
-            lines = text.split("\n")
-            source = lines[lineno - 2] if 0 <= lineno - 2 < len(lines) else None
-            found.append(Diagnostic(msg, lineno, col, source, None if file == current else label))
+        file, lineno, msg = m.group("file"), int(m.group("line")), m.group("msg")
+        if _cell_line(cells, file, lineno):
+            in_cells.append(_cell_diagnostic(cells, current, _CellSpot(file, lineno, _int(m.group("col"))), msg))
+        elif context is not None:
+            where = os.path.basename(file)
+            in_cells.append(_cell_diagnostic(cells, current, context, f"{msg} (inside {where}, reached from this line)"))
         else:
-            found.append(Diagnostic(f"{msg} (in generated code {os.path.basename(file)}:{lineno})"))
-    # Errors in the user's cells first: generated-code errors usually follow from them.
-    found.sort(key=lambda d: d.line is None)
-    return found
+            generated.append(Diagnostic(f"in {generated_what}: {msg}"))
+        context = None
+    return _unique(in_cells) or _unique(generated)
+
+
+def _int(text: str | None) -> int | None:
+    return int(text) if text else None
+
+
+def _cell_line(cells: dict[str, tuple[str, str | None]], file: str, lineno: int) -> bool:
+    """Whether file:lineno is a line the cell really has (the %%cpp line is line 1)."""
+    return file in cells and 2 <= lineno <= cells[file][0].count("\n") + 2
+
+
+def _cell_diagnostic(cells, current: str, spot: _CellSpot, message: str) -> Diagnostic:
+    text, label = cells[spot.file]
+    lines = text.split("\n")
+    source = lines[spot.line - 2] if 0 <= spot.line - 2 < len(lines) else None
+    column = spot.column if source is not None and source.strip() else None
+    return Diagnostic(message, spot.line, column, source if source and source.strip() else None, None if spot.file == current else label)
+
+
+def _unique(found: list[Diagnostic]) -> list[Diagnostic]:
+    seen, out = set(), []
+    for d in found:
+        key = (d.message, d.line, d.cell)
+        if key not in seen:
+            seen.add(key)
+            out.append(d)
+    return out
 
 
 _REGISTER = re.compile(r"ipolyglot_register_(\d+)\(pybind11::module_ &m\)")

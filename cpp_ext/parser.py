@@ -31,6 +31,10 @@ _TEMPLATE_KINDS = {CK.FUNCTION_TEMPLATE, CK.CLASS_TEMPLATE, CK.CLASS_TEMPLATE_PA
 _MEMBER_DEF_KINDS = {CK.CXX_METHOD, CK.CONSTRUCTOR, CK.DESTRUCTOR, CK.CONVERSION_FUNCTION}
 
 
+class ParseFailure(Exception):
+    """libclang refused the command line itself (not the cell's code)."""
+
+
 @dataclass
 class Piece:
     """One top-level declaration of a cell (all same-named pieces are merged later)."""
@@ -46,6 +50,12 @@ class Piece:
     column: int = 1
     binds: list[dict] = field(default_factory=list)  # binding records
     keep: list[str] = field(default_factory=list)  # member-pointer expressions to emit
+    private: bool = False  # internal linkage (static, anonymous namespace): only its own cell's unit sees it
+    # One declarator of a statement declaring several (`int a = 1, b = 2;`): the
+    # shared specifiers (`int`) and where they stand in the cell.
+    prefix: str = ""
+    prefix_line: int = 1
+    prefix_column: int = 1
 
 
 @dataclass
@@ -92,7 +102,10 @@ def parse_args(std: str, include_dirs: list[str], defines: list[str], builtin_in
 def _parse(main_text: str, files: dict[str, str], args: list[str], skip_bodies: bool) -> ci.TranslationUnit:
     options = ci.TranslationUnit.PARSE_SKIP_FUNCTION_BODIES if skip_bodies else 0
     unsaved = [(MAIN_PATH, main_text)] + list(files.items())
-    return _index().parse(MAIN_PATH, args=args, unsaved_files=unsaved, options=options)
+    try:
+        return _index().parse(MAIN_PATH, args=args, unsaved_files=unsaved, options=options)
+    except ci.TranslationUnitLoadError:
+        raise ParseFailure(f"libclang cannot read C++ with these options ({' '.join(args)})") from None
 
 
 def _cell_errors(tu: ci.TranslationUnit, path: str) -> list[dict]:
@@ -122,11 +135,108 @@ def split_cell(body: str, context_header: str, args: list[str]) -> ParsedCell:
     parsed = ParsedCell(mode="decls", errors=errors)
     text = _Text(body)
     covered: list[tuple[int, int]] = []
-    for cursor in tu.cursor.get_children():
-        if _in_cell(cursor):
-            _collect(cursor, [], text, parsed, covered)
+    for group in _statements(tu.cursor, text):
+        _collect_statement(group, [], text, parsed, covered)
     _collect_preamble(text, covered, parsed)
     return parsed
+
+
+def _statements(parent: ci.Cursor, text: _Text) -> list[list[ci.Cursor]]:
+    """The cell's children of `parent`, grouped by the statement that declares them:
+    `int a = 1, b = 2;` is one statement holding two declarations whose extents overlap."""
+    groups: list[list[ci.Cursor]] = []
+    group_end = -1
+    for cursor in parent.get_children():
+        if not _in_cell(cursor):
+            continue
+        start, end = _extent(cursor, text)
+        if groups and start < group_end:
+            groups[-1].append(cursor)
+            group_end = max(group_end, end)
+        else:
+            groups.append([cursor])
+            group_end = end
+    return groups
+
+
+def _collect_statement(group: list[ci.Cursor], ns: list[str], text: _Text, parsed: ParsedCell, covered: list) -> None:
+    kinds = {c.kind for c in group}
+    if len(group) > 1 and len(kinds) == 1 and kinds <= {CK.VAR_DECL, CK.TYPEDEF_DECL}:
+        _collect_declarators(group, ns, text, parsed, covered)
+    else:
+        # A type defined together with variables (`struct P {...} p;`) stays one piece.
+        _collect(group[0], ns, text, parsed, covered, group_end=max(_extent(c, text)[1] for c in group))
+
+
+_DECLARATOR_START = {"*", "&", "&&", "("}
+_DECLARATOR_PART = _DECLARATOR_START | {"const", "volatile", "__restrict", "__restrict__"}
+
+
+def _collect_declarators(group: list[ci.Cursor], ns: list[str], text: _Text, parsed: ParsedCell, covered: list) -> None:
+    """One piece per declarator of `int a = 1, *b = &a;`, each carrying the shared
+    specifiers, so each name can be replaced, removed or declared `extern` alone."""
+    group = sorted(group, key=lambda c: c.location.offset)
+    start = min(_extent(c, text)[0] for c in group)
+    end = max(_extent(c, text)[1] for c in group)
+    covered.append((start, end))
+    widest = max(group, key=lambda c: c.extent.end.offset)
+    tokens = list(widest.get_tokens())
+    names = [c.location.offset for c in group]
+    # The specifiers end where the first declarator's pointer/reference operators begin.
+    before = [t for t in tokens if t.extent.start.offset < names[0]]
+    first = names[0]
+    for k, tok in enumerate(before):
+        run = [t.spelling for t in before[k:]]
+        if run[0] in _DECLARATOR_START and all(r in _DECLARATOR_PART for r in run):
+            first = tok.extent.start.offset
+            break
+    commas = _separating_commas(tokens, names)
+    bounds = [first, *(c + 1 for c in commas)]
+    ends = [*commas, _statement_end(text, start, end)]
+    prefix = text.cut(start, first).strip()
+    prefix_line, prefix_column = _line_col(text, start)
+    for cursor, a, b in zip(group, bounds, ends):
+        raw = text.cut(a, b)
+        lead = len(raw) - len(raw.lstrip())
+        a += len(raw[:lead].encode())
+        declarator = raw.strip()
+        b = a + len(declarator.encode())
+        if cursor.kind == CK.VAR_DECL:
+            piece = _var_piece(cursor, ns, text, a, b, declarator=declarator, prefix=prefix)
+        else:
+            piece = _piece(text, a, b, _pyname(ns, cursor.spelling), "typedef", "type", ns)
+            piece.user_text = declarator + ";"
+            piece.header_text = f"{prefix} {declarator};"
+        piece.prefix, piece.prefix_line, piece.prefix_column = prefix, prefix_line, prefix_column
+        parsed.pieces.append(piece)
+
+
+def _separating_commas(tokens: list[ci.Token], names: list[int]) -> list[int]:
+    """Offsets of the commas between consecutive declarators (outside brackets)."""
+    commas = []
+    depth = 0
+    last_comma = None
+    wanted = iter(names[1:])
+    target = next(wanted, None)
+    for tok in tokens:
+        offset = tok.extent.start.offset
+        while target is not None and offset >= target:
+            commas.append(last_comma)
+            target = next(wanted, None)
+        s = tok.spelling
+        if s in ("(", "[", "{"):
+            depth += 1
+        elif s in (")", "]", "}"):
+            depth -= 1
+        elif s == "," and depth == 0:
+            last_comma = offset
+    return commas
+
+
+def _statement_end(text: _Text, start: int, end: int) -> int:
+    """Where the last declarator ends: before the statement's `;`."""
+    body = text.data[start:end].rstrip()
+    return start + (len(body) - 1 if body.endswith(b";") else len(body))
 
 
 def _in_cell(cursor: ci.Cursor) -> bool:
@@ -158,22 +268,25 @@ def _pyname(ns: list[str], name: str) -> str:
     return ".".join([*ns, name])
 
 
-def _collect(cursor: ci.Cursor, ns: list[str], text: _Text, parsed: ParsedCell, covered: list) -> None:
+def _collect(cursor: ci.Cursor, ns: list[str], text: _Text, parsed: ParsedCell, covered: list, group_end: int | None = None) -> None:
     kind = cursor.kind
     if kind == CK.NAMESPACE:
         if not cursor.spelling:
             start, end = _extent(cursor, text)
             covered.append((start, end))
-            parsed.pieces.append(_piece(text, start, end, f"(anonymous namespace at line {_line_col(text, start)[0]})", "block", "other", ns))
+            piece = _piece(text, start, end, f"(anonymous namespace at line {_line_col(text, start)[0]})", "block", "other", ns)
+            piece.private = True
+            parsed.pieces.append(piece)
             parsed.warnings.append("an anonymous namespace is compiled but not bound (its names are private to the cell)")
             return
         # The namespace's own braces are re-created around each member when emitted.
         covered.append(_extent(cursor, text))
-        for child in cursor.get_children():
-            if _in_cell(child):
-                _collect(child, [*ns, cursor.spelling], text, parsed, covered)
+        for group in _statements(cursor, text):
+            _collect_statement(group, [*ns, cursor.spelling], text, parsed, covered)
         return
     start, end = _extent(cursor, text)
+    if group_end is not None:
+        end = max(end, group_end)
     covered.append((start, end))
     name = cursor.spelling
     if kind in (CK.USING_DIRECTIVE, CK.USING_DECLARATION, CK.NAMESPACE_ALIAS, CK.STATIC_ASSERT):
@@ -333,6 +446,12 @@ def _is_strippable(cursor: ci.Cursor) -> bool:
 
 def _function_piece(cursor, ns, text, start, end, parsed) -> Piece:
     piece = _piece(text, start, end, _pyname(ns, cursor.spelling), "func", "func", ns)
+    if cursor.linkage == ci.LinkageKind.INTERNAL:
+        # `static`: private to the cell, as to a translation unit; compiled in source order.
+        piece.private = True
+        if cursor.is_definition():
+            parsed.warnings.append(f"static function {_pyname(ns, cursor.spelling)!r} is compiled but not bound (static makes it private to its cell; remove `static` to call it from Python)")
+        return piece
     record = _function_record(cursor, ns, text, parsed)
     if record:
         piece.binds.append(record)
@@ -439,7 +558,10 @@ def _class_piece(cursor, ns, text, start, end, parsed) -> Piece:
     return piece
 
 
-def _var_piece(cursor, ns, text, start, end) -> Piece:
+def _var_piece(cursor, ns, text, start, end, declarator: str | None = None, prefix: str = "") -> Piece:
+    """A namespace-scope variable. Other units see it as `extern` (they must refer to
+    the defining unit's variable); constants are copied whole (each unit may hold
+    its own); a `static` variable is private to its cell."""
     name = cursor.spelling
     parent = cursor.semantic_parent
     if parent is not None and parent.kind in (CK.STRUCT_DECL, CK.CLASS_DECL):
@@ -447,25 +569,47 @@ def _var_piece(cursor, ns, text, start, end) -> Piece:
         piece.header_text = ""
         return piece
     piece = _piece(text, start, end, _pyname(ns, name), "var", "other", ns)
-    toks = [t for t in cursor.get_tokens() if t.extent.start.offset < cursor.location.offset]
-    words = {t.spelling for t in toks}
-    private = cursor.storage_class in (ci.StorageClass.STATIC, ci.StorageClass.EXTERN) or cursor.type.is_const_qualified() or words & {"constexpr", "inline", "thread_local"}
-    if not private:
-        # The binding unit must refer to the user unit's variable, not define its own.
-        name_end = cursor.location.offset + len(name.encode())
-        depth, cut = 0, end
-        for tok in _tokens_after(cursor, name_end):
-            s = tok.spelling
-            if s == "[":
-                depth += 1
-            elif s == "]":
-                depth -= 1
-            elif depth == 0 and s in ("=", "{", "(", ";"):
-                cut = tok.extent.start.offset
-                break
-        decl = text.cut(start, cut).strip()
-        piece.header_text = "extern " + decl + ";"
+    own_text = piece.user_text if declarator is None else declarator + ";"
+    whole = own_text if declarator is None else f"{prefix} {own_text}"
+    piece.user_text = own_text
+    piece.header_text = whole
+    words = {t.spelling for t in cursor.get_tokens() if t.extent.start.offset < cursor.location.offset}
+    constant = cursor.type.is_const_qualified() or bool(words & {"constexpr", "inline"})
+    if constant or cursor.storage_class == ci.StorageClass.EXTERN:
+        return piece
+    if cursor.linkage == ci.LinkageKind.INTERNAL:
+        piece.private = True
+        return piece
+    # The binding unit and other cells must refer to this unit's variable, not define their own.
+    declarator_end = start + len(own_text.encode()) if declarator is not None else end
+    cut = _initializer_start(cursor, declarator_end)
+    if declarator is None:
+        head = text.cut(start, cut).strip()
+    else:
+        head = prefix + " " + text.cut(start, cut).strip()
+    piece.header_text = "extern " + head + ";"
     return piece
+
+
+def _initializer_start(cursor: ci.Cursor, limit: int) -> int:
+    """Offset of a variable's initializer (`=`, `{` or `(` after its declarator), or `limit`."""
+    name_end = cursor.location.offset + len(cursor.spelling.encode())
+    brackets = parens = 0
+    for tok in _tokens_after(cursor, name_end):
+        if tok.extent.start.offset >= limit:
+            break
+        s = tok.spelling
+        if s == "[":
+            brackets += 1
+        elif s == "]":
+            brackets -= 1
+        elif s == ")":
+            parens -= 1
+        elif brackets == 0 and s == "(" and parens < 0:
+            parens += 1  # the parameter list of a function-pointer declarator
+        elif brackets == 0 and (s in ("=", "{", ";") or (s == "(" and parens == 0)):
+            return tok.extent.start.offset
+    return limit
 
 
 def _collect_preamble(text: _Text, covered: list[tuple[int, int]], parsed: ParsedCell) -> None:

@@ -15,7 +15,10 @@ from dataclasses import dataclass, field
 from . import bindgen
 from .templating import render, snippet
 
-SECTIONS = ("preamble", "type", "other", "func")
+SECTIONS = ("preamble", "decl", "func")
+# Generated text after a cell's text is reported under this name, never as cell lines.
+GENERATED_FILE = "ipolyglot-generated.cpp"
+_BACK_TO_GENERATED = f'#line 1 "{GENERATED_FILE}"\n'
 
 
 @dataclass
@@ -26,43 +29,65 @@ class Units:
     registered: dict[int, str] = field(default_factory=dict)  # registration index -> declaration name
 
 
-def _emit(piece: dict, text: str, header: bool) -> str:
-    """A piece in its namespace; user-unit text is marked with its cell and line."""
+def _emit(piece: dict, text: str, marked: bool) -> str:
+    """A piece in its namespace. Marked text carries `#line` directives naming its
+    cell and lines (the generated text after it goes back to GENERATED_FILE);
+    unmarked text (the binding unit's) carries none, so line shifts leave it unchanged."""
     if not text.strip():
         return ""
     ns = piece.get("ns") or []
-    if header:
-        line, body = "", text.strip()
+    prefix = piece.get("prefix") or ""
+    if marked:
+        body = ""
+        if prefix and text == piece["user_text"]:
+            body += f'#line {piece["prefix_line"]} "{piece["cell_id"]}"\n' + " " * (piece["prefix_column"] - 1) + prefix + "\n"
+        body += f'#line {piece["first_line"]} "{piece["cell_id"]}"\n' + " " * (piece["column"] - 1) + text + "\n" + _BACK_TO_GENERATED
     else:
-        line = f'#line {piece["first_line"]} "{piece["cell_id"]}"\n'
-        body = " " * (piece["column"] - 1) + text
+        body = text.strip() + "\n"
     if ns:
-        return "".join(f"namespace {n} {{ " for n in ns) + "\n" + line + body + "\n" + "}" * len(ns) + "\n"
-    return line + body + "\n"
+        return "".join(f"namespace {n} {{ " for n in ns) + "\n" + body + "}" * len(ns) + "\n"
+    return body
 
 
 def section_of(piece: dict) -> str:
-    """Templates stay in source order among the types: a class may use a
-    template declared before it, and a template a type."""
-    return "type" if piece["kind"] == "template" else piece["section"]
+    """Everything but the preamble keeps the session's order (first definition, then
+    source order within a cell), so a cell reads as written: a static helper before
+    the global that calls it, a constant before the struct that uses it."""
+    return "preamble" if piece["section"] == "preamble" else "decl"
+
+
+def _placements(piece: dict, header: bool, own: bool) -> list[tuple[str, str, bool]]:
+    """(section, text, marked) for one piece in one unit.
+
+    The binding unit (`header`) and other cells' units see declarations only; a
+    cell's own unit holds its text as written, function bodies after every
+    declaration. Private pieces (internal linkage) exist only in their own unit."""
+    if piece["section"] == "preamble":
+        return [("preamble", piece["header_text"] if header else piece["user_text"], not header)]
+    if piece.get("private"):
+        return [("decl", piece["user_text"], True)] if own and not header else []
+    kind = piece["kind"]
+    mine = own and not header
+    if kind == "member-def":
+        return [("func", piece["user_text"] if mine else piece["header_text"], mine)]
+    if kind in ("func", "block") and mine and piece["header_text"] != piece["user_text"]:
+        declaration = piece.get("proto_text") or piece["header_text"]
+        return [("decl", declaration, True), ("func", piece["user_text"], True)]
+    if mine:
+        return [("decl", piece["user_text"], True)]
+    if piece["section"] == "type" and not header:
+        # Types are whole in every user unit, with their cell's line numbers.
+        return [("decl", piece["user_text"], True)]
+    return [("decl", piece["header_text"], False)]
 
 
 def _sections(pieces: list[dict], header: bool, own_cell: str | None = None) -> dict[str, str]:
-    """The pieces by section. With `own_cell`, the user unit of that cell: types and
-    preamble in full (they must be identical everywhere), the cell's own
-    definitions in full, and only declarations of the other cells' definitions."""
-    out = {name: [] for name in SECTIONS}
+    """The pieces by section, for the binding unit (`header`) or the user unit of `own_cell`."""
+    out: dict[str, list[str]] = {name: [] for name in SECTIONS}
     for piece in pieces:
         own = own_cell is None or piece["cell_id"] == own_cell
-        if section_of(piece) in ("preamble", "type"):
-            text = piece["header_text"] if header else piece["user_text"]
-            out[section_of(piece)].append(_emit(piece, text, header))
-        elif piece["section"] == "func":
-            if header or own:
-                out["func"].append(_emit(piece, piece["header_text"] if header else piece["user_text"], header))
-        else:
-            use_header = header or not own
-            out["other"].append(_emit(piece, piece["header_text"] if use_header else piece["user_text"], use_header))
+        for section, text, marked in _placements(piece, header, own):
+            out[section].append(_emit(piece, text, marked))
     return {k: "".join(v) for k, v in out.items()}
 
 
@@ -73,7 +98,7 @@ def _early_prototypes(pieces: list[dict]) -> str:
     """Prototypes whose signatures name no type of the session: they can precede
     the types and templates, so a template body can call any such function."""
     session_types = {p["name"].rsplit(".", 1)[-1] for p in pieces if p["section"] == "type" or p["kind"] == "template"}
-    early = [p for p in pieces if p.get("proto_text") and not session_types & set(_IDENTIFIER.findall(p["proto_text"]))]
+    early = [p for p in pieces if p.get("proto_text") and not p.get("private") and not session_types & set(_IDENTIFIER.findall(p["proto_text"]))]
     return _prototypes(early)
 
 
@@ -122,11 +147,10 @@ def _user_unit(pieces: list[dict], cell: str, statement_code: tuple[str, str] = 
         "user_unit.cpp",
         preamble=sections["preamble"] + statement_code[0],
         early_prototypes=_early_prototypes(pieces),
-        types=sections["type"],
-        prototypes=_prototypes(pieces),
-        others=sections["other"],
+        declarations=sections["decl"],
         functions=sections["func"],
         statement=statement_code[1],
+        generated_file=GENERATED_FILE,
         keep="\n".join(keep),
     )
 
@@ -197,8 +221,7 @@ def build_units(pieces: list[dict], profile: bool, statement: dict | None = None
         "bind_unit.cpp",
         preamble=head["preamble"] + stmt_head[0],
         early_prototypes=_early_prototypes(pieces),
-        types=head["type"],
-        others=head["other"],
+        declarations=head["decl"],
         functions=head["func"],
         statement=stmt_head[1],
         enum_casters="\n".join(enum_casters),

@@ -4,8 +4,7 @@
 ${preamble}
 // Functions whose signatures use only standard types, for templates to call.
 ${early_prototypes}
-${types}
-${others}
+${declarations}
 ${functions}
 ${statement}
 

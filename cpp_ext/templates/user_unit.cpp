@@ -6,12 +6,12 @@
 ${preamble}
 // Functions whose signatures use only standard types, for templates to call.
 ${early_prototypes}
-${types}
-// Every free function is declared first, so cells may come in any order.
-${prototypes}
-${others}
+// The session's declarations in order; this cell's own text as written.
+${declarations}
+// This cell's function bodies, after every declaration.
 ${functions}
 ${statement}
+#line 1 "${generated_file}"
 // In-class member functions the bindings call must be emitted here.
 namespace ipolyglot_keep {
 ${keep}
