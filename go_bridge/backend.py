@@ -41,7 +41,8 @@ VARS_NAME = "govars"  # the Python name of the live view of exported Go variable
 _MODULE_PROGRESS = re.compile(r"^go: (finding module for package|downloading|found|added|upgraded) ")
 _GENERATED_FILE = re.compile(r"\S*\b(glue|consts|statements)\.go:\d+(:\d+)?")
 # A cell's top-level names the generated package uses itself.
-RESERVED_PREFIXES = ("ipolyglot", "ipg_")
+RESERVED_PREFIXES = ("ipolyglot", "ipg_", "ipgcell")
+_PACKAGE_PATH = re.compile(r"^[\w.\-]+(/[\w.\-]+)*$")  # a line of `go build -v`
 MAIN_IS_RESERVED = (
     "a %%go cell holds declarations (built into a library for Python) or statements (run at once); "
     "`func main` is reserved, since the library has no entry point: put main's statements in a %%go cell "
@@ -160,7 +161,9 @@ class GoBackend(Backend):
                 inputs.append((name, go_type_of(ctx.user_ns[name], known)))
             except InferenceError as exc:
                 raise CompileError("Go", [Diagnostic(f"-i {name}: {exc}")]) from None
-        return codegen.Statements(cell_id, info["body"]["text"], info["imports"], inputs, list(options.output))
+        return codegen.Statements(
+            cell_id, info["body"]["text"], info["imports"], inputs, list(options.output), info["body"].get("refs") or []
+        )
 
     def _generate(self, decls, go: GoTool, requires, profile: bool, statements=None) -> codegen.Plan:
         major, minor = go.version()
@@ -268,14 +271,16 @@ class GoBackend(Backend):
             src = directory / "src"
             src.mkdir()
             for name, text in plan.files.items():
+                (src / name).parent.mkdir(exist_ok=True)  # a cell package's folder
                 (src / name).write_text(text)
             tc = go.toolchain()
-            command = [tc.path, "build", "-buildmode=c-shared", "-trimpath", "-o", str(directory / LIBRARY_NAME), *flags, "."]
+            # -v names the packages compiled (not taken from Go's build cache).
+            command = [tc.path, "build", "-buildmode=c-shared", "-trimpath", "-o", str(directory / LIBRARY_NAME), *flags, "-v", "."]
             goflags = " ".join(filter(None, [os.environ.get("GOFLAGS", ""), "-mod=mod"]))
             started = time.perf_counter()
             done = subprocess.run(command, cwd=src, env=go.env({"GOFLAGS": goflags}), capture_output=True, text=True)
             seconds = time.perf_counter() - started
-            notes.update(command=command, seconds=seconds)
+            notes.update(command=command, seconds=seconds, compiled=_compiled_packages(done.stderr))
             if done.returncode != 0:
                 raise CompileError("Go", self._diagnostics(done.stderr, cell_id), done.stderr)
             if options.race:
@@ -294,6 +299,7 @@ class GoBackend(Backend):
         if notes:
             ctx.verbose(f"go command: {shlex.join(notes['command'])}")
             ctx.verbose(f"go build took {notes['seconds']:.2f} s")
+            ctx.verbose(f"go compiled: {', '.join(notes['compiled']) or 'nothing (every package from Go build cache)'}")
         else:
             ctx.verbose("cache hit: no go command was run")
         ctx.verbose(f"generated code: {report.path / 'src'}")
@@ -318,7 +324,7 @@ class GoBackend(Backend):
     def _diagnostics(self, stderr: str, current: str) -> list[Diagnostic]:
         found: list[Diagnostic] = []
         for line in stderr.splitlines():
-            if not line.strip() or line.startswith("#") or _MODULE_PROGRESS.match(line):
+            if not line.strip() or line.startswith("#") or _MODULE_PROGRESS.match(line) or _PACKAGE_PATH.match(line):
                 continue
             match = _DIAGNOSTIC.match(line)
             if match and match["file"] in self._cell_sources:
@@ -596,7 +602,7 @@ def reserved_name_diagnostics(decls: list[dict], source: str) -> list[Diagnostic
         for name in decl["names"]:
             if decl["kind"] == "func" and name == "main":
                 message = MAIN_IS_RESERVED
-            elif name.startswith(RESERVED_PREFIXES):
+            elif name.lower().startswith(RESERVED_PREFIXES):
                 message = f"{name}: top-level names starting with {' or '.join(RESERVED_PREFIXES)} are reserved for the code ipolyglot generates; rename it"
             else:
                 continue
@@ -617,6 +623,11 @@ def _line_declaring(name: str, decl: dict, lines: list[str]) -> int:
 def _in_user_terms(continuation: str) -> str:
     """A compiler note that points into generated code, told without the generated file's name."""
     return _GENERATED_FILE.sub("(code ipolyglot generates)", continuation)
+
+
+def _compiled_packages(go_stderr: str) -> list[str]:
+    """The packages `go build -v` compiled, in its order."""
+    return [line for line in go_stderr.splitlines() if _PACKAGE_PATH.match(line)]
 
 
 def cell_identifier(source: str) -> str:

@@ -17,6 +17,9 @@ from string import Template
 
 from ipolyglot.kernel.backend import Declaration
 
+from .cell_packages import MODULE as MODULE_PATH
+from .cell_packages import CellPackage, plan_packages
+
 _PKG = Path(__file__).resolve().parent  # the package folder (works for editable installs too)
 _TEMPLATES = _PKG / "templates"
 
@@ -31,6 +34,8 @@ FAST_EXPORT = _template("fast_export.go.tmpl")
 CELL = _template("cell.go.tmpl")
 STATEMENTS = _template("statements.go.tmpl")
 CONSTS = _template("consts.go.tmpl")
+CELLS = _template("cells.go.tmpl")
+CELL_VARS = _template("cell_vars.go.tmpl")
 
 # Go scalar -> (cgo type, Go conversion from the cgo value) for fast entry points.
 CGO_TYPES = {
@@ -70,6 +75,7 @@ class Statements:
     imports: list[dict]
     inputs: list[tuple[str, str]]  # (name, Go type)
     outputs: list[str]
+    refs: list[str] = field(default_factory=list)  # package-level names the statements use
 
 
 @dataclass
@@ -157,16 +163,31 @@ def generate(
     by_cell: dict[str, list[Declaration]] = {}
     for decl in decls:
         by_cell.setdefault(decl.extra["cell_id"], []).append(decl)
+    packages = plan_packages(by_cell, set(statements.refs) if statements else set())
     for index, (label, cell_decls) in enumerate(by_cell.items()):
         body = "\n\n".join(
             f"{_directive(label, d.first_line, d.extra['col'])}\n{d.extra['text']}" for d in cell_decls
         )
-        files[f"cell{index:03d}.go"] = CELL.substitute(
-            label=label, imports=_imports_text(label, _live_imports(cell_decls)), decls=body
+        package = packages.get(label)
+        files[f"{package.name}/cell.go" if package else f"cell{index:03d}.go"] = CELL.substitute(
+            label=label, package=package.name if package else "main",
+            imports=_imports_text(label, _live_imports(cell_decls)), decls=body,
         )
+    if packages:
+        files["cells.go"] = _cells_file(packages.values())
+    owner = {name: package for package in packages.values() for name in package.names}
+    glue_packages: set[str] = set()
+
+    def qualified(name: str, used: set[str]) -> str:
+        """How package main names a declaration (`pkg.Name` for a cell package's)."""
+        if name in owner:
+            used.add(owner[name].name)
+            return f"{owner[name].name}.{name}"
+        return name
 
     plan = Plan(files=files)
     func_lines, type_lines, fast_exports, var_lines, const_names = [], [], [], [], []
+    var_index: dict[str, int] = {}  # cell package -> vars registered so far
     method_params: dict[str, dict[str, list[str]]] = {}  # receiver type -> method -> parameter names
     for decl in decls:
         if decl.kind == "method" and "." in decl.name:
@@ -182,9 +203,11 @@ def generate(
             fast = extra.get("fast")
             if fast is not None and not profile:
                 entry["fast"] = {"index": len(fast_exports), **fast}
-                fast_exports.append(_fast_export(len(fast_exports), decl.name, fast))
+                fast_exports.append(_fast_export(len(fast_exports), qualified(decl.name, glue_packages), fast))
             plan.funcs.append(entry)
-            func_lines.append(f"\t\t{{Name: {_go_string(decl.name)}, Params: {_go_strings(params)}, Fn: {decl.name}}},\n")
+            func_lines.append(
+                f"\t\t{{Name: {_go_string(decl.name)}, Params: {_go_strings(params)}, Fn: {qualified(decl.name, glue_packages)}}},\n"
+            )
         for spec in extra.get("types") or []:
             if is_exported(spec["name"]) and not spec["generic"] and not spec.get("constraint"):
                 methods = "".join(
@@ -192,7 +215,7 @@ def generate(
                 )
                 type_lines.append(
                     f"\t\t{{Name: {_go_string(spec['name'])}, "
-                    f"Type: ipolyglotreflect.TypeOf((*{spec['name']})(nil)).Elem(), "
+                    f"Type: ipolyglotreflect.TypeOf((*{qualified(spec['name'], glue_packages)})(nil)).Elem(), "
                     f"Methods: map[string][]string{{{methods}}}}},\n"
                 )
         if decl.kind == "var":
@@ -200,7 +223,7 @@ def generate(
                 if name != "_":
                     plan.var_texts[name] = decl.source
                     plan.var_cells[name] = extra["cell_id"]
-                    var_lines.append(f"\t\t{{Name: {_go_string(name)}, Ptr: &{name}}},\n")
+                    var_lines.append(_var_line(name, owner.get(name), var_index, glue_packages))
         if decl.kind == "const":
             const_names += [n for n in extra.get("names") or [] if is_exported(n) and n not in skip_consts]
     if statements is not None:
@@ -216,8 +239,10 @@ def generate(
             body=f"{_directive(statements.cell_id, 2, 1)}\n{statements.body}",
             outputs=f"[]any{{{', '.join(statements.outputs)}}}" if statements.outputs else "nil",
         )
+    const_packages: set[str] = set()
+    consts = "".join(f"\t{{Name: {_go_string(n)}, Value: {qualified(n, const_packages)}}},\n" for n in const_names)
     files["consts.go"] = CONSTS.substitute(
-        consts="".join(f"\t{{Name: {_go_string(n)}, Value: {n}}},\n" for n in const_names)
+        consts=consts, cell_imports="".join(f'import {name} "{MODULE_PATH}/{name}"\n' for name in sorted(const_packages))
     )
     for number, line in enumerate(files["consts.go"].splitlines(), 1):
         if line.startswith("\t{Name: "):
@@ -228,8 +253,37 @@ def generate(
         vars="".join(var_lines),
         profile="true" if profile else "false",
         fast_exports="".join(fast_exports),
+        cell_imports="".join(f'\t{name} "{MODULE_PATH}/{name}"\n' for name in sorted(glue_packages)),
     )
+    for cell, package in packages.items():
+        cell_vars = [n for d in by_cell[cell] if d.kind == "var" for n in d.extra.get("names") or [] if n != "_"]
+        if cell_vars:
+            files[f"{package.name}/vars.go"] = CELL_VARS.substitute(
+                label=cell, package=package.name,
+                vars="".join(f"\t{{Name: {_go_string(n)}, Ptr: &{n}}},\n" for n in cell_vars),
+            )
     return plan
+
+
+def _var_line(name: str, package: CellPackage | None, var_index: dict[str, int], used: set[str]) -> str:
+    """A variable's registration in glue.go; a cell package's come from its IpolyglotVars."""
+    if package is None:
+        return f"\t\t{{Name: {_go_string(name)}, Ptr: &{name}}},\n"
+    used.add(package.name)
+    index = var_index.setdefault(package.name, 0)
+    var_index[package.name] = index + 1
+    return f"\t\t{package.name}.IpolyglotVars[{index}],\n"
+
+
+def _cells_file(packages) -> str:
+    """cells.go: every cell package imported (so its init runs) and the names other cells use aliased."""
+    imports, aliases = [], []
+    for package in sorted(packages, key=lambda p: p.name):
+        imports.append(f'\t_ "{package.path}"\n')
+        if package.aliases:
+            imports.append(f'\t{package.name} "{package.path}"\n')
+        aliases += [f"{kind} {name} = {package.name}.{name}\n" for kind, name in package.aliases]
+    return CELLS.substitute(imports="".join(imports), aliases="".join(aliases))
 
 
 def _fast_export(index: int, name: str, sig: dict) -> str:

@@ -137,6 +137,9 @@ def test_a_changed_var_declaration_starts_from_its_new_initializer(kernel):
     assert kernel.eval("Hit()") == 4
     kernel.run(CHANGED_VAR_CELL).ok()
     assert kernel.eval("Hit(), govars.Limit") == (101, 9)
+    refused = kernel.run("%polyglot go rm hits")  # Hit still uses it
+    assert refused.status == "error" and "cannot remove hits: still used by Hit (In [" in refused.error_text, refused.error_text
+    kernel.run("%polyglot go rm Hit").ok()
     kernel.run("%polyglot go rm hits").ok()
-    kernel.run("%%go\nvar hits int\n").ok()
+    kernel.run("%%go\nvar hits int\n\nfunc Hit() int { hits++; return hits }\n").ok()
     assert kernel.eval("Hit()") == 1  # removed, then declared again: a fresh variable

@@ -67,6 +67,7 @@ type bodyInfo struct {
 	position
 	Text string   `json:"text"`
 	Uses []string `json:"uses"`
+	Refs []string `json:"refs"` // package-level names the statements refer to
 }
 
 type errorInfo struct {
@@ -293,7 +294,7 @@ func topLevelObjects(file *ast.File) map[*ast.Object]bool {
 // could not resolve in the cell (another cell's names, predeclared names and
 // package names). Locals, fields, selectors (x.Sel) and the keys of struct
 // literals are not references.
-func packageRefs(decl ast.Decl, top map[*ast.Object]bool) []string {
+func packageRefs(decl ast.Node, top map[*ast.Object]bool) []string {
 	declaring := map[*ast.Ident]bool{}
 	skip := map[*ast.Ident]bool{}
 	switch d := decl.(type) {
@@ -386,6 +387,7 @@ func statements(body string) (result, error) {
 		position: position{1, 1},
 		Text:     rewriteGoStatements(fset, fn.Body, src, from, to),
 		Uses:     selectorRoots(fn.Body),
+		Refs:     packageRefs(fn.Body, map[*ast.Object]bool{}),
 	}
 	return res, nil
 }

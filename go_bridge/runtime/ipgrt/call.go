@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"os"
 	"reflect"
+	"regexp"
 	"runtime/debug"
 	"strings"
 	"sync"
@@ -190,6 +191,10 @@ func panicValue(p any) string {
 	return fmt.Sprint(p)
 }
 
+// cellFunction is the package path of a cell compiled as a package of its own,
+// as it prefixes a function in a stack trace.
+var cellFunction = regexp.MustCompile(`^ipolyglot\.local/cell/ipgcell[0-9a-f]+\.`)
+
 // cleanStack keeps the frames a user cares about: their own code (with cell
 // line numbers) and the standard library, not the bridge or reflection.
 func cleanStack(stack string) string {
@@ -207,7 +212,7 @@ func cleanStack(stack string) string {
 		if at := strings.LastIndex(loc, " +0x"); at > 0 {
 			loc = loc[:at]
 		}
-		kept = append(kept, strings.TrimPrefix(fn, "main."), loc)
+		kept = append(kept, cellFunction.ReplaceAllString(strings.TrimPrefix(fn, "main."), ""), loc)
 	}
 	return strings.Join(kept, "\n")
 }

@@ -10,6 +10,7 @@ import (
 	"math"
 	"math/big"
 	"reflect"
+	"regexp"
 	"strings"
 	"unsafe"
 )
@@ -33,9 +34,13 @@ func within(where string, err *convError) *convError {
 	return &convError{err.status, where + ": " + err.msg}
 }
 
+// cellQualifier is how Go qualifies a name of a cell compiled as a package of
+// its own (ipgcell0123456789.Point); the user wrote Point.
+var cellQualifier = regexp.MustCompile(`\bipgcell[0-9a-f]+\.`)
+
 // TypeName is a Go type as the user wrote it: main.Point reads Point.
 func TypeName(t reflect.Type) string {
-	return strings.ReplaceAll(t.String(), "main.", "")
+	return cellQualifier.ReplaceAllString(strings.ReplaceAll(t.String(), "main.", ""), "")
 }
 
 var tagNames = map[byte]string{
