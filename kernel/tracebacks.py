@@ -1,4 +1,4 @@
-"""Errors raised through native functions show the user's line, not ipolyglot's frames.
+"""Errors raised through native code show the user's line and the message, not ipolyglot's frames.
 
 A call such as `Add("a", 1)` passes through ipolyglot's Python on its way to
 native code and back: a generated wrapper (which has no source to show), the
@@ -6,16 +6,16 @@ marshaling, the status check that raises. Those frames tell the user nothing
 and push the message off the screen; an exception caught and replaced inside
 them adds a "During handling of the above exception" section about internals.
 
-`install(shell)` wraps the shell's traceback formatter once. For a traceback
-whose outermost ipolyglot frame is a bound native object (not a magic), it
-hides every frame of an `ipolyglot` module, including generated code, which
-runs with the `__name__` of the module that generated it, and it drops a
-chained exception that lived and died inside those frames. The user's own
-frames (their cell, their callbacks called from native code) all stay. A
-magic's failures are left whole: the ones that are the user's are shown short
-already (magics.SHORT_ERRORS), any other is a fault of ipolyglot whose frames
-are what a bug report needs. Setting the formatter's `skip_hidden` to False
-(IPython's switch for `__tracebackhide__` frames) shows ours as well.
+The same holds for a statement cell whose native code panics or throws: the
+magic, the backend and the loader are not the user's business.
+
+`install(shell)` wraps the shell's traceback formatter once. It hides every
+frame of an `ipolyglot` module (generated code included: it runs with the
+`__name__` of the module that generated it), and it drops a chained exception
+that lived and died inside those frames. The user's own frames (their cell,
+their functions, their callbacks called from native code) all stay. Setting
+the formatter's `skip_hidden` to False (IPython's switch for
+`__tracebackhide__` frames) shows ours as well, for debugging ipolyglot itself.
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ from types import FrameType, TracebackType
 from typing import Iterator
 
 PACKAGE = "ipolyglot"
-MAGICS_MODULE = "ipolyglot.kernel.magics"  # where IPython enters ipolyglot for %%go, %polyglot, ...
 
 
 def _module_of(frame: FrameType) -> str:
@@ -41,14 +40,6 @@ def _frames(tb: TracebackType | None) -> Iterator[TracebackType]:
     while tb is not None:
         yield tb
         tb = tb.tb_next
-
-
-def raised_through_native_call(tb: TracebackType | None) -> bool:
-    """True when user code called into a bound native object (not a magic) and the error came out of it."""
-    for entry in _frames(tb):
-        if is_ipolyglot_frame(entry.tb_frame):
-            return _module_of(entry.tb_frame) != MAGICS_MODULE
-    return False
 
 
 def without_ipolyglot_frames(tb: TracebackType | None) -> TracebackType | None:
@@ -92,23 +83,23 @@ def _chain_without_internals(exc: BaseException) -> Iterator[None]:
             original.__suppress_context__ = suppress
 
 
-class NativeCallTracebacks:
-    """Stands in for a formatter's `structured_traceback`, hiding ipolyglot's frames where they are noise."""
+class WithoutIpolyglotFrames:
+    """Stands in for a formatter's `structured_traceback`, hiding ipolyglot's frames."""
 
     def __init__(self, formatter):
         self.formatter = formatter
         self.format = formatter.structured_traceback
 
     def __call__(self, etype, evalue=None, etb=None, tb_offset=None, context=5):
-        if not getattr(self.formatter, "skip_hidden", True) or not isinstance(evalue, BaseException) \
-                or not isinstance(etb, TracebackType) or not raised_through_native_call(etb):
+        hide = getattr(self.formatter, "skip_hidden", True) and isinstance(evalue, BaseException)
+        if not hide or not isinstance(etb, TracebackType):
             return self.format(etype, evalue, etb, tb_offset, context)
         with _chain_without_internals(evalue):
             return self.format(etype, evalue, without_ipolyglot_frames(etb), tb_offset, context)
 
 
 def install(shell) -> None:
-    """Hide ipolyglot's frames in the shell's tracebacks of native calls (once per shell)."""
+    """Hide ipolyglot's frames in the shell's tracebacks (once per shell)."""
     formatter = shell.InteractiveTB
-    if not isinstance(formatter.structured_traceback, NativeCallTracebacks):
-        formatter.structured_traceback = NativeCallTracebacks(formatter)
+    if not isinstance(formatter.structured_traceback, WithoutIpolyglotFrames):
+        formatter.structured_traceback = WithoutIpolyglotFrames(formatter)

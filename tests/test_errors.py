@@ -47,6 +47,7 @@ PACKAGE_DIRS = [
 
 @pytest.fixture(scope="module")
 def defined(kernel):
+    kernel.run("widgets = 1").ok()
     kernel.run(GO_CELL).ok()
     kernel.run(CPP_CELL).ok()
     return kernel
@@ -62,8 +63,9 @@ def _assert_short(out, message: str) -> None:
         assert directory not in text, text
     for noise in ("Could not get source", "During handling of the above exception", "site-packages/ipolyglot", "File "):
         assert noise not in text, text
-    before_message = text[: text.index(message)].strip().splitlines()
-    assert len(before_message) <= 5, text  # rule, exception name, cell name, the line, (the exception name again)
+    lines = text.splitlines()
+    message_line = next(index for index, line in enumerate(lines) if message.splitlines()[0] in line)
+    assert message_line <= 5, text  # a rule, the exception's name, the cell's name, its line, a blank line
 
 
 def test_errors_of_native_calls_show_the_users_line_and_the_message(defined):
@@ -74,6 +76,12 @@ def test_errors_of_native_calls_show_the_users_line_and_the_message(defined):
     _assert_short(panic, "GoPanic: assignment to entry in nil map")
     assert "ErrBoom(...)" in panic.error_text  # the Go stack is part of the message
     _assert_short(defined.run("err_throw(1)"), "ValueError: no such widget")
+
+    # Statement cells run native code at once: their failures read the same way.
+    go_statement = defined.run('%%go\nvar m map[string]int\nm["x"] = 1')
+    _assert_short(go_statement, "GoPanic: assignment to entry in nil map")
+    assert f"In [{go_statement.execution_count}]:3" in go_statement.error_text  # the Go stack names the cell line
+    _assert_short(defined.run("%%cpp -i widgets\nerr_throw(widgets);"), "ValueError: no such widget")
 
 
 def test_the_users_own_frames_stay(defined):
@@ -116,7 +124,7 @@ def test_cell_text_that_is_not_utf8_is_one_line_naming_where(defined):
 
     # The magic refuses it too, for front ends that hand such text straight to it (a terminal, run_cell_magic).
     direct = defined.run("get_ipython().run_cell_magic('cpp', '-O2', 'int bad() {\\n  return 1; } // \\udcff')")
-    assert direct.error_text.startswith("CellTextError: line 2, column 18: U+DCFF ") and "\n" not in direct.error_text
+    assert direct.error_text.startswith("CellTextError: line 3, column 18: U+DCFF ") and "\n" not in direct.error_text
     options = defined.run("get_ipython().run_cell_magic('go', '--tags \\udcff', 'func Bad() {}')")
     assert options.error_text.startswith("CellTextError: line 1, column 13: U+DCFF "), options.error_text
 
