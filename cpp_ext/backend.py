@@ -318,7 +318,7 @@ class CppBackend(Backend):
                         if not bad or failed.is_set():
                             raise
                         names = unit.build_units(pieces, ctx.profile, statement, statement_cell, body_lines, custom, skip).registered
-                        for index in sorted(bad):
+                        for index in sorted(i for i in bad if i in names):  # not the call-error overloads
                             skipped.append(f"{names.get(index, '?')!r} is not bound: its signature cannot cross to Python ({builder.first_error(exc.raw_output)})")
                         skip = skip | bad
                         text = unit.build_units(pieces, ctx.profile, statement, statement_cell, body_lines, custom, skip).bind
@@ -412,8 +412,8 @@ class CppBackend(Backend):
 
     def remove(self, name: str) -> CellResult:
         candidate = self.declarations.with_cell([])
-        _drop_stale_private(candidate, "", set())
         candidate.remove(name)
+        _drop_stale_private(candidate, "", set())
         result = self._rebuild(candidate)
         self.declarations.replace_with(candidate)
         return result
@@ -431,6 +431,7 @@ class CppBackend(Backend):
     def info(self) -> dict[str, str]:
         return {"C++ session": f"{len(self.declarations)} declarations, {len(self._modules)} modules loaded"}
 
+
 def _is_private(decl: Declaration) -> bool:
     return all(p.get("private") for p in decl.extra["pieces"])
 
@@ -445,7 +446,6 @@ def _drop_stale_private(store: DeclarationStore, current_cell: str, fresh: set[s
         stale_copy = d.extra["cell_id"] == current_cell and d.name not in fresh
         if stale_copy or d.extra["cell_id"] not in public_cells:
             store.remove(d.name)
-
 
 
 def _redefined(piece: dict, names: set[str]) -> bool:

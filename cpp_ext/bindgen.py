@@ -7,6 +7,8 @@ binding unit.
 
 from __future__ import annotations
 
+import re
+
 from .templating import snippet
 
 _PYOBJECT_MARK = "pybind11::"
@@ -84,14 +86,143 @@ def _profiled(record: dict, pyname: str, profile_name: str, callee: str, self_ty
     )
 
 
-def function_code(record: dict, profile: bool) -> str:
+def function_code(record: dict, profile: bool, doc: str = "") -> str:
     pyname = record["name"]
     if profile:
         return _profiled(record, pyname, ".".join([*record["ns"], pyname]), record["qual"], None)
     extras = _policy(record, False)
     if _releases_gil(record):
         extras += ", pybind11::call_guard<pybind11::gil_scoped_release>()"
-    return snippet("function", pyname=pyname, fnptr=fnptr_type(record), qual=record["qual"], args=_arg_list(record["params"]), extras=extras)
+    return snippet("function", pyname=pyname, fnptr=fnptr_type(record), qual=record["qual"], doc=cpp_string(doc), args=_arg_list(record["params"]), extras=extras)
+
+
+# -- what Python sees of a function: its signature, docstring and call errors ----------
+
+_INTEGERS = {"char", "signed char", "unsigned char", "short", "unsigned short", "int", "unsigned int", "long", "unsigned long", "long long", "unsigned long long"}
+_SEQUENCES = {"vector": "list", "array": "list", "list": "list", "deque": "list", "set": "set", "unordered_set": "set", "map": "dict", "unordered_map": "dict", "pair": "tuple", "tuple": "tuple"}
+
+
+def _template_args(t: str) -> tuple[str, list[str]]:
+    """("std::vector", ["int"]) for "std::vector<int>"; top-level commas only."""
+    if "<" not in t or not t.endswith(">"):
+        return t, []
+    head, inner = t[: t.index("<")], t[t.index("<") + 1 : -1]
+    args, depth, current = [], 0, ""
+    for ch in inner:
+        if ch == "," and depth == 0:
+            args.append(current.strip())
+            current = ""
+            continue
+        depth += ch == "<"
+        depth -= ch == ">"
+        current += ch
+    if current.strip():
+        args.append(current.strip())
+    return head.strip(), args
+
+
+def python_type(cpp: str) -> str:
+    """The Python type a C++ parameter or result type crosses as (for signatures and messages)."""
+    t = cpp.replace("const ", "").replace("volatile ", "").strip().rstrip("&").strip()
+    if t.replace(" ", "") in ("char*", "constchar*"):
+        return "str"
+    head, args = _template_args(t)
+    base = head.rsplit("::", 1)[-1]
+    if t == "void":
+        return "None"
+    if t == "bool":
+        return "bool"
+    if t in _INTEGERS or base in ("size_t", "ptrdiff_t") or re.fullmatch(r"u?int\d+_t", base):
+        return "int"
+    if t in ("float", "double", "long double"):
+        return "float"
+    if base in ("basic_string", "string", "string_view", "basic_string_view"):
+        return "str"
+    if base == "complex":
+        return "complex"
+    if base in ("function",):
+        return "collections.abc.Callable"
+    if base == "optional" and args:
+        return f"{python_type(args[0])} | None"
+    if base == "variant" and args:
+        return " | ".join(python_type(a) for a in args)
+    if base in _SEQUENCES and args:
+        kind = _SEQUENCES[base]
+        items = args[:1] if base == "array" else args
+        if kind in ("list", "set"):
+            items = items[:1]
+        return f"{kind}[{', '.join(python_type(a) for a in items)}]"
+    if head.startswith("pybind11::") or head.startswith("py::"):
+        return "object"
+    return base.rstrip("* ") or t
+
+
+def _python_default(cpp_default: str) -> str:
+    """A C++ default argument as a Python literal for the text signature, else `...`."""
+    d = cpp_default.strip()
+    if re.fullmatch(r"[-+]?\d+[uUlL]*", d):
+        return str(int(d.rstrip("uUlL")))
+    if re.fullmatch(r"[-+]?(\d+\.\d*|\.\d+|\d+)([eE][-+]?\d+)?[fFlL]?", d):
+        return repr(float(d.rstrip("fFlL")))
+    if d in ("true", "false"):
+        return d.capitalize()
+    if d in ("nullptr", "NULL", "std::nullopt"):
+        return "None"
+    if re.fullmatch(r'"[^"\\]*"', d):
+        return repr(d[1:-1])
+    return "..."
+
+
+def _shown_type(param: dict) -> str:
+    spelled = param.get("spelling") or param["type"]
+    return re.sub(r"^const\s+|\s*&+$", "", spelled.strip())
+
+
+def python_signature(record: dict) -> str:
+    """`add(a: int, b: int = 10) -> int`: the first line of the docstring."""
+    params = []
+    for p in record["params"]:
+        text = f"{p['name']}: {python_type(p['type'])}"
+        if p["default"] is not None:
+            text += f" = {_python_default(p['default'])}"
+        params.append(text)
+    return f"{record['name']}({', '.join(params)}) -> {python_type(record['ret'])}"
+
+
+def docstring(record: dict, overloaded: bool, first: bool) -> str:
+    """The docstring of one overload. The first starts with a text signature
+    (`name(a, b=10)` then `--`), which inspect.signature reads from a builtin;
+    annotations cannot be carried that way, so they are in the line after it."""
+    body = python_signature(record)
+    if record.get("comment"):
+        body += "\n\n" + record["comment"]
+    if not first:
+        return body
+    if overloaded:
+        text_signature = "(*args, **kwargs)"
+    else:
+        text_signature = "(" + ", ".join(p["name"] + ("" if p["default"] is None else "=" + _python_default(p["default"])) for p in record["params"]) + ")"
+    return f"{record['name']}{text_signature}\n--\n\n{body}"
+
+
+def call_errors_code(records: list[dict]) -> str:
+    """The last overload of a function: explains, briefly, why a call did not fit."""
+    pyname = records[0]["name"]
+    if len(records) > 1:
+        signatures = "\n".join("    " + python_signature(r) for r in records)
+        return snippet("no_overload", pyname=pyname, signatures=cpp_string(signatures))
+    record = records[0]
+    types = ", ".join(p["type"] for p in record["params"])
+    params = ", ".join(
+        "ipolyglot::param_info{" + ", ".join([cpp_string(p["name"]), cpp_string(_shown_type(p)), cpp_string(python_type(p["type"])), "true" if p["default"] is not None else "false"]) + "}"
+        for p in record["params"]
+    )
+    return snippet("call_errors", pyname=pyname, types=types, params=params)
+
+
+def cpp_string(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("?", "\\?")
+    return f'"{escaped}"'
 
 
 def class_code(info: dict, bound_classes: set[str], profile: bool) -> str:

@@ -89,7 +89,8 @@ def _index() -> ci.Index:
 
 
 def parse_args(std: str, include_dirs: list[str], defines: list[str], builtin_include: str | None) -> list[str]:
-    args = ["-x", "c++", f"-std={std}", "-Wno-everything"]
+    # -fparse-all-comments: a plain `// ...` above a function is its docstring too.
+    args = ["-x", "c++", f"-std={std}", "-Wno-everything", "-fparse-all-comments"]
     if builtin_include:
         args += ["-isystem", builtin_include]
     for d in include_dirs:
@@ -398,7 +399,7 @@ def _param_records(cursor: ci.Cursor, text: _Text) -> list[dict] | None:
             if tok.spelling == "=":
                 default = text.cut(tok.extent.end.offset, arg.extent.end.offset).strip()
                 break
-        params.append({"name": arg.spelling or f"arg{i}", "type": _canonical(arg.type), "default": default})
+        params.append({"name": arg.spelling or f"arg{i}", "type": _canonical(arg.type), "default": default, "spelling": arg.type.spelling})
     return params
 
 
@@ -419,11 +420,21 @@ def _function_record(cursor: ci.Cursor, ns: list[str], text: _Text, parsed: Pars
         if _UNBINDABLE_TYPE.search(t):
             parsed.warnings.append(f"{where!r} is not bound: type {t!r} cannot cross to Python")
             return None
-    record = {"name": name, "ret": ret, "params": params, "qual": _qual(ns, name), "ns": list(ns)}
+    record = {"name": name, "ret": ret, "params": params, "qual": _qual(ns, name), "ns": list(ns), "comment": _doc_comment(cursor)}
     if cls:
         record["static"] = cursor.is_static_method()
         record["const"] = cursor.is_const_method()
     return record
+
+
+_COMMENT_MARKS = re.compile(r"^\s*(?:/\*+!?|\*+/|\*(?!/)|//+!?|<)?\s?", re.M)
+
+
+def _doc_comment(cursor: ci.Cursor) -> str:
+    """The comment just above a declaration (`///`, `/** */` or `//`), without its marks."""
+    raw = cursor.raw_comment or ""
+    lines = [_COMMENT_MARKS.sub("", line, count=1).rstrip() for line in raw.replace("*/", "").splitlines()]
+    return "\n".join(lines).strip()
 
 
 def _is_strippable(cursor: ci.Cursor) -> bool:

@@ -155,6 +155,18 @@ def _user_unit(pieces: list[dict], cell: str, statement_code: tuple[str, str] = 
     )
 
 
+def _function_overloads(pieces: list[dict], skip: frozenset[int]) -> dict[str, list[dict]]:
+    """The bound free functions by qualified name, overloads in registration order."""
+    found: dict[str, list[dict]] = {}
+    index = 0
+    for piece in pieces:
+        for record in piece.get("binds", []):
+            index += 1
+            if index not in skip and not record.get("enum") and not record.get("class"):
+                found.setdefault(record["qual"], []).append(record)
+    return found
+
+
 def build_units(pieces: list[dict], profile: bool, statement: dict | None = None, statement_cell: str = "", body_lines: int = 0, custom: bool = False, skip: frozenset[int] = frozenset()) -> Units:
     """The user units and the binding unit; `skip` leaves out registrations
     whose signatures pybind11 cannot compile."""
@@ -194,6 +206,8 @@ def build_units(pieces: list[dict], profile: bool, statement: dict | None = None
         calls.append("    ipolyglot_register_0(m);")
     else:
         classes = {b["qual"].lstrip(":") for p in pieces for b in p.get("binds", []) if b.get("class")}
+        overloads = _function_overloads(pieces, skip)
+        documented: set[str] = set()
         index = 0
         for piece in pieces:
             for record in piece.get("binds", []):
@@ -208,13 +222,22 @@ def build_units(pieces: list[dict], profile: bool, statement: dict | None = None
                 elif record.get("class"):
                     body = bindgen.class_code(record, classes, profile)
                 else:
-                    body = bindgen.function_code(record, profile)
+                    group = overloads[record["qual"]]
+                    body = bindgen.function_code(record, profile, bindgen.docstring(record, len(group) > 1, record["qual"] not in documented))
+                    documented.add(record["qual"])
                 var = module_for(ns)
                 if not ns and record["name"] not in top:
                     top.append(record["name"])
                 registrations.append(bindgen.registration(index, ns, body))
                 qual_fn = "::".join(["", *ns, f"ipolyglot_register_{index}"])
                 calls.append(f"    {qual_fn}({var});")
+        if not profile:
+            # Registered after every overload: runs only when none fits the call.
+            for group in overloads.values():
+                index += 1
+                ns = group[0]["ns"]
+                registrations.append(bindgen.registration(index, ns, bindgen.call_errors_code(group)))
+                calls.append(f"    {'::'.join(['', *ns, f'ipolyglot_register_{index}'])}({module_for(ns)});")
         if custom:
             calls.append(snippet("custom"))
     bind_text = render(

@@ -17,7 +17,9 @@
 #include <pybind11/functional.h>
 
 #include <array>
+#include <cfloat>
 #include <chrono>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <string>
@@ -183,6 +185,21 @@ inline py::object make_enum(py::handle scope, const char *name, bool scoped, py:
 
 namespace pybind11 { namespace detail {
 
+// A Python number outside float's range is an error (as in Go), not a silent inf.
+template <> class type_caster<float> {
+public:
+    bool load(handle src, bool convert) {
+        type_caster<double> wide;
+        if (!wide.load(src, convert)) return false;
+        double v = static_cast<double>(wide);
+        if (std::isfinite(v) && (v > FLT_MAX || v < -FLT_MAX)) return false;
+        value = static_cast<float>(v);
+        return true;
+    }
+    static handle cast(float src, return_value_policy, handle) { return PyFloat_FromDouble(src); }
+    PYBIND11_TYPE_CASTER(float, io_name("typing.SupportsFloat", "float"));
+};
+
 template <typename Vector, typename T> struct ipolyglot_numeric_vector_caster {
     using base = list_caster<Vector, T>;
     bool load(handle src, bool convert) {
@@ -279,3 +296,85 @@ public:
 
 #define IPOLYGLOT_ENUM_CASTER(E) \
     namespace pybind11 { namespace detail { template <> struct type_caster<E> : ipolyglot_enum_caster<E> {}; }}
+
+// Calls that fit no signature: pybind11 tries a function's overloads in order,
+// and this one is registered last, so it runs only when every real overload
+// refused the arguments (a successful call never reaches it). It names the
+// first parameter that does not fit, as Go cells do.
+namespace ipolyglot {
+struct param_info {
+    const char *name;
+    const char *cpp_type;  // as written in the cell
+    const char *expected;  // the Python type it takes
+    bool has_default;
+};
+
+[[noreturn]] inline void raise_error(PyObject *type, const std::string &message) {
+    PyErr_Clear();
+    PyErr_SetString(type, message.c_str());
+    throw py::error_already_set();
+}
+
+// Whether a value that did not load is a number of the right kind, only too large.
+template <typename T> bool out_of_range(py::handle value) {
+    using U = py::detail::intrinsic_t<T>;
+    bool is_int = PyLong_Check(value.ptr()) && !PyBool_Check(value.ptr());
+    if (std::is_same<U, bool>::value) return false;
+    if (std::is_integral<U>::value) return is_int;
+    if (std::is_floating_point<U>::value) return is_int || PyFloat_Check(value.ptr());
+    return false;
+}
+
+template <typename T> void check_argument(const char *fn, const param_info &param, py::handle value) {
+    if (!value) return;
+    py::detail::make_caster<T> caster;
+    if (caster.load(value, true)) return;
+    std::string where = std::string(fn) + "() parameter " + param.name + " (C++ type " + param.cpp_type + "): ";
+    if (out_of_range<T>(value)) {
+        std::string shown = py::repr(value).cast<std::string>();
+        if (shown.size() > 40) shown = shown.substr(0, 20) + "..." + " (" + std::to_string(shown.size()) + " digits)";
+        raise_error(PyExc_OverflowError, where + shown + " is out of range");
+    }
+    raise_error(PyExc_TypeError, where + "expected " + param.expected + ", got " + Py_TYPE(value.ptr())->tp_name);
+}
+
+template <std::size_t N> std::array<py::handle, N> match_arguments(const char *fn, const std::array<param_info, N> &params, const py::args &args, const py::kwargs &kwargs) {
+    std::array<py::handle, N> given{};
+    if (args.size() > N)
+        raise_error(PyExc_TypeError, std::string(fn) + "() takes " + std::to_string(N) + " argument" + (N == 1 ? "" : "s") + " (" + std::to_string(args.size()) + " given)");
+    for (std::size_t i = 0; i < args.size(); ++i) given[i] = args[i];
+    for (auto item : kwargs) {
+        std::string key = py::str(item.first);
+        std::size_t i = 0;
+        while (i < N && key != params[i].name) ++i;
+        if (i == N) raise_error(PyExc_TypeError, std::string(fn) + "() got an unexpected keyword argument '" + key + "'");
+        if (given[i]) raise_error(PyExc_TypeError, std::string(fn) + "() got multiple values for argument '" + key + "'");
+        given[i] = item.second;
+    }
+    for (std::size_t i = 0; i < N; ++i)
+        if (!given[i] && !params[i].has_default) raise_error(PyExc_TypeError, std::string(fn) + "() missing argument '" + params[i].name + "'");
+    return given;
+}
+
+template <typename... Ts, std::size_t... I>
+void check_arguments(const char *fn, const std::array<param_info, sizeof...(Ts)> &params, const std::array<py::handle, sizeof...(Ts)> &given, std::index_sequence<I...>) {
+    (void)params;
+    (void)given;
+    int expand[] = {0, (check_argument<Ts>(fn, params[I], given[I]), 0)...};
+    (void)expand;
+}
+
+template <typename... Ts>
+[[noreturn]] void call_error(const char *fn, const std::array<param_info, sizeof...(Ts)> &params, const py::args &args, const py::kwargs &kwargs) {
+    auto given = match_arguments(fn, params, args, kwargs);
+    check_arguments<Ts...>(fn, params, given, std::index_sequence_for<Ts...>{});
+    raise_error(PyExc_TypeError, std::string(fn) + "(): the arguments do not fit its C++ signature");
+}
+
+[[noreturn]] inline void no_overload(const char *fn, const char *signatures, const py::args &args, const py::kwargs &kwargs) {
+    std::string got;
+    for (auto a : args) got += std::string(got.empty() ? "" : ", ") + Py_TYPE(a.ptr())->tp_name;
+    for (auto item : kwargs) got += std::string(got.empty() ? "" : ", ") + py::str(item.first).cast<std::string>() + "=" + Py_TYPE(item.second.ptr())->tp_name;
+    raise_error(PyExc_TypeError, std::string(fn) + "(): no overload takes (" + got + "); it has:\n" + signatures);
+}
+}  // namespace ipolyglot
