@@ -603,7 +603,10 @@ def reserved_name_diagnostics(decls: list[dict], source: str) -> list[Diagnostic
             if decl["kind"] == "func" and name == "main":
                 message = MAIN_IS_RESERVED
             elif name.lower().startswith(RESERVED_PREFIXES):
-                message = f"{name}: top-level names starting with {' or '.join(RESERVED_PREFIXES)} are reserved for the code ipolyglot generates; rename it"
+                message = (
+                    f"{name}: top-level names starting with {', '.join(RESERVED_PREFIXES[:-1])} or {RESERVED_PREFIXES[-1]} "
+                    "(in any case) are reserved for the code ipolyglot generates; rename it"
+                )
             else:
                 continue
             line = _line_declaring(name, decl, lines)

@@ -108,7 +108,7 @@ def test_func_main_and_reserved_names_are_told_in_the_cells_terms(kernel):
     out = kernel.run("%%go\nvar ipolyglotState = 1\nfunc ipg_call() {}\n")
     assert out.status == "error"
     text = out.error_text
-    assert "line 2: ipolyglotState: top-level names starting with ipolyglot or ipg_ are reserved" in text, text
+    assert "line 2: ipolyglotState: top-level names starting with ipolyglot, ipg_ or ipgcell (in any case) are reserved" in text, text
     assert "line 3: ipg_call:" in text, text
     out = kernel.run('%%go\nimport "fmt"\nfunc init() { fmt.Sprint() }\nconst C = 3\nfunc Main() int { return C }\n').ok()
     assert kernel.eval("Main(), Add(1, 2)") == (3, 3)  # earlier definitions still work
