@@ -143,24 +143,30 @@ def _label_of(kernel, name: str) -> str:
 def test_a_variable_a_rebuild_cannot_carry_is_reset_with_a_warning(kernel):
     kernel.run(textwrap.dedent("""\
         %%go
+        import "sync"
+
         var conns = make(chan int, 4)
         var handlers = map[string]func() int{}
+        var locks = map[string]*sync.Mutex{}
         var Counter = 0
 
         func Open() int {
         	conns <- 1
         	handlers["x"] = func() int { return 1 }
+        	locks["x"] = &sync.Mutex{}
         	Counter++
-        	return len(conns) + len(handlers)
+        	return len(conns) + len(handlers) + len(locks)
         }
     """)).ok()
-    assert kernel.eval("Open(), Open()") == (2, 3)
+    assert kernel.eval("Open(), Open()") == (3, 4)
     label = _label_of(kernel, "conns")
     out = kernel.run("%%go\nfunc Later() int { return 5 }\n").ok()
     assert f"{label} var conns (chan int) was reset by this rebuild: channels cannot be carried across a rebuild" in out.stderr, out.stderr
     assert f"{label} var handlers (map[string]func() int) was reset by this rebuild: funcs cannot be carried" in out.stderr, out.stderr
+    assert (f"{label} var locks (map[string]*sync.Mutex) was reset by this rebuild: sync.Mutex has unexported fields, "
+            "which cannot be carried across a rebuild") in out.stderr, out.stderr
     assert "var Counter" not in out.stderr
-    assert kernel.eval("govars.Counter, Open()") == (2, 2)  # Counter carried; the channel starts empty
+    assert kernel.eval("govars.Counter, Open()") == (2, 3)  # Counter carried; the channel and maps start empty
 
 
 def _module_proxy(root):
