@@ -349,7 +349,10 @@ class GoBackend(Backend):
             elif line.startswith(("\t", " ")) and found:
                 found[-1].message += "\n" + _in_user_terms(line.strip())
             elif match:
-                found.append(Diagnostic(f"in generated code ({match['file']}:{match['line']}): {match['msg']}"))
+                found.append(Diagnostic(
+                    f"{_in_user_terms(match['msg'])} (in the code ipolyglot generates around the cells; "
+                    "%%go -v shows where it is)"
+                ))
             elif "too many errors" not in line:
                 found.append(Diagnostic(line.strip()))
         return found
@@ -600,7 +603,7 @@ def reserved_name_diagnostics(decls: list[dict], source: str) -> list[Diagnostic
     found = []
     for decl in decls:
         for name in decl["names"]:
-            if decl["kind"] == "func" and name == "main":
+            if name == "main":
                 message = MAIN_IS_RESERVED
             elif name.lower().startswith(RESERVED_PREFIXES):
                 message = (
