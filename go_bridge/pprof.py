@@ -17,9 +17,11 @@ from dataclasses import dataclass, field
 # dropped from stacks so the flame graph starts where the call enters Go code
 # that matters (the bridge's copying, ipgrt.Call, stays visible).
 _PLUMBING = re.compile(
-    r"^(runtime\.cgocallback.*|_cgoexp_.*|main\._cgoexp_.*|main\.ipg_.*|ipg_.*|ipgrt\.ipg_call|"
+    r"^(runtime\.cgocallback.*|_cgoexp_.*|main\._cgoexp_.*|main\.ipg_.*|ipg_.*|ipgrt\.ipg_call.*|"
     r"reflect\..*|runtime\.call\d+|runtime\.reflectcall.*|"
-    r"runtime\.goexit\d*|runtime\.main|runtime\.mstart.*|runtime\.systemstack)$"
+    r"runtime\.goexit\d*|runtime\.main|runtime\.mstart.*|runtime\.systemstack|"
+    # A sample that lands while a goroutine is being preempted belongs to the code preempted.
+    r"runtime\.asyncPreempt2?)$"
 )
 
 
@@ -178,31 +180,65 @@ class FunctionCost:
         return max(self.lines.items(), key=lambda item: item[1])[0] if self.lines else ("", 0)
 
 
-OUTSIDE_GO = Frame("(outside Go: Python or C code)", "", 0)
+# Pseudo-frames Go's profiler puts where it has no Go stack to record.
+# `_ExternalCode`: the signal landed on a thread that was not running Go code (the Python
+# interpreter, C code, any other thread of the process); the `_Lost*` ones are lost samples of those.
+NOT_GO_FRAMES = ("runtime._ExternalCode", "runtime._LostExternalCode", "runtime._LostSIGPROFDuringAtomic64")
+# `_GC` and `_System` are the Go runtime's own work (garbage collection, scheduling): Go, not user code.
+RUNTIME_WORK = {"runtime._GC": "Go runtime: garbage collection", "runtime._System": "Go runtime: scheduler and system"}
 # The profiler's own work (writing the baseline snapshot of a heap profile).
 _PROFILER_ITSELF = ("ipgrt.allocsProfile", "ipgrt.ipg_pprof_start", "ipgrt.ipg_pprof_stop")
 
+CELL_ID = re.compile(r"cell-[0-9a-f]{10}")
+
+
+def cell_of(frame: Frame) -> str | None:
+    """The cell id behind a frame's file, wherever the toolchain put it.
+
+    Frames of cell code carry the file names of ipolyglot's //line directives
+    (`cell-<hash>`); depending on the Go version and -trimpath that name may
+    come with a directory or module prefix, so it is searched, not compared.
+    """
+    found = CELL_ID.search(frame.file)
+    return found.group(0) if found else None
+
+
+def runs_go(stack: tuple[Frame, ...]) -> bool:
+    """False for a sample taken while its thread was not running Go code."""
+    return not any(f.function in NOT_GO_FRAMES for f in stack) and stack != (Frame("?", "", 0),)
+
 
 def user_stack(stack: tuple[Frame, ...]) -> tuple[Frame, ...]:
-    """The frames a user cares about; a sample taken while no Go code ran reads OUTSIDE_GO."""
-    if any(f.function == "runtime._ExternalCode" for f in stack):
-        return (OUTSIDE_GO,)
-    return tuple(f for f in stack if not _PLUMBING.match(f.function)) or stack[:1]
+    """The frames a user cares about: the bridge's plumbing dropped, the runtime's own work named."""
+    named = tuple(Frame(RUNTIME_WORK[f.function], "", 0) if f.function in RUNTIME_WORK else f for f in stack)
+    return tuple(f for f in named if not _PLUMBING.match(f.function)) or named[:1]
 
 
 def _profiler_itself(stack: tuple[Frame, ...]) -> bool:
     return any(f.function in _PROFILER_ITSELF for f in stack)
 
 
-def top_functions(profile: Profile, index: int) -> tuple[list[FunctionCost], int]:
-    """Per function: flat (leaf) and cumulative (anywhere on the stack) values, most flat first."""
+@dataclass
+class Totals:
+    go: int = 0  # samples of threads running Go code (CPU time summed over those threads)
+    not_go: int = 0  # samples of threads running anything else (Python, C, other threads of the process)
+
+
+def top_functions(profile: Profile, index: int) -> tuple[list[FunctionCost], Totals]:
+    """Per Go function: flat (leaf) and cumulative (anywhere on the stack) values, most flat first.
+
+    Samples without Go code are counted apart (Totals.not_go), not as a function.
+    """
     costs: dict[str, FunctionCost] = {}
-    total = 0
+    totals = Totals()
     for stack, values in profile.samples:
         value = values[index]
         if value <= 0 or _profiler_itself(stack):
             continue
-        total += value
+        if not runs_go(stack):
+            totals.not_go += value
+            continue
+        totals.go += value
         stack = user_stack(stack)
         seen = set()
         for depth, frame in enumerate(stack):
@@ -215,15 +251,15 @@ def top_functions(profile: Profile, index: int) -> tuple[list[FunctionCost], int
             key = (frame.file, frame.line)
             cost.lines[key] = cost.lines.get(key, 0) + value
     ranked = sorted(costs.values(), key=lambda c: (c.flat, c.cum), reverse=True)
-    return ranked, total
+    return ranked, totals
 
 
 def folded_stacks(profile: Profile, index: int, label) -> list[tuple[list[str], int]]:
-    """Root-first stacks of "function (In [n]:line)" frames with their values, for a flame graph."""
+    """Root-first stacks of "function (In [n]:line)" frames of Go code with their values, for a flame graph."""
     merged: dict[tuple[str, ...], int] = {}
     for stack, values in profile.samples:
         value = values[index]
-        if value <= 0 or _profiler_itself(stack):
+        if value <= 0 or _profiler_itself(stack) or not runs_go(stack):
             continue
         frames = user_stack(stack)
         key = tuple(f"{f.function} {label(f)}".strip() for f in reversed(frames))

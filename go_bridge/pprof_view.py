@@ -101,16 +101,15 @@ def profile(request: PprofRequest, lib, run: Callable[[str], object], cell_label
         index, fmt = prof.index_of("cpu"), lambda ns: format_seconds(ns / 1e9)
 
     def where(frame: pprof.Frame, with_line: bool = True) -> str:
-        label = cell_labels.get(frame.file)
+        cell = pprof.cell_of(frame)
+        label = cell_labels.get(cell) if cell else None
         if label is None:
             return ""
         return f"{label}:{frame.line}" if with_line else label
 
-    costs, total = pprof.top_functions(prof, index)
-    kind = "allocated" if request.heap else "Go CPU time"
-    summary = f"{fmt(total)} {kind} while the statement ran for {format_seconds(elapsed)}"
-    if not request.heap:
-        summary += " (sampled at 100 Hz)"
+    costs, totals = pprof.top_functions(prof, index)
+    total = totals.go
+    summary = _summary(request.heap, totals, elapsed, fmt)
     if others:
         summary += f"; {others} older Go runtime(s) also serve names in the namespace and were not profiled"
     if not costs:
@@ -128,10 +127,39 @@ def profile(request: PprofRequest, lib, run: Callable[[str], object], cell_label
     svg = flame_graph_svg([(frames, value * scale) for frames, value in stacks], "bytes" if request.heap else "ms",
                           f"Go {'allocations' if request.heap else 'CPU'} flame graph")
     table = text_table(headers, rows)
+    reading = HEAP_READING if request.heap else CPU_READING
     return [
-        {"text/plain": f"{summary}\n{table}", "text/html": f"<p>{summary}</p>{html_table(headers, rows)}"},
+        {"text/plain": f"{summary}\n{table}\n{reading}",
+         "text/html": f"<p>{summary}</p>{html_table(headers, rows)}<p><small>{reading}</small></p>"},
         {"text/plain": f"<flame graph: {len(stacks)} stacks>", "image/svg+xml": svg},
     ]
+
+
+CPU_READING = (
+    "flat: CPU time with the function itself running; cum: with it anywhere on the stack; "
+    "% of the Go CPU time above; where: the cell line that took most of it."
+)
+HEAP_READING = (
+    "flat: bytes allocated by the function itself; cum: by it and what it called; "
+    "% of the bytes above; where: the cell line that allocated most."
+)
+
+
+def _summary(heap: bool, totals: pprof.Totals, elapsed: float, fmt) -> str:
+    """The first line: what was measured, against the statement's wall time.
+
+    CPU samples come from every thread; those of threads that were not running
+    Go code (the Python interpreter, C code, the kernel's other threads) are
+    not Go's and are reported apart, never mixed into the Go figures.
+    """
+    wall = format_seconds(elapsed)
+    if heap:
+        return f"{fmt(totals.go)} allocated by Go code while the statement ran for {wall}"
+    text = (f"{fmt(totals.go)} of CPU time in Go code (summed over the threads that ran it; sampled at 100 Hz) "
+            f"while the statement ran for {wall} of wall time")
+    if totals.not_go:
+        text += f"; threads not running Go code (Python, C, the kernel's other threads) used another {fmt(totals.not_go)}, not in the table"
+    return text
 
 
 def _bytes(n: float) -> str:

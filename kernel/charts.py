@@ -7,15 +7,25 @@ terminals such as `jupyter console`.
 from __future__ import annotations
 
 import html
+import math
 
 PALETTE = ["#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3", "#937860"]
 
 
 def format_seconds(seconds: float) -> str:
+    """A duration in 3 significant digits and the unit that suits it: the one formatter of tables and charts."""
+    rounded = float(f"{seconds:.3g}")  # 999.96 µs reads 1 ms, not 1e+03 µs
+    if rounded >= 1000:
+        return f"{rounded:,.0f} s"
     for unit, scale in (("s", 1), ("ms", 1e-3), ("µs", 1e-6), ("ns", 1e-9)):
-        if seconds >= scale or unit == "ns":
-            return f"{seconds / scale:.3g} {unit}"
-    return f"{seconds:.3g} s"
+        if rounded >= scale or unit == "ns":
+            return f"{rounded / scale:.3g} {unit}"
+    return f"{rounded:.3g} s"
+
+
+def format_ratio(ratio: float) -> str:
+    """A factor in 3 significant digits, whole numbers from 1000 on (44,300×, never 4.43e+04×)."""
+    return f"{ratio:,.0f}×" if ratio >= 999.5 else f"{float(f'{ratio:.3g}'):g}×"
 
 
 def text_table(headers: list[str], rows: list[list[str]]) -> str:
@@ -33,31 +43,79 @@ def html_table(headers: list[str], rows: list[list[str]]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def stacked_bars_svg(labels: list[str], segments: list[str], values: list[list[float]], unit_label: str) -> str:
-    """Horizontal stacked bars: one bar per label, one coloured segment per series."""
-    width, label_w, bar_h, gap, top = 640, 170, 22, 8, 30
+CHAR_W = 7.0  # approximate width of a 12px sans-serif character: labels get the room they need
+
+
+def _label_width(labels: list[str]) -> float:
+    return 12 + CHAR_W * max((len(label) for label in labels), default=0)
+
+
+def stacked_bars_svg(labels: list[str], segments: list[str], values: list[list[float]], format_value) -> str:
+    """Horizontal stacked bars on a linear scale: one bar per label, one coloured segment per series.
+
+    `format_value` writes a value the way the table beside the chart does.
+    """
+    bar_area, bar_h, gap, top = 420, 22, 8, 30
+    label_w = _label_width(labels)
+    value_w = 12 + CHAR_W * max((len(format_value(sum(v))) for v in values), default=0)
+    legend_w = sum(34 + CHAR_W * len(name) for name in segments)
+    width = int(max(label_w + bar_area + value_w, label_w + legend_w))
     height = top + len(labels) * (bar_h + gap) + 20
     longest = max((sum(v) for v in values), default=0) or 1.0
-    scale = (width - label_w - 90) / longest
+    scale = bar_area / longest
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="12">']
     x = label_w
     for i, name in enumerate(segments):  # legend
-        parts.append(f'<rect x="{x}" y="6" width="12" height="12" fill="{PALETTE[i % len(PALETTE)]}"/>')
-        parts.append(f'<text x="{x + 16}" y="16">{html.escape(name)}</text>')
-        x += 16 + 7 * len(name) + 18
+        parts.append(f'<rect x="{x:.1f}" y="6" width="12" height="12" fill="{PALETTE[i % len(PALETTE)]}"/>')
+        parts.append(f'<text x="{x + 16:.1f}" y="16">{html.escape(name)}</text>')
+        x += 34 + CHAR_W * len(name)
     for row, (label, vals) in enumerate(zip(labels, values)):
         y = top + row * (bar_h + gap)
-        parts.append(f'<text x="{label_w - 6}" y="{y + bar_h * 0.7:.1f}" text-anchor="end">{html.escape(label)}</text>')
+        parts.append(f'<text x="{label_w - 6:.1f}" y="{y + bar_h * 0.7:.1f}" text-anchor="end">{html.escape(label)}</text>')
         x = float(label_w)
         for i, v in enumerate(vals):
             w = v * scale
             if w > 0:
                 parts.append(
                     f'<rect x="{x:.2f}" y="{y}" width="{w:.2f}" height="{bar_h}" fill="{PALETTE[i % len(PALETTE)]}">'
-                    f"<title>{html.escape(segments[i])}: {v:.4g} {unit_label}</title></rect>"
+                    f"<title>{html.escape(segments[i])}: {html.escape(format_value(v))}</title></rect>"
                 )
             x += w
-        parts.append(f'<text x="{x + 4:.2f}" y="{y + bar_h * 0.7:.1f}">{sum(vals):.3g} {unit_label}</text>')
+        parts.append(f'<text x="{x + 4:.2f}" y="{y + bar_h * 0.7:.1f}">{html.escape(format_value(sum(vals)))}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def log_bars_svg(labels: list[str], values: list[float], notes: list[str], format_value) -> str:
+    """Horizontal bars on a log scale, with a gridline per decade, for values that span orders of magnitude.
+
+    A bar starts one decade below the smallest value, so the smallest is still
+    visible; each bar ends in its value (written by `format_value`) and its note.
+    """
+    bar_area, bar_h, gap, top, axis_h = 420, 22, 8, 8, 22
+    label_w = _label_width(labels)
+    texts = [f"{format_value(v)} {note}".strip() for v, note in zip(values, notes)]
+    width = int(label_w + bar_area + 12 + CHAR_W * max((len(t) for t in texts), default=0))
+    positive = [v for v in values if v > 0] or [1.0]
+    low = math.floor(math.log10(min(positive))) - 1
+    high = max(math.ceil(math.log10(max(positive))), low + 1)
+    scale = bar_area / (high - low)
+    height = top + len(labels) * (bar_h + gap) + axis_h
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="12">']
+    bottom = top + len(labels) * (bar_h + gap)
+    for decade in range(low, high + 1):  # gridlines and the axis labels (log scale)
+        x = label_w + (decade - low) * scale
+        parts.append(f'<line x1="{x:.1f}" y1="{top}" x2="{x:.1f}" y2="{bottom}" stroke="#ddd"/>')
+        parts.append(f'<text x="{x:.1f}" y="{bottom + 14}" text-anchor="middle" fill="#666" font-size="10">{html.escape(format_value(10.0 ** decade))}</text>')
+    for row, (label, value, text) in enumerate(zip(labels, values, texts)):
+        y = top + row * (bar_h + gap)
+        w = max(0.0, math.log10(value) - low) * scale if value > 0 else 0.0
+        parts.append(f'<text x="{label_w - 6:.1f}" y="{y + bar_h * 0.7:.1f}" text-anchor="end">{html.escape(label)}</text>')
+        parts.append(
+            f'<rect x="{label_w:.1f}" y="{y}" width="{w:.2f}" height="{bar_h}" fill="{PALETTE[0]}">'
+            f"<title>{html.escape(label)}: {html.escape(text)}</title></rect>"
+        )
+        parts.append(f'<text x="{label_w + w + 4:.2f}" y="{y + bar_h * 0.7:.1f}">{html.escape(text)}</text>')
     parts.append("</svg>")
     return "".join(parts)
 

@@ -2,42 +2,74 @@
 
 from __future__ import annotations
 
-from .charts import format_seconds, html_table, stacked_bars_svg, text_table
+from .charts import format_ratio, format_seconds, html_table, log_bars_svg, stacked_bars_svg, text_table
 from .profiling import FunctionStats
 
-PHASES = ["copy in", "native code", "copy out", "Python-side overhead"]
+PHASES = ["copy in", "native code", "copy out", "call overhead"]
+
+PROFILE_READING = (
+    "How to read it: each phase is the mean per call over every call but the first, with its share of the call; "
+    "the first call pays one-time costs (loading code, lazy initialisation, first-touch page faults) and is shown apart. "
+    "copy in/out: converting arguments and results between Python objects and native memory; "
+    "native code: your function alone; call overhead: the rest of the wall time "
+    "(the Python entry point, cffi or pybind11 dispatch, GIL release, the C-to-Go transition, freeing result memory)."
+)
+
+COMPARE_READING = (
+    "best: the fastest repeat, per evaluation; ratio: best time over the first expression's "
+    "(the baseline); the chart's scale is logarithmic (one gridline per factor of 10)."
+)
 
 
-def _phases(s: FunctionStats) -> list[int]:
-    return [s.copy_in_ns, s.native_ns, s.copy_out_ns, s.overhead_ns]
+def _phases_per_call(s: FunctionStats) -> list[float]:
+    steady = s.steady
+    return [ns / 1e9 / s.steady_calls for ns in (steady.copy_in_ns, steady.native_ns, steady.copy_out_ns, steady.overhead_ns)]
+
+
+def _share(part: float, whole: float) -> str:
+    return f"{format_seconds(part)} ({100 * part / whole:.0f}%)" if whole else format_seconds(part)
 
 
 def render(stats: list[FunctionStats]) -> list[dict]:
-    """Two display bundles: the table, then the stacked-bar chart (SVG), sorted by total time."""
-    headers = ["function", "calls", "total", "per call", *PHASES]
+    """Two display bundles: the table with its reading line, then the stacked-bar chart (SVG) of a mean call."""
+    headers = ["function", "calls", "total", "per call", *PHASES, "first call"]
     rows = []
     for s in stats:
-        per_phase = [f"{format_seconds(ns / 1e9)} ({100 * ns / s.total_ns:.0f}%)" if s.total_ns else "0" for ns in _phases(s)]
-        rows.append([f"{s.name} ({s.language})", str(s.calls), format_seconds(s.total_ns / 1e9),
-                     format_seconds(s.total_ns / 1e9 / max(1, s.calls)), *per_phase])
-    svg = stacked_bars_svg(
-        [f"{s.name} ({s.language})" for s in stats], PHASES,
-        [[ns / 1e6 for ns in _phases(s)] for s in stats], "ms",
-    )
+        per_call = s.steady.total_ns / 1e9 / s.steady_calls
+        first = "(the only call)" if s.calls == 1 else format_seconds(s.first.total_ns / 1e9)
+        rows.append([
+            f"{s.name} ({s.language})", str(s.calls), format_seconds(s.all_calls_ns / 1e9), format_seconds(per_call),
+            *(_share(p, per_call) for p in _phases_per_call(s)), first,
+        ])
+    svg = stacked_bars_svg([f"{s.name} ({s.language})" for s in stats], PHASES,
+                           [_phases_per_call(s) for s in stats], format_seconds)
     return [
-        {"text/plain": text_table(headers, rows), "text/html": html_table(headers, rows)},
-        {"text/plain": "<stacked bar chart: time per phase>", "image/svg+xml": svg},
+        {"text/plain": f"{text_table(headers, rows)}\n{PROFILE_READING}",
+         "text/html": f"{html_table(headers, rows)}<p><small>{PROFILE_READING}</small></p>"},
+        {"text/plain": "<stacked bar chart: time per phase of a mean call>", "image/svg+xml": svg},
     ]
+
+
+def speed_up(ratio: float) -> str:
+    """A ratio to the baseline in words: 0.0172 reads "58× faster", 3 reads "3× slower"."""
+    if ratio <= 0:
+        return ""
+    if abs(ratio - 1) < 0.005:
+        return "same"
+    return f"{format_ratio(1 / ratio)} faster" if ratio < 1 else f"{format_ratio(ratio)} slower"
 
 
 def render_comparison(timings) -> list[dict]:
     first = timings[0].best
-    headers = ["expression", "best", "median", "ratio to first", "loops × repeats"]
-    rows = [[t.expression, format_seconds(t.best), format_seconds(t.median),
-             f"{t.best / first:.3g}×" if first else "-", f"{t.loops} × {t.repeats}"] for t in timings]
-    svg = stacked_bars_svg([t.expression for t in timings], ["best time per evaluation"],
-                           [[t.best * 1e6] for t in timings], "µs")
+    headers = ["expression", "best", "median", "ratio to first", "speed-up", "loops × repeats"]
+    ratios = [t.best / first if first else 0.0 for t in timings]
+    notes = ["(baseline)" if i == 0 else f"({speed_up(r)})" if r else "" for i, r in enumerate(ratios)]
+    rows = [[t.expression, format_seconds(t.best), format_seconds(t.median), format_ratio(r) if first else "-",
+             "baseline" if i == 0 else speed_up(r) or "-", f"{t.loops} × {t.repeats}"]
+            for i, (t, r) in enumerate(zip(timings, ratios))]
+    svg = log_bars_svg([t.expression for t in timings], [t.best for t in timings], notes, format_seconds)
     return [
-        {"text/plain": text_table(headers, rows), "text/html": html_table(headers, rows)},
-        {"text/plain": "<bar chart: best time per evaluation>", "image/svg+xml": svg},
+        {"text/plain": f"{text_table(headers, rows)}\n{COMPARE_READING}",
+         "text/html": f"{html_table(headers, rows)}<p><small>{COMPARE_READING}</small></p>"},
+        {"text/plain": "<bar chart, log scale: best time per evaluation>", "image/svg+xml": svg},
     ]

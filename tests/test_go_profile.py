@@ -47,7 +47,7 @@ PROFILER = "__import__('ipolyglot.kernel.profiling', fromlist=['PROFILER']).PROF
 @pytest.fixture(scope="module")
 def kernel():
     with RunningKernel(env=GO_TEST_ENV) as running:
-        running.run(WORK_CELL).ok()
+        running.work_cell_number = running.run(WORK_CELL).ok().execution_count
         yield running
 
 
@@ -55,15 +55,42 @@ def _table(out) -> str:
     return out.displays[0]["text/plain"]
 
 
+_SECONDS = {"s": 1.0, "ms": 1e-3, "µs": 1e-6, "ns": 1e-9}
+
+
+def _seconds(text: str) -> float:
+    number, unit = text.split()
+    return float(number) * _SECONDS[unit]
+
+
 def test_go_pprof_names_the_cpu_bound_function_with_its_cell_line(kernel):
+    work_cell_number = kernel.work_cell_number
     out = kernel.run("%go_pprof Spin(300_000_000)").ok()
     table = _table(out)
     rows = [line.split() for line in table.splitlines()[3:]]
     top = [row for row in rows[:3] if "Spin" in row]
     assert top, table
-    assert re.fullmatch(rf"\[\d+\]:{SPIN_LINE}", top[0][-1]) and top[0][-2] == "In", table
+    # The "where" column names the prompt of the cell that defined Spin, and the loop's line in it.
+    assert top[0][-2:] == ["In", f"[{work_cell_number}]:{SPIN_LINE}"], table
+    assert "flat: CPU time" in table.splitlines()[-1]  # the line that says how to read the table
     svg = out.displays[1]["image/svg+xml"]
-    assert svg.startswith("<svg") and "Spin" in svg
+    assert svg.startswith("<svg") and f"Spin (In [{work_cell_number}])" in svg
+
+
+def test_go_pprof_cpu_time_is_go_code_only_and_consistent_with_wall_time(kernel):
+    out = kernel.run("%go_pprof Spin(300_000_000)").ok()
+    table = _table(out)
+    summary = table.splitlines()[0]
+    found = re.match(r"(\S+ \S+) of CPU time in Go code \(summed over the threads that ran it.*?\) "
+                     r"while the statement ran for (\S+ \S+) of wall time", summary)
+    assert found, summary
+    go_cpu, wall = _seconds(found[1]), _seconds(found[2])
+    # Spin runs on one thread: its CPU time cannot exceed the wall time (beyond one 10 ms sample and skew).
+    assert 0 < go_cpu <= wall * 1.1 + 0.02, summary
+    # Pure Go code: no row for code outside Go, and Spin holds nearly all of the Go CPU time.
+    assert "outside Go" not in table and "_ExternalCode" not in table
+    spin = next(line.split() for line in table.splitlines()[3:] if "Spin" in line.split())
+    assert float(spin[5].rstrip("%")) >= 80, table  # cum%
 
 
 def test_go_pprof_cell_form_runs_a_block_of_python(kernel):
@@ -137,3 +164,75 @@ def test_too_many_runtimes_warns(kernel):
         assert "restart the kernel" in kernel.run("%polyglot info").ok().stdout
     finally:
         kernel.run(f"{backend}.runtime_warning_threshold = 32").ok()
+
+
+PHASES_CELL = """%%go --profile
+func PhaseWork(n int) int {
+	total := 0
+	for i := 0; i < n; i++ {
+		total += i % 3
+	}
+	return total
+}
+func PhaseEcho(xs []float64) []float64 { return xs }
+"""
+
+
+def test_profile_phases_measure_what_their_labels_say(kernel):
+    kernel.run(PHASES_CELL).ok()
+    kernel.run(
+        f"import numpy as np\n{PROFILER}.reset()\nbig = np.ones(2_000_000)\n"
+        "for _ in range(4):\n    PhaseWork(3_000_000)\n    PhaseEcho(big)\n"
+    ).ok()
+    stats = kernel.eval(
+        f"{{s.name: (s.calls, [(p.total_ns, p.copy_in_ns, p.native_ns, p.copy_out_ns, p.overhead_ns) "
+        f"for p in (s.first, s.later)]) for s in {PROFILER}.stats()}}"
+    )
+    assert stats["PhaseWork"][0] == 4 and stats["PhaseEcho"][0] == 4
+    for _, phase_sets in stats.values():
+        for total, copy_in, native, copy_out, overhead in phase_sets:
+            assert total > 0 and copy_in + native + copy_out + overhead == total
+            assert copy_in + native + copy_out <= total * 1.02  # measured inside the call's wall time
+
+    def share(name, index):
+        total, *phases = stats[name][1][1]  # the later calls
+        return phases[index] / total
+
+    # An int result costs little to copy out; a 16 MB array costs most of its call (same run).
+    assert share("PhaseWork", 2) < share("PhaseEcho", 2) / 5, stats
+    # The copy of a round trip is counted as copying, not as overhead.
+    assert share("PhaseEcho", 3) < (share("PhaseEcho", 0) + share("PhaseEcho", 2)) / 2, stats
+
+    text = kernel.run("%polyglot profile").ok().displays[0]["text/plain"]
+    header, *rows = text.splitlines()
+    assert "first call" in header and "call overhead" in header
+    assert any(row.startswith("PhaseWork (go)") for row in rows) and any(row.startswith("PhaseEcho (go)") for row in rows)
+    assert rows[-1].startswith("How to read it:") and "first call" in rows[-1] and "call overhead" in rows[-1]
+
+
+@pytest.mark.parametrize("file", [
+    "cell-5134d8cb14",  # Go 1.26: the //line file name as written
+    "ipolyglot.local/cell/cell-5134d8cb14",  # Go 1.27 with -trimpath: under the module path
+    "/tmp/go-build123/cell-5134d8cb14",
+])
+def test_pprof_frames_find_their_cell_whatever_the_go_version_calls_the_file(file):
+    from ipolyglot.go_bridge import pprof
+
+    assert pprof.cell_of(pprof.Frame("Spin", file, 5)) == "cell-5134d8cb14"
+    assert pprof.cell_of(pprof.Frame("runtime.mallocgc", "runtime/malloc.go", 1)) is None
+
+
+def test_pprof_samples_without_go_code_are_counted_apart_and_preemption_goes_to_the_preempted():
+    from ipolyglot.go_bridge import pprof
+
+    spin = pprof.Frame("Spin", "cell-5134d8cb14", 5)
+    call = pprof.Frame("ipgrt.Call", "ipolyglot.local/ipgrt/call.go", 1)
+    profile = pprof.Profile([("cpu", "nanoseconds")], [
+        ((spin, call), [30]),
+        ((pprof.Frame("runtime.asyncPreempt", "", 0), spin, call), [20]),
+        ((pprof.Frame("runtime._ExternalCode", "", 0),), [40]),
+    ])
+    costs, totals = pprof.top_functions(profile, 0)
+    assert (totals.go, totals.not_go) == (50, 40)
+    assert [(c.function, c.flat, c.cum) for c in costs][0] == ("Spin", 50, 50)
+    assert all("External" not in c.function for c in costs)

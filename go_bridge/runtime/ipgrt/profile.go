@@ -4,6 +4,7 @@ package ipgrt
 // %polyglot info). Profiles leave as pprof protobuf bytes in C memory.
 
 /*
+#include <stdint.h>
 #include <stdlib.h>
 #include "bridge.h"
 */
@@ -15,6 +16,8 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"sync"
+	"time"
+	"unsafe"
 )
 
 var (
@@ -100,4 +103,22 @@ func ipg_runtime_stats(out **C.char, outn *C.size_t) {
 		"sys":        m.Sys,
 	})
 	toC(&writer{buf: data}, out, outn)
+}
+
+// ipg_call_profiled is ipg_call for functions built with profiling on. The
+// encoded result carries the phases Call measured (decoding the arguments,
+// the function, encoding its results); copying that result into C memory
+// for Python is part of copying out too, so its time goes to
+// `copyOutNs` (the time Python sees is measured on the Python side).
+//
+//export ipg_call_profiled
+func ipg_call_profiled(id C.int, in *C.char, n C.size_t, out **C.char, outn *C.size_t, copyOutNs *C.int64_t) {
+	var input []byte
+	if n > 0 {
+		input = unsafe.Slice((*byte)(unsafe.Pointer(in)), int(n))
+	}
+	result := Call(int(id), input)
+	started := time.Now()
+	toC(result, out, outn)
+	*copyOutNs = C.int64_t(time.Since(started).Nanoseconds())
 }
