@@ -46,12 +46,21 @@ def annotation(go_type: str, classes: Mapping[str, type], kind: str = "") -> obj
         return list[annotation(go_type.split("]", 1)[1], classes)]
     if go_type.startswith("map["):
         key, value = _split_map(go_type)
-        return dict[annotation(key, classes), annotation(value, classes)]
+        return dict[_key(annotation(key, classes)), annotation(value, classes)]
     if go_type.startswith("func("):
         return Callable
     if go_type in ("any", "interface {}"):
         return typing.Any
     return SCALARS.get(kind) or KIND_FALLBACK.get(kind, typing.Any)
+
+
+def _key(face: object) -> object:
+    """Dict keys Go arrays and structs arrive as: tuples (a list or object is no dict key)."""
+    if typing.get_origin(face) is list:
+        return tuple[typing.get_args(face)[0], ...]
+    if isinstance(face, type) and face not in (bool, int, float, complex, str, bytes):
+        return tuple
+    return face
 
 
 def _split_map(go_type: str) -> tuple[str, str]:
