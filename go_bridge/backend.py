@@ -211,7 +211,7 @@ class GoBackend(Backend):
             return requires
         fetched = {m: v for m, v in built.items() if m not in requires and not m.startswith("ipolyglot.local/")}
         for module, version in sorted(fetched.items()):
-            ctx.warn(f"fetched Go module {module}@{version} for this import; this session keeps that version "
+            ctx.warn(f"fetched Go module {module}@{version}; this session keeps that version "
                      f"(choose another with %%go --require {module}@VERSION)")
         self._go_sum = go_sum
         return {**requires, **fetched}
