@@ -52,7 +52,9 @@ def fnptr_type(record: dict, cls_qual: str | None = None) -> str:
     return f"{record['ret']} (*)({params})"
 
 
-def _profiled(record: dict, pyname: str, profile_name: str, callee: str, self_type: str | None) -> str:
+def _profiled(record: dict, pyname: str, profile_name: str, callee: str, self_type: str | None,
+              scope: str = "m", define: str = "def") -> str:
+    """A binding that measures its phases, reached through a Python entry point that times the whole call."""
     params = list(record["params"])
     timed, call_args = [], []
     index = 0
@@ -75,6 +77,9 @@ def _profiled(record: dict, pyname: str, profile_name: str, callee: str, self_ty
     convert = "pybind11::none()" if is_void else f"pybind11::cast(std::forward<decltype(result)>(result), {policy_arg})"
     return snippet(
         "profiled_function",
+        scope=scope,
+        define=define,
+        is_static="true" if define == "def_static" else "false",
         pyname=pyname,
         timed_params=", ".join(timed),
         has_args="true" if index else "false",
@@ -244,12 +249,10 @@ def class_code(info: dict, bound_classes: set[str], profile: bool) -> str:
     for m in info["methods"]:
         if profile:
             if m.get("static"):
-                code = _profiled(m, m["name"], f"{info['name']}.{m['name']}", f"{qual}::{m['name']}", None)
-                code = code.replace("m.def(", "cls.def_static(", 1)
+                code = _profiled(m, m["name"], f"{info['name']}.{m['name']}", f"{qual}::{m['name']}", None, "cls", "def_static")
             else:
                 self_type = f"const {qual} &" if m.get("const") else f"{qual} &"
-                code = _profiled(m, m["name"], f"{info['name']}.{m['name']}", m["name"], self_type)
-                code = code.replace("m.def(", "cls.def(", 1)
+                code = _profiled(m, m["name"], f"{info['name']}.{m['name']}", m["name"], self_type, "cls", "def")
             lines.append(code)
             continue
         extras = _policy(m, True)

@@ -25,6 +25,7 @@ ffi = FFI()
 ffi.cdef(
     """
     void ipg_call(int id, char *in, size_t n, char **out, size_t *outn);
+    void ipg_call_profiled(int id, char *in, size_t n, char **out, size_t *outn, int64_t *copy_out_ns);
     void ipg_describe(char **out, size_t *outn);
     int ipg_take_goroutine_panic(char **out, size_t *outn);
     void ipg_thread_panic_taken(void);
@@ -230,8 +231,12 @@ class GoLibrary:
         encoded = time.perf_counter_ns() if profile else 0
         outp = ffi.new("char **")
         outn = ffi.new("size_t *")
+        go_copy_out = ffi.new("int64_t *") if profile else None  # Go's copy of the result into C memory
         try:
-            self.lib.ipg_call(func["id"], ffi.from_buffer(data), len(data), outp, outn)
+            if profile:
+                self.lib.ipg_call_profiled(func["id"], ffi.from_buffer(data), len(data), outp, outn, go_copy_out)
+            else:
+                self.lib.ipg_call(func["id"], ffi.from_buffer(data), len(data), outp, outn)
         finally:
             if handles:
                 marshal.release_callables(handles)
@@ -249,19 +254,20 @@ class GoLibrary:
             if receiver is not None:
                 copy_back(receiver, values.pop())
             timings = marshal.struct.unpack_from("<QQQ", buf, pos) if profile else None
+            decoded = time.perf_counter_ns() if profile else 0
         finally:
             self.lib.ipg_free(outp[0])
         if self.pending[0]:
             self.check_pending()
         result = None if not values else values[0] if len(values) == 1 else tuple(values)
         if profile and timings is not None:
+            done = time.perf_counter_ns()
             from ipolyglot.kernel.profiling import PROFILER
 
-            done = time.perf_counter_ns()
             decode_ns, native_ns, encode_ns = timings
             PROFILER.record(
                 "go", func["name"], done - started,
-                (encoded - started) + decode_ns, native_ns, encode_ns + (done - returned),
+                (encoded - started) + decode_ns, native_ns, encode_ns + go_copy_out[0] + (decoded - returned),
             )
         return result
 

@@ -23,7 +23,8 @@ from .diagnostics import CompileError
 from .feedback import BuildFeedback, progress_line_for
 from .options import OptionError, make_parser, parse_line
 from . import profile_view
-from .compare import split_expressions, time_expression
+from . import compare
+from .compare import split_expressions
 from .profiling import PROFILER
 
 # Where each language backend lives; imported on first use so a broken or
@@ -225,7 +226,15 @@ class PolyglotMagics(Magics):
 
     def _compare(self, text: str) -> None:
         expressions = split_expressions(text)
-        timings = [time_expression(e, self.shell.user_ns) for e in expressions]
+        try:
+            # Each expression once first: the user's own error surfaces as theirs, and results can be compared.
+            results = [compare.evaluate(e, self.shell.user_ns) for e in expressions]
+            timings = [compare.time_expression(e, self.shell.user_ns) for e in expressions]
+        except compare.ExpressionFailed as failure:
+            compare.show_user_error(self.shell, failure)
+            return
+        for warning in compare.disagreements(expressions, results):
+            print(warning, file=sys.stderr)
         display_bundles(profile_view.render_comparison(timings))
 
     def info_text(self) -> str:

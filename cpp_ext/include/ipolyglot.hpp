@@ -121,10 +121,50 @@ template <typename T, int I> decltype(auto) arg(timed<T, I> &t) {
     return pybind11::detail::cast_op<T>(std::move(*t.caster));
 }
 
-// Records one call's four phases with ipolyglot.kernel.profiling.PROFILER.
-inline void record_call(const char *name, std::int64_t t0, std::int64_t t1, std::int64_t t2, std::int64_t t3) {
-    static py::object record = py::module_::import("ipolyglot.kernel.profiling").attr("PROFILER").attr("record");
-    record("cpp", name, t3 - t0, t1 - t0, t2 - t1, t3 - t2);
+// Times the user's function alone: declared after the GIL release, so the
+// release and the re-acquire are not part of it.
+struct stopwatch {
+    std::int64_t &ns;
+    std::int64_t started = now_ns();
+    explicit stopwatch(std::int64_t &into) : ns(into) {}
+    ~stopwatch() { ns = now_ns() - started; }
+};
+
+// The phases the last profiled call of this thread measured inside pybind11's
+// dispatcher. The whole call is timed from Python (PROFILER.timed_entry),
+// which reads them after its own clock stopped, so reading costs the call nothing.
+struct call_phases { std::int64_t copy_in = 0, native = 0, copy_out = 0; bool fresh = false; };
+inline call_phases &last_phases() { thread_local call_phases p; return p; }
+
+inline void note_phases(std::int64_t copy_in, std::int64_t native, std::int64_t copy_out) {
+    last_phases() = {copy_in, native, copy_out, true};
+}
+
+// Objects kept for the life of the process are handles (never released at
+// exit, when Python is already gone).
+inline py::handle phase_reader() {
+    static py::handle reader = py::cpp_function([]() -> py::object {
+        call_phases &p = last_phases();
+        if (!p.fresh) return py::none();
+        p.fresh = false;
+        return py::make_tuple(p.copy_in, p.native, p.copy_out);
+    }).release();
+    return reader;
+}
+
+// Before a profiled (re)definition: the plain function again, so pybind11 adds an overload to it.
+inline void untime_entry(py::object scope, const char *pyname) {
+    if (!py::hasattr(scope, pyname)) return;
+    py::object current = scope.attr(pyname);
+    if (py::hasattr(current, "_ipolyglot_timed")) py::setattr(scope, pyname, current.attr("__wrapped__"));
+}
+
+// After it: the name reaches the function through an entry point that times the whole call.
+inline void time_entry(py::object scope, const char *pyname, const char *profile_name, bool is_static) {
+    static py::handle wrap = py::object(py::module_::import("ipolyglot.kernel.profiling").attr("PROFILER").attr("timed_entry")).release();
+    py::object entry = wrap(scope.attr(pyname), "cpp", profile_name, phase_reader());
+    if (is_static) entry = py::reinterpret_steal<py::object>(PyStaticMethod_New(entry.ptr()));
+    py::setattr(scope, pyname, entry);
 }
 
 // "Name(field=repr, ...)" from the object's public data members.
