@@ -5,8 +5,9 @@ the `ipolyglot` kernelspec starts a kernel that has them loaded already.
 """
 
 from ._version import __version__
+from .worker_protocol import NativeCrash
 
-__all__ = ["__version__", "load_ipython_extension"]
+__all__ = ["NativeCrash", "__version__", "load_ipython_extension"]
 
 
 def load_ipython_extension(shell) -> None:

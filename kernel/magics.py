@@ -22,6 +22,7 @@ from .cells import CellTextError, cell_label, check_text
 from .diagnostics import CompileError
 from .feedback import BuildFeedback, progress_line_for
 from .options import OptionError, make_parser, parse_line
+from .worker_protocol import NativeCrash
 from . import profile_view
 from . import compare
 from .compare import split_expressions
@@ -38,6 +39,7 @@ USAGE = """\
 Usage: %polyglot <command>
   info                 versions, toolchains, the build cache and loaded runtimes
   cache clear          empty the build cache
+  mode [worker | in-process]   where native code runs: a supervised worker process, or the kernel itself
   go | cpp             list the session's Go / C++ declarations and their cells
   go rm NAME           forget one declaration   (also: cpp rm NAME)
   go reset             forget all of them       (also: cpp reset)
@@ -55,6 +57,14 @@ class PolyglotUsageError(Exception):
 
 class NotImplementedYet(Exception):
     """A backend that is not available in this build of ipolyglot."""
+
+
+MODES = ("worker", "in-process")
+DEFAULT_MODE = "in-process"
+IN_PROCESS_NOTE = (
+    "note: native code runs inside the kernel (in-process mode): a native crash ends the kernel and an "
+    "interrupt waits for the native call to return; `%polyglot mode worker` runs it in a supervised process"
+)
 
 
 # Errors that are the user's (or the machine's), not ipolyglot's: shown as one
@@ -77,6 +87,9 @@ class PolyglotMagics(Magics):
         super().__init__(shell)
         self.cache = BuildCache()
         self._backends: dict[str, Backend] = {}
+        self.mode = DEFAULT_MODE
+        self._worker = None  # the WorkerSupervisor, started with the first cell run in worker mode
+        self._in_process_noted = False
 
     # -- backends --------------------------------------------------------------
     def backend(self, language: str) -> Backend:
@@ -126,13 +139,47 @@ class PolyglotMagics(Magics):
             profile=options.profile or PROFILER.always,
         )
         try:
-            result = backend.run_cell(cell, options, ctx)
+            if (options.place or self.mode) == "worker":
+                result = self._run_in_worker(language, line, cell, ctx)
+            else:
+                self._note_in_process()
+                result = backend.run_cell(cell, options, ctx)
         finally:
             native_output.drain()
         self._apply(result)
         if result.report is not None and options.verbose:
             r = result.report
             verbose(f"cache: {'hit' if r.cache_hit else 'miss'} ({r.path})" + ("" if r.cache_hit else f", built in {r.build_seconds:.2f} s"))
+
+    # -- worker mode -------------------------------------------------------------------
+    @property
+    def worker(self):
+        if self._worker is None:
+            from .worker_supervisor import WorkerSupervisor
+
+            self._worker = WorkerSupervisor(rebind=lambda outcome: self._apply(CellResult(outcome.bind, outcome.unbind)))
+        return self._worker
+
+    def _run_in_worker(self, language: str, line: str, cell: str, ctx: CellContext) -> CellResult:
+        from .worker_supervisor import CellHooks
+
+        hooks = CellHooks(ctx.verbose, ctx.warn, ctx.building, self.shell.user_ns)
+        outcome = self.worker.run_cell(language, line, cell, ctx.cell_label, ctx.profile, hooks)
+        return CellResult(outcome.bind, outcome.unbind, outcome if outcome.cache_hit is not None else None)
+
+    def _note_in_process(self) -> None:
+        if not self._in_process_noted:
+            self._in_process_noted = True
+            print(IN_PROCESS_NOTE, file=sys.stderr, flush=True)
+
+    def _mode_command(self, rest: list[str]) -> None:
+        if not rest:
+            print(f"mode: {self.mode}")
+        elif rest[0] in MODES:
+            self.mode = rest[0]
+            print(f"native cells run {'in a supervised worker process' if self.mode == 'worker' else 'inside the kernel'} from now on")
+        else:
+            raise PolyglotUsageError(f"unknown mode {rest[0]!r}: use `%polyglot mode worker` or `%polyglot mode in-process`")
 
     @cell_magic
     def go(self, line, cell):
@@ -174,6 +221,8 @@ class PolyglotMagics(Magics):
             print(f"cleared the build cache at {self.cache.root} ({_human(freed)} freed)")
         elif command in BACKENDS:
             self._declarations_command(command, rest)
+        elif command == "mode" and len(rest) <= 1:
+            self._mode_command(rest)
         elif command == "profile" and len(rest) <= 1:
             self._profile_command(rest[0] if rest else "show")
         elif command == "compare" and rest:
@@ -182,6 +231,9 @@ class PolyglotMagics(Magics):
             print(f"unknown command: %polyglot {line.strip()}\n\n{USAGE}")
 
     def _declarations_command(self, language: str, rest: list[str]) -> None:
+        if self.mode == "worker":
+            self._worker_declarations_command(language, rest)
+            return
         backend = self.backend(language)
         if not rest:
             rows = backend.declarations.table()
@@ -202,6 +254,24 @@ class PolyglotMagics(Magics):
         elif rest == ["reset"]:
             self._apply(backend.reset())
             print(f"forgot every {backend.display_name} declaration of this session")
+        else:
+            raise PolyglotUsageError(f"unknown command: %polyglot {language} {' '.join(rest)}\n\n{USAGE}")
+
+    def _worker_declarations_command(self, language: str, rest: list[str]) -> None:
+        display_name = self.backend(language).display_name
+        if not rest:
+            rows = self.worker.command(language, [])
+            for name, kind, cell in rows:
+                print(f"{name}  {kind}  {cell}")
+            if not rows:
+                print(f"no {display_name} declarations in this session")
+        elif (rest[0] == "rm" and len(rest) == 2) or rest == ["reset"]:
+            try:
+                outcome = self.worker.command(language, rest)
+            except KeyError as exc:
+                raise PolyglotUsageError(exc.args[0]) from None
+            self._apply(CellResult(outcome.bind, outcome.unbind))
+            print(f"removed {rest[1]}" if rest[0] == "rm" else f"forgot every {display_name} declaration of this session")
         else:
             raise PolyglotUsageError(f"unknown command: %polyglot {language} {' '.join(rest)}\n\n{USAGE}")
 
@@ -252,10 +322,13 @@ class PolyglotMagics(Magics):
         for dist in ("pybind11", "cffi", "numpy", "ipykernel"):
             rows.append((dist, _dist_version(dist)))
         rows.append(("cache", f"{self.cache.root} ({_human(self.cache.size_bytes())})"))
+        rows.append(("mode", self.mode))
         for language in BACKENDS:
             backend = self._backends.get(language)
             if backend is not None:
                 rows.extend(backend.info().items())
+        if self._worker is not None:
+            rows.extend(self._worker.info().items())
         width = max(len(k) for k, _ in rows)
         return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
 
@@ -286,7 +359,7 @@ def _human(size: int) -> str:
 def load(shell) -> None:
     """Register the magics, short error display, native-call tracebacks and in-order native output."""
     shell.register_magics(PolyglotMagics)
-    shell.set_custom_exc(SHORT_ERRORS, _show_short_error)
+    shell.set_custom_exc(SHORT_ERRORS + (NativeCrash,), _show_short_error)
     tracebacks.install(shell)
     if native_output.install():
         shell.events.register("post_execute", native_output.drain)

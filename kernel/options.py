@@ -35,6 +35,9 @@ def make_parser(magic: str, backend=None) -> argparse.ArgumentParser:
     common.add_argument("-i", "--input", type=_names, action="extend", default=[], metavar="A,B", help="Python variables to bring into a statement cell")
     common.add_argument("-o", "--output", type=_names, action="extend", default=[], metavar="X,Y", help="variables to copy back into Python after a statement cell")
     common.add_argument("--profile", action="store_true", help="record what each boundary crossing costs (see %%polyglot profile)")
+    place = common.add_mutually_exclusive_group()
+    place.add_argument("--worker", dest="place", action="store_const", const="worker", help="run this cell's native code in the supervised worker process")
+    place.add_argument("--in-process", dest="place", action="store_const", const="in-process", help="load this cell's native code into the kernel itself")
     if backend is not None:
         backend.add_arguments(parser.add_argument_group(f"{backend.display_name} options"))
     return parser

@@ -1,0 +1,400 @@
+"""The native worker: a spawned Python process that builds, loads and runs the session's native code.
+
+Started by the kernel's supervisor as `python -m ipolyglot.kernel.worker_main FD`
+with FD one end of a socket pair. It runs the same backends as the kernel
+does in-process; what they bind stays here and the kernel gets proxies (by
+handle) or copies (Go structs, enums, plain values). A reader thread routes
+what arrives: replies to the thread waiting for them, nested requests to the
+thread whose callback is being served, everything else to the main thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import enum
+import faulthandler
+import inspect
+import itertools
+import os
+import pickle
+import queue
+import socket
+import sys
+import threading
+import weakref
+from collections.abc import Mapping
+from types import SimpleNamespace
+
+from .worker_protocol import (
+    CodecPickler,
+    CellOutcome, EnumDescription, HandleInfo, Parameter, Reply, Request, StructDescription, StructKey, WorkerGone,
+    PROTOCOL_MODULE, portable_exception, receive_message, send_message,
+)
+
+# Modules the kernel has too: their classes and functions cross by name.
+_IMPORTABLE_BY_NAME = ("builtins", "copyreg", "collections", "functools", "numpy", "enum", "datetime", "decimal",
+                       "fractions", "ipolyglot.kernel", "ipolyglot.go_bridge.errors", "ipolyglot.go_bridge.marshal")
+_PLAIN_TYPES = (type(None), bool, int, float, complex, str, bytes, bytearray, list, tuple, dict, set, frozenset, range, slice)
+
+
+def describe_parameters(obj) -> tuple[Parameter, ...] | None:
+    try:
+        signature = inspect.signature(obj)
+    except (TypeError, ValueError):
+        return None
+    return tuple(
+        Parameter(p.name, int(p.kind), None if p.default is inspect.Parameter.empty else repr(p.default))
+        for p in signature.parameters.values()
+    )
+
+
+class WorkerCodec:
+    """Decides, in the worker, what crosses by copy and what stays behind a handle."""
+
+    def __init__(self, channel: "WorkerChannel"):
+        self.channel = channel
+        self.handles: dict[int, object] = {}
+        self.handle_of: dict[int, int] = {}  # id(obj) -> handle, while the kernel holds it
+        self.next_handle = itertools.count(1)
+        self.struct_classes: dict[StructKey, type] = {}
+        self.enum_classes: dict[EnumDescription, type] = {}
+        self.enum_description_of: dict[type, EnumDescription] = {}
+        self.callbacks: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+        self.lock = threading.Lock()
+
+    # -- worker -> kernel -------------------------------------------------------------
+    def persistent_id(self, obj):
+        kind = type(obj)
+        if kind in _PLAIN_TYPES or isinstance(obj, BaseException) or kind.__module__ == PROTOCOL_MODULE:
+            return None
+        module = getattr(kind, "__module__", "") or ""
+        if module.startswith("numpy"):
+            return None
+        from ipolyglot.go_bridge.marshal import GoStruct
+
+        if isinstance(obj, GoStruct):
+            return ("gostruct", self._struct_key(kind), obj._asdict())
+        if isinstance(obj, type) and issubclass(obj, GoStruct) and obj is not GoStruct:
+            return ("gostruct_class", self._struct_description(obj))
+        if isinstance(obj, enum.Enum):
+            return ("enum", self._enum_description(kind), obj.name)
+        if isinstance(obj, type) and issubclass(obj, enum.Enum):
+            return ("enum_class", self._enum_description(obj))
+        if getattr(obj, "__module__", None) and str(obj.__module__).startswith(_IMPORTABLE_BY_NAME) and (
+            isinstance(obj, type) or inspect.isroutine(obj)
+        ):
+            return None  # the kernel imports these by name (exception classes, copyreg's constructors, ...)
+        return ("handle", self._handle(obj))
+
+    def _handle(self, obj) -> HandleInfo:
+        with self.lock:
+            handle = self.handle_of.get(id(obj))
+            if handle is None:
+                handle = next(self.next_handle)
+                self.handles[handle] = obj
+                self.handle_of[id(obj)] = handle
+        kind = "class" if isinstance(obj, type) else "function" if callable(obj) else "object"
+        name = getattr(obj, "__name__", None) or getattr(obj, "__qualname__", None) or type(obj).__name__
+        parameters = describe_parameters(obj) if kind != "object" else None
+        return HandleInfo(handle, kind, str(name), getattr(obj, "__doc__", None) if kind != "object" else None, parameters)
+
+    def release(self, handles: list[int]) -> None:
+        with self.lock:
+            for handle in handles:
+                obj = self.handles.pop(handle, None)
+                if obj is not None:
+                    self.handle_of.pop(id(obj), None)
+
+    def _struct_key(self, cls: type) -> StructKey:
+        key = StructKey(cls._go_name_, tuple(cls._go_fields_), tuple(cls._go_types_))
+        self.struct_classes[key] = cls
+        return key
+
+    def _struct_description(self, cls: type) -> StructDescription:
+        methods = []
+        for name in sorted(getattr(cls, "_go_methods_", ()) or ()):
+            method = getattr(cls, name)
+            methods.append((name, method.__doc__, describe_parameters(method)))
+        return StructDescription(self._struct_key(cls), bytes(cls._go_zero_ or b""), cls.__doc__, tuple(methods))
+
+    def _enum_description(self, cls: type) -> EnumDescription:
+        description = self.enum_description_of.get(cls)
+        if description is None:
+            base = "IntEnum" if issubclass(cls, int) else "Enum"
+            description = EnumDescription(cls.__name__, base, tuple((m.name, m.value) for m in cls))
+            self.enum_description_of[cls] = description
+            self.enum_classes[description] = cls
+        return description
+
+    # -- kernel -> worker ---------------------------------------------------------------
+    def persistent_load(self, pid):
+        tag = pid[0]
+        if tag == "handle":
+            try:
+                return self.handles[pid[1]]
+            except KeyError:
+                raise pickle.UnpicklingError(f"native object #{pid[1]} was already released") from None
+        if tag == "gostruct":
+            cls = self.struct_classes.get(pid[1])
+            if cls is None:
+                return dict(pid[2])  # a struct the worker no longer has: its fields cross as a dict
+            obj = cls.__new__(cls)
+            for name, value in pid[2].items():
+                setattr(obj, name, value)
+            return obj
+        if tag == "enum":
+            return self.enum_classes[pid[1]][pid[2]]
+        if tag == "callback":
+            return self._callback(pid[1])
+        raise pickle.UnpicklingError(f"unknown reference {tag!r}")
+
+    def _callback(self, callback_id: int):
+        existing = self.callbacks.get(callback_id)
+        if existing is not None:
+            return existing
+        channel = self.channel
+
+        def call_into_kernel(*args, **kwargs):
+            return channel.request("callback", callback_id, args, kwargs)
+
+        proxy = _KernelCallable(call_into_kernel)
+        weakref.finalize(proxy, channel.released.append, callback_id)
+        self.callbacks[callback_id] = proxy
+        return proxy
+
+    def pickler(self, stream, buffer_callback):
+        return CodecPickler(stream, buffer_callback, self.persistent_id)
+
+    def unpickler(self, stream, buffers):
+        unpickler = pickle.Unpickler(stream, buffers=buffers)
+        unpickler.persistent_load = self.persistent_load
+        return unpickler
+
+
+class _KernelCallable:
+    """A Python callable of the kernel, as native code in the worker sees it."""
+
+    def __init__(self, call):
+        self._call = call
+
+    def __call__(self, *args, **kwargs):
+        return self._call(*args, **kwargs)
+
+
+class WorkerChannel:
+    """The worker's end of the socket; safe to use from any thread (goroutines call back)."""
+
+    def __init__(self, sock: socket.socket):
+        self.sock = sock
+        self.codec = WorkerCodec(self)
+        self.send_lock = threading.Lock()
+        self.waiters: dict[int, queue.SimpleQueue] = {}
+        self.main_queue: queue.SimpleQueue = queue.SimpleQueue()
+        self.ids = itertools.count(1)
+        self.released: list[int] = []  # kernel callbacks this side dropped
+        self.handlers = {}
+
+    def send(self, message) -> None:
+        with self.send_lock:
+            message.released, self.released[:] = list(self.released), []
+            send_message(self.sock, message, self.codec.pickler)
+
+    def read_forever(self) -> None:
+        try:
+            while True:
+                message = receive_message(self.sock, self.codec.unpickler)
+                if message.released:
+                    self.codec.release(message.released)
+                if isinstance(message, Reply):
+                    self.waiters[message.id].put(message)
+                elif message.parent is not None and message.parent in self.waiters:
+                    self.waiters[message.parent].put(message)
+                else:
+                    self.main_queue.put(message)
+        except WorkerGone:
+            pass
+        finally:
+            os._exit(0)  # the kernel is gone: nothing left to serve
+
+    def request(self, op: str, *args):
+        """Ask the kernel; while waiting, serve what the kernel asks in turn (nested calls)."""
+        request_id = next(self.ids)
+        inbox: queue.SimpleQueue = queue.SimpleQueue()
+        self.waiters[request_id] = inbox
+        try:
+            self.send(Request(request_id, op, args))
+            while True:
+                message = inbox.get()
+                if isinstance(message, Reply):
+                    if message.error is not None:
+                        raise message.error
+                    return message.value
+                self.execute(message)
+        finally:
+            del self.waiters[request_id]
+
+    def execute(self, request: Request) -> None:
+        try:
+            reply = Reply(request.id, self.handlers[request.op](*request.args))
+        except BaseException as error:  # noqa: BLE001 - every failure goes back to the kernel
+            if os.environ.get("IPOLYGLOT_WORKER_DEBUG"):
+                import traceback
+
+                traceback.print_exc()
+            reply = Reply(request.id, error=portable_exception(error, self.codec.pickler))
+        flush_native_output()
+        try:
+            self.send(reply)
+        except Exception as error:  # noqa: BLE001 - a result that cannot be copied
+            self.send(Reply(request.id, error=TypeError(f"the result cannot be copied to the kernel: {error}")))
+
+
+_libc = ctypes.CDLL(None)
+_libc.fflush.argtypes = [ctypes.c_void_p]
+
+
+def flush_native_output() -> None:
+    """Push C stdio buffers into fds 1 and 2 before replying, so output precedes the reply."""
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+    _libc.fflush(None)
+
+
+class KernelNamespace(Mapping):
+    """The kernel's user namespace, read on demand (for `-i`): values arrive as copies."""
+
+    def __init__(self, channel: WorkerChannel):
+        self._channel = channel
+
+    def __getitem__(self, name):
+        found, value = self._channel.request("user_ns_get", name)
+        if not found:
+            raise KeyError(name)
+        return value
+
+    def __contains__(self, name) -> bool:
+        return self._channel.request("user_ns_has", name)
+
+    def __iter__(self):
+        return iter(self._channel.request("user_ns_keys"))
+
+    def __len__(self) -> int:
+        return len(self._channel.request("user_ns_keys"))
+
+
+class Worker:
+    """The operations the kernel can ask for, over the session's backends."""
+
+    def __init__(self, channel: WorkerChannel):
+        self.channel = channel
+        self.backends: dict = {}
+        self.cache = None
+        channel.handlers.update(
+            run_cell=self.run_cell, command=self.command, call=self.call, getattr=getattr, setattr=setattr,
+            repr=repr, eq=lambda a, b: a == b, dir=dir, gomethod=self.gomethod, info=self.info, ping=lambda: os.getpid(),
+        )
+
+    def backend(self, language: str):
+        if language not in self.backends:
+            import importlib
+
+            from .magics import BACKENDS
+
+            module_name, class_name = BACKENDS[language]
+            self.backends[language] = getattr(importlib.import_module(module_name), class_name)()
+        return self.backends[language]
+
+    def run_cell(self, language: str, line: str, cell: str, label: str, profile_always: bool) -> CellOutcome:
+        from . import toolchains
+        from .backend import CellContext
+        from .cache import BuildCache
+        from .options import make_parser, parse_line
+
+        if self.cache is None:
+            self.cache = BuildCache()
+        backend = self.backend(language)
+        options = parse_line(make_parser(language, backend), line)
+        channel = self.channel
+
+        @contextlib.contextmanager
+        def building(what: str):
+            channel.request("building_enter", what)
+            feedback = SimpleNamespace(outcome="built")
+            ok = False
+            try:
+                yield feedback
+                ok = True
+            finally:
+                channel.request("building_exit", feedback.outcome, ok)
+
+        ctx = CellContext(
+            cell_label=label,
+            user_ns=KernelNamespace(channel),
+            cache=self.cache,
+            toolchain=toolchains.find_go if language == "go" else toolchains.find_cxx,
+            verbose=lambda message: channel.request("verbose", message),
+            warn=lambda message: channel.request("warn", message),
+            building=building,
+            profile=options.profile or profile_always,
+        )
+        before = backend.declarations.table()
+        result = backend.run_cell(cell, options, ctx)
+        report = result.report
+        return CellOutcome(
+            dict(result.bind), list(result.unbind),
+            report.cache_hit if report else None, str(report.path) if report else None,
+            report.build_seconds if report else None, backend.declarations.table() != before,
+        )
+
+    def command(self, language: str, words: list[str]):
+        backend = self.backend(language)
+        if not words:
+            return backend.declarations.table()
+        if words[0] == "rm":
+            result = backend.remove(words[1])
+        else:
+            result = backend.reset()
+        return CellOutcome(dict(result.bind), list(result.unbind), None, None, None, True)
+
+    @staticmethod
+    def call(function, args: tuple, kwargs: dict):
+        return function(*args, **kwargs)
+
+    @staticmethod
+    def gomethod(instance, name: str, args: tuple, kwargs: dict):
+        """A Go method on a copy sent by the kernel; the copy comes back (pointer receivers change it)."""
+        return getattr(instance, name)(*args, **kwargs), instance
+
+    def info(self) -> dict[str, str]:
+        rows = {"worker pid": str(os.getpid())}
+        try:
+            with open(f"/proc/{os.getpid()}/status") as status:
+                facts = dict(line.split(":", 1) for line in status if ":" in line)
+            rows["worker memory"] = f"{int(facts['VmRSS'].split()[0]) / 1024:.1f} MiB RSS"
+            rows["worker threads"] = facts["Threads"].strip()
+        except (OSError, KeyError, ValueError):
+            pass
+        for backend in self.backends.values():
+            rows.update({f"worker: {key}": value for key, value in backend.info().items()})
+        return rows
+
+
+def main(argv: list[str]) -> None:
+    faulthandler.enable(all_threads=True)  # C and C++ fatal signals print a backtrace to stderr
+    sock = socket.socket(fileno=int(argv[0]))
+    channel = WorkerChannel(sock)
+    Worker(channel)
+    threading.Thread(target=channel.read_forever, name="ipolyglot-worker-reader", daemon=True).start()
+    while True:
+        try:
+            channel.execute(channel.main_queue.get())
+        except KeyboardInterrupt:
+            continue  # an interrupt that arrived between calls
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,250 @@
+"""What the kernel holds for native objects that live in the worker, and how values are copied.
+
+Plain values, numpy arrays, Go struct values and enum members cross by copy
+(Go structs and C++ enums become instances of kernel-side classes rebuilt from
+the worker's description). Everything else the worker binds (functions, C++
+classes and instances, namespaces, `govars`) stays there and is represented
+here by a `RemoteObject` that forwards calls, attributes, repr and equality.
+A Python callable sent to the worker is registered here and called back.
+"""
+
+from __future__ import annotations
+
+import enum
+import inspect
+import itertools
+import pickle
+import weakref
+from typing import Any, Callable
+
+from .worker_protocol import PROTOCOL_MODULE, CodecPickler, EnumDescription, HandleInfo, NativeCrash, Parameter, StructDescription, StructKey
+
+_PLAIN_TYPES = (type(None), bool, int, float, complex, str, bytes, bytearray, list, tuple, dict, set, frozenset, range, slice)
+
+
+class StaleNativeObject(NativeCrash):
+    """A proxy whose native object lived in a worker that has since been replaced."""
+
+
+class _DefaultRepr:
+    def __init__(self, text: str):
+        self.text = text
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+def make_signature(parameters: tuple[Parameter, ...] | None) -> inspect.Signature | None:
+    if parameters is None:
+        return None
+    try:
+        return inspect.Signature([
+            inspect.Parameter(
+                p.name, inspect._ParameterKind(p.kind),
+                default=inspect.Parameter.empty if p.default_repr is None else _DefaultRepr(p.default_repr),
+            )
+            for p in parameters
+        ])
+    except (ValueError, TypeError):
+        return None
+
+
+class RemoteObject:
+    """A native object that lives in the worker: calls, attributes, repr and equality go there."""
+
+    def __init__(self, supervisor, info: HandleInfo, generation: int):
+        object.__setattr__(self, "_supervisor", supervisor)
+        object.__setattr__(self, "_info", info)
+        object.__setattr__(self, "_generation", generation)
+        object.__setattr__(self, "__signature__", make_signature(info.parameters))
+        object.__setattr__(self, "__doc__", info.doc)
+        object.__setattr__(self, "__name__", info.name.rsplit(".", 1)[-1])
+        object.__setattr__(self, "__qualname__", info.name)
+
+    def __call__(self, *args, **kwargs):
+        __tracebackhide__ = True  # IPython shows the user's line, not the channel
+        return self._supervisor.request("call", self, args, kwargs, describe=f"{self._info.name}()")
+
+    def __getattr__(self, name: str):
+        __tracebackhide__ = True  # IPython shows the user's line, not the channel
+        if (name.startswith("__") and name.endswith("__")) or name.startswith(("_repr_", "_ipython_")):
+            raise AttributeError(name)  # IPython's display probes: never worth a trip to the worker
+        return self._supervisor.request("getattr", self, name, describe=f"{self._info.name}.{name}")
+
+    def __setattr__(self, name: str, value) -> None:
+        __tracebackhide__ = True  # IPython shows the user's line, not the channel
+        self._supervisor.request("setattr", self, name, value, describe=f"{self._info.name}.{name} = …")
+
+    def __repr__(self) -> str:
+        if self._generation != self._supervisor.generation:
+            return f"<{self._info.name} from a native worker that ended>"
+        return self._supervisor.request("repr", self, describe=f"repr({self._info.name})")
+
+    def __eq__(self, other):
+        __tracebackhide__ = True  # IPython shows the user's line, not the channel
+        if not isinstance(other, RemoteObject):
+            return NotImplemented
+        return self._supervisor.request("eq", self, other, describe=f"{self._info.name} == …")
+
+    __hash__ = object.__hash__
+
+    def __dir__(self):
+        return self._supervisor.request("dir", self, describe=f"dir({self._info.name})")
+
+
+class KernelCodec:
+    """Pickling in the kernel: proxies go back as handles, callables become callbacks."""
+
+    def __init__(self, supervisor):
+        self.supervisor = supervisor
+        self.proxies: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+        self.released: list[int] = []  # handles whose proxies were collected, sent with the next message
+        self.callbacks: dict[int, Callable] = {}
+        self.callback_of: dict[int, int] = {}  # id(callable) -> callback id
+        self.callback_ids = itertools.count(1)
+        self.struct_classes: dict[StructKey, type] = {}
+        self.enum_classes: dict[EnumDescription, type] = {}
+
+    def reset(self) -> None:
+        """A new worker: its handles start afresh; the kernel's copies (structs, enums) stay valid."""
+        self.proxies = weakref.WeakValueDictionary()
+        self.released.clear()
+        self.callbacks.clear()
+        self.callback_of.clear()
+
+    # -- kernel -> worker -----------------------------------------------------------------
+    def persistent_id(self, obj):
+        kind = type(obj)
+        if kind in _PLAIN_TYPES or isinstance(obj, BaseException) or kind.__module__ == PROTOCOL_MODULE:
+            return None
+        if isinstance(obj, RemoteObject):
+            if obj._generation != self.supervisor.generation:
+                raise StaleNativeObject(
+                    f"{obj._info.name} belonged to a native worker that ended (after a crash or an interrupt); "
+                    "native state was reset: call the function again by its name, or create the object again"
+                )
+            return ("handle", obj._info.id)
+        from ipolyglot.go_bridge.marshal import GoStruct
+
+        if isinstance(obj, GoStruct):
+            key = StructKey(obj._go_name_, tuple(obj._go_fields_), tuple(obj._go_types_))
+            return ("gostruct", key, obj._asdict())
+        if isinstance(obj, enum.Enum) and getattr(kind, "_ipolyglot_description_", None) is not None:
+            return ("enum", kind._ipolyglot_description_, obj.name)
+        module = getattr(kind, "__module__", "") or ""
+        if module.startswith("numpy") or isinstance(obj, type):
+            return None
+        if callable(obj):
+            callback_id = self.callback_of.get(id(obj))
+            if callback_id is None:
+                callback_id = next(self.callback_ids)
+                self.callbacks[callback_id] = obj
+                self.callback_of[id(obj)] = callback_id
+            return ("callback", callback_id)
+        return None
+
+    def release_callbacks(self, callback_ids: list[int]) -> None:
+        for callback_id in callback_ids:
+            obj = self.callbacks.pop(callback_id, None)
+            if obj is not None:
+                self.callback_of.pop(id(obj), None)
+
+    # -- worker -> kernel -----------------------------------------------------------------
+    def persistent_load(self, pid):
+        tag = pid[0]
+        if tag == "handle":
+            return self._proxy(pid[1])
+        if tag == "gostruct":
+            return self._struct_value(pid[1], pid[2])
+        if tag == "gostruct_class":
+            return self.struct_class(pid[1])
+        if tag == "enum":
+            return self.enum_class(pid[1])[pid[2]]
+        if tag == "enum_class":
+            return self.enum_class(pid[1])
+        raise pickle.UnpicklingError(f"unknown reference {tag!r}")
+
+    def _proxy(self, info: HandleInfo) -> RemoteObject:
+        proxy = self.proxies.get(info.id)
+        if proxy is not None:
+            return proxy
+        if info.id in self.released:
+            self.released.remove(info.id)
+        proxy = RemoteObject(self.supervisor, info, self.supervisor.generation)
+        self.proxies[info.id] = proxy
+        weakref.finalize(proxy, self._collected, info.id, self.supervisor.generation)
+        return proxy
+
+    def _collected(self, handle: int, generation: int) -> None:
+        if generation == self.supervisor.generation:
+            self.released.append(handle)
+
+    def _struct_value(self, key: StructKey, fields: dict):
+        cls = self.struct_classes.get(key) or self._bare_struct_class(key)
+        obj = cls.__new__(cls)
+        for name, value in fields.items():
+            setattr(obj, name, value)
+        return obj
+
+    def _bare_struct_class(self, key: StructKey) -> type:
+        return self.struct_class(StructDescription(key, b"", None, ()))
+
+    def struct_class(self, description: StructDescription) -> type:
+        """The kernel's copy class of a Go struct: same name, fields and zero value; methods run in the worker."""
+        from ipolyglot.go_bridge.marshal import GoStruct
+
+        key = description.key
+        cls = self.struct_classes.get(key)
+        if cls is None:
+            cls = type(key.name, (GoStruct,), {
+                "_go_name_": key.name, "_go_fields_": key.fields, "_go_types_": key.types,
+                "__doc__": description.doc, "__module__": "__main__",
+            })
+            self.struct_classes[key] = cls
+        if description.zero:
+            cls._go_zero_ = description.zero
+        cls._go_classes_ = {k.name: c for k, c in self.struct_classes.items()}
+        for name in getattr(cls, "_worker_methods_", ()):
+            if name not in {m[0] for m in description.methods} and name in cls.__dict__:
+                delattr(cls, name)
+        for name, doc, parameters in description.methods:
+            setattr(cls, name, _go_method(self.supervisor, key.name, name, doc, parameters))
+        if description.methods or description.zero:
+            cls._worker_methods_ = tuple(m[0] for m in description.methods)
+        return cls
+
+    def enum_class(self, description: EnumDescription) -> type:
+        cls = self.enum_classes.get(description)
+        if cls is None:
+            base = enum.IntEnum if description.base == "IntEnum" else enum.Enum
+            cls = base(description.name, list(description.members), module="__main__")
+            cls._ipolyglot_description_ = description
+            self.enum_classes[description] = cls
+        return cls
+
+    def pickler(self, stream, buffer_callback):
+        return CodecPickler(stream, buffer_callback, self.persistent_id)
+
+    def unpickler(self, stream, buffers):
+        unpickler = pickle.Unpickler(stream, buffers=buffers)
+        unpickler.persistent_load = self.persistent_load
+        return unpickler
+
+
+def _go_method(supervisor, type_name: str, name: str, doc: str | None, parameters) -> Callable:
+    """A method of a Go struct copy: the worker runs it on a copy and sends the receiver back."""
+
+    def method(self, *args: Any, **kwargs: Any):
+        __tracebackhide__ = True  # IPython shows the user's line, not the channel
+        result, receiver = supervisor.request("gomethod", self, name, args, kwargs, describe=f"{type_name}.{name}()")
+        for field_name in self._go_fields_:
+            setattr(self, field_name, getattr(receiver, field_name, None))
+        return result
+
+    method.__name__ = name
+    method.__qualname__ = f"{type_name}.{name}"
+    method.__doc__ = doc
+    signature = make_signature(parameters)
+    if signature is not None:
+        method.__signature__ = signature
+    return method

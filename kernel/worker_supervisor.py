@@ -1,0 +1,403 @@
+"""The kernel's side of worker mode: start the worker, talk to it, survive its death, interrupt it.
+
+Every request waits for its reply while serving what the worker asks meanwhile
+(Python callbacks, build feedback, `-i` lookups). End of stream during a
+request means the worker died: the call raises `NativeCrash` with the cause
+(signal or exit code, and what the worker wrote to stderr during the call:
+Go's fatal error and traceback, C++'s terminate reason, the fatal-signal
+backtrace), a fresh worker is started and the session's declaration cells are
+replayed into it (cache hits, no rebuild). An interrupt asks the worker to stop
+(SIGINT) and replaces it if the call has not returned within the grace.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import select
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from .worker_protocol import NativeCrash, Reply, Request, WorkerGone, portable_exception, receive_message, send_message
+from .worker_proxies import KernelCodec
+
+DEFAULT_GRACE_SECONDS = 2.0
+STDERR_TAIL_BYTES = 64 * 1024
+CRASH_TEXT_LINES = 60
+
+
+@dataclass
+class CellHooks:
+    """How the worker reaches the kernel while it runs a cell."""
+
+    verbose: Callable[[str], None]
+    warn: Callable[[str], None]
+    building: Callable[[str], Any]
+    user_ns: Any
+
+
+@dataclass
+class ReplayStep:
+    """A step that changed the worker's declarations, repeated in a fresh worker."""
+
+    language: str
+    line: str = ""
+    cell: str = ""
+    label: str = ""
+    command: list[str] = field(default_factory=list)  # `%polyglot go rm NAME` / `reset`; empty for a cell
+
+
+_QUIET_HOOKS = CellHooks(lambda message: None, lambda message: None, lambda what: contextlib.nullcontext(), {})
+
+
+class _StderrTee:
+    """Copies the worker's stderr into the kernel's (so it shows in the cell) and keeps a tail."""
+
+    def __init__(self, fd: int):
+        self.fd = fd
+        os.set_blocking(fd, False)
+        self.lock = threading.Lock()
+        self.tail = bytearray()
+        self.total = 0  # bytes seen so far: marks where a call's text begins
+        self.closed = False
+        self.thread = threading.Thread(target=self._watch, name="ipolyglot-worker-stderr", daemon=True)
+        self.thread.start()
+
+    def _watch(self) -> None:
+        while not self.closed:
+            try:
+                ready, _, _ = select.select([self.fd], [], [], 0.2)
+            except (OSError, ValueError):
+                return
+            if ready:
+                self.drain()
+
+    def drain(self) -> None:
+        with self.lock:
+            while not self.closed:
+                try:
+                    data = os.read(self.fd, 65536)
+                except BlockingIOError:
+                    return
+                except OSError:
+                    data = b""
+                if not data:
+                    self.closed = True
+                    os.close(self.fd)
+                    return
+                self.total += len(data)
+                self.tail += data
+                del self.tail[:-STDERR_TAIL_BYTES]
+                try:
+                    os.write(2, data)
+                except OSError:
+                    pass
+
+    def since(self, mark: int) -> str:
+        with self.lock:
+            wanted = min(self.total - mark, len(self.tail))
+            return bytes(self.tail[len(self.tail) - wanted:]).decode("utf-8", "replace")
+
+    def wait_closed(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while not self.closed and time.monotonic() < deadline:
+            self.drain()
+            time.sleep(0.02)
+
+
+class WorkerSupervisor:
+    """One worker process at a time, replaced after a crash or an interrupt it did not survive."""
+
+    def __init__(self, rebind: Callable[[Any], None], grace_seconds: float = DEFAULT_GRACE_SECONDS):
+        self.rebind = rebind  # applies a replayed cell's bindings to the user namespace
+        self.grace_seconds = grace_seconds
+        self.codec = KernelCodec(self)
+        self.generation = 0
+        self.process: subprocess.Popen | None = None
+        self.sock: socket.socket | None = None
+        self.stderr: _StderrTee | None = None
+        self.replay_log: list[ReplayStep] = []
+        self.hooks: CellHooks = _QUIET_HOOKS
+        self.ids = itertools.count(1)
+        self.lock = threading.RLock()
+        self.serving: list[int] = []  # worker requests being served, innermost last
+        self.interrupted = False
+        self.building_stack: list[tuple[Any, Any]] = []
+        self.replaying = False
+        self.served = {
+            "callback": self._callback,
+            "verbose": lambda message: self.hooks.verbose(message),
+            "warn": lambda message: self.hooks.warn(message),
+            "building_enter": self._building_enter,
+            "building_exit": self._building_exit,
+            "user_ns_get": self._user_ns_get,
+            "user_ns_has": lambda name: name in self.hooks.user_ns,
+            "user_ns_keys": lambda: [k for k in self.hooks.user_ns if isinstance(k, str) and not k.startswith("_")],
+        }
+
+    # -- the process -------------------------------------------------------------------------
+    @property
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.alive else None
+
+    def _start(self) -> None:
+        kernel_end, worker_end = socket.socketpair()
+        read_end, write_end = os.pipe()
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "ipolyglot.kernel.worker_main", str(worker_end.fileno())],
+                pass_fds=(worker_end.fileno(),), stdin=subprocess.DEVNULL, stderr=write_end,
+                start_new_session=True,  # terminal Ctrl-C reaches the kernel, which decides
+            )
+        finally:
+            worker_end.close()
+            os.close(write_end)
+        self.sock = kernel_end
+        self.stderr = _StderrTee(read_end)
+        self.codec.reset()
+
+    def _ensure_started(self) -> None:
+        if self.alive:
+            return
+        if self.process is not None:  # it died between calls: start over as after a crash
+            self._discard()
+        self._start()
+        self._replay()
+
+    def _discard(self) -> None:
+        """Forget the current worker: its handles are stale from now on."""
+        self.generation += 1
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+        if self.process is not None:
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                pass
+        if self.sock is not None:
+            self.sock.close()
+        self.process = self.sock = None
+        self.codec.reset()
+        self.building_stack.clear()
+
+    def _replay(self) -> None:
+        """Load the session's declarations into a fresh worker, from the build cache."""
+        self.replaying = True
+        try:
+            self._replay_steps()
+        finally:
+            self.replaying = False
+
+    def _replay_steps(self) -> None:
+        for step in list(self.replay_log):
+            if step.command:
+                outcome = self._request_once("command", step.language, step.command, describe="reloading the session")
+            else:
+                outcome = self._request_once(
+                    "run_cell", step.language, _replay_line(step.line), step.cell, step.label, False,
+                    describe=f"reloading {step.label}", hooks=_QUIET_HOOKS,
+                )
+            self.rebind(outcome)
+
+    def shutdown(self) -> None:
+        if self.process is not None:
+            self._discard()
+
+    # -- requests ------------------------------------------------------------------------------
+    def run_cell(self, language: str, line: str, cell: str, label: str, profile_always: bool, hooks: CellHooks):
+        __tracebackhide__ = True  # IPython shows the user's line, not the channel
+        outcome = self.request("run_cell", language, line, cell, label, profile_always,
+                               describe=f"the %%{language} cell {label}", hooks=hooks)
+        if outcome.declarations_changed:
+            self.replay_log.append(ReplayStep(language, line, cell, label))
+        return outcome
+
+    def command(self, language: str, words: list[str]):
+        result = self.request("command", language, words, describe=f"%polyglot {language} {' '.join(words)}")
+        if words:
+            self.replay_log.append(ReplayStep(language, command=list(words)))
+        return result
+
+    def info(self) -> dict[str, str]:
+        if not self.alive:
+            return {"worker": "not running (starts with the first native cell)"}
+        return self.request("info", describe="%polyglot info")
+
+    def request(self, op: str, *args, describe: str, hooks: CellHooks | None = None):
+        __tracebackhide__ = True  # IPython shows the user's line, not the channel
+        with self.lock:
+            self._ensure_started()
+            return self._request_once(op, *args, describe=describe, hooks=hooks)
+
+    def _request_once(self, op: str, *args, describe: str, hooks: CellHooks | None = None):
+        __tracebackhide__ = True  # IPython shows the user's line, not the channel
+        outermost = not self.serving and threading.current_thread() is threading.main_thread()
+        saved_hooks = self.hooks
+        if hooks is not None:
+            self.hooks = hooks
+        previous_handler = None
+        if outermost:
+            self.interrupted = False
+            previous_handler = signal.signal(signal.SIGINT, self._note_interrupt)
+        mark = self.stderr.total if self.stderr else 0
+        try:
+            request_id = next(self.ids)
+            released, self.codec.released[:] = list(self.codec.released), []
+            message = Request(request_id, op, args, self.serving[-1] if self.serving else None, released)
+            try:
+                send_message(self.sock, message, self.codec.pickler)
+            except OSError:
+                self._crashed(describe, mark)
+            return self._await_reply(request_id, describe, mark, outermost)
+        finally:
+            self.hooks = saved_hooks
+            if outermost:
+                signal.signal(signal.SIGINT, previous_handler)
+
+    def _note_interrupt(self, signum, frame) -> None:
+        self.interrupted = True
+
+    def _await_reply(self, request_id: int, describe: str, mark: int, outermost: bool):
+        __tracebackhide__ = True  # IPython shows the user's line, not the channel
+        deadline = None
+        while True:
+            if outermost and self.interrupted and deadline is None:
+                deadline = time.monotonic() + self.grace_seconds
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(self.process.pid, signal.SIGINT)
+            timeout = 0.1 if deadline is None else max(0.0, deadline - time.monotonic())
+            ready, _, _ = select.select([self.sock], [], [], timeout)
+            if not ready:
+                if deadline is not None and time.monotonic() >= deadline:
+                    self._discard()
+                    self._start_and_replay_quietly()
+                    raise KeyboardInterrupt(
+                        f"interrupted: {describe} did not stop within {self.grace_seconds:g} s, so its worker "
+                        "process was replaced; native state (C++ globals and objects, Go package variables and "
+                        "goroutines) was reset and the session's functions were reloaded"
+                    )
+                continue
+            try:
+                message = receive_message(self.sock, self.codec.unpickler)
+            except (WorkerGone, OSError):
+                self._crashed(describe, mark)
+            if message.released:
+                self.codec.release_callbacks(message.released)
+            if isinstance(message, Reply):
+                if message.id != request_id:
+                    continue  # a reply to a request abandoned by an interrupt
+                if self.stderr:
+                    self.stderr.drain()  # what the call wrote to stderr goes out before Python prints again
+                if deadline is not None:
+                    raise KeyboardInterrupt(f"interrupted: {describe} stopped; native state was kept")
+                if message.error is not None:
+                    raise message.error
+                return message.value
+            self._serve(message)
+
+    def _serve(self, request: Request) -> None:
+        self.serving.append(request.id)
+        try:
+            reply = Reply(request.id, self.served[request.op](*request.args))
+        except BaseException as error:  # noqa: BLE001 - carried back to the native caller
+            reply = Reply(request.id, error=portable_exception(error, self.codec.pickler))
+        finally:
+            self.serving.pop()
+        reply.released, self.codec.released[:] = list(self.codec.released), []
+        try:
+            send_message(self.sock, reply, self.codec.pickler)
+        except OSError:
+            pass  # the worker died meanwhile: the next read says so
+        except Exception as error:  # noqa: BLE001 - a value that cannot be copied
+            send_message(self.sock, Reply(request.id, error=TypeError(f"cannot be copied to the worker: {error}")), self.codec.pickler)
+
+    # -- what the worker asks --------------------------------------------------------------------
+    def _callback(self, callback_id: int, args: tuple, kwargs: dict):
+        return self.codec.callbacks[callback_id](*args, **kwargs)
+
+    def _building_enter(self, what: str) -> None:
+        manager = self.hooks.building(what)
+        self.building_stack.append((manager, manager.__enter__()))
+
+    def _building_exit(self, outcome: str, ok: bool) -> None:
+        manager, feedback = self.building_stack.pop()
+        if feedback is not None and hasattr(feedback, "outcome"):
+            feedback.outcome = outcome
+        if ok:
+            manager.__exit__(None, None, None)
+        else:
+            failure = RuntimeError("build failed")
+            manager.__exit__(RuntimeError, failure, None)
+
+    def _user_ns_get(self, name: str):
+        if name in self.hooks.user_ns:
+            return True, self.hooks.user_ns[name]
+        return False, None
+
+    # -- death -------------------------------------------------------------------------------------
+    def _crashed(self, describe: str, mark: int):
+        __tracebackhide__ = True  # IPython shows the user's line, not the channel
+        process = self.process
+        try:
+            returncode = process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            returncode = process.wait()
+        if self.stderr:
+            self.stderr.wait_closed(2.0)
+        text = self.stderr.since(mark) if self.stderr else ""
+        self._discard()
+        message = f"the native worker process died during {describe}: {_describe_exit(returncode)}"
+        lines = [line for line in text.rstrip().splitlines()]
+        if lines:
+            shown = lines if len(lines) <= CRASH_TEXT_LINES else lines[:CRASH_TEXT_LINES] + [f"… ({len(lines) - CRASH_TEXT_LINES} more lines)"]
+            message += "\n\n" + "\n".join(shown)
+        message += (
+            "\n\nThe kernel and its Python variables are intact. Native state (C++ globals and objects, "
+            "Go package variables and goroutines) was reset"
+        )
+        if self.replaying:
+            raise NativeCrash(message)  # the reload itself failed: no endless restarts
+        message += self._start_and_replay_quietly()
+        raise NativeCrash(message)
+
+    def _start_and_replay_quietly(self) -> str:
+        try:
+            self._start()
+            self._replay()
+        except NativeCrash as crash:
+            self._discard()
+            return f"; reloading the session failed as well ({str(crash).splitlines()[0]})."
+        return "; a new worker reloaded the session's functions from the build cache."
+
+
+def _describe_exit(returncode: int) -> str:
+    if returncode < 0:
+        number = -returncode
+        try:
+            name = signal.Signals(number).name
+        except ValueError:
+            name = f"signal {number}"
+        return f"killed by {name} ({signal.strsignal(number)})"
+    return f"it exited with code {returncode}"
+
+
+def _replay_line(line: str) -> str:
+    """The options of a replayed cell, without those that would force a rebuild or print."""
+    try:
+        words = shlex.split(line)
+    except ValueError:
+        return line
+    return shlex.join(w for w in words if w not in ("-f", "--force", "-v", "--verbose", "--worker", "--in-process"))
