@@ -25,7 +25,7 @@ def cell_number(shell) -> int:
 
 
 def cell_label(shell) -> str:
-    """"In [3]": how build messages, stacks and listings name the running cell."""
+    """The running cell as build messages, stacks and listings name it: "In [3]"."""
     return f"In [{cell_number(shell)}]"
 
 
