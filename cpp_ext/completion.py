@@ -89,8 +89,9 @@ class VirtualFile:
         return before.count("\n") + 1, len(before[line_start:].encode()) + 1
 
 
-def virtual_file(session: CppSession, body: str, cursor: int) -> VirtualFile:
-    """The session and the cell up to the end of the identifier under the cursor."""
+def virtual_file(session: CppSession, body: str, cursor: int, scoped: bool = True, whole: bool = False) -> VirtualFile:
+    """The session and the cell up to the end of the identifier under the cursor, or
+    the whole cell (with `scoped`, a top-level statement there read inside a function body)."""
     cell_lines = body.splitlines(keepends=True)
     cell_includes = [line.strip() for line in cell_lines if line.lstrip().startswith("#include")]
     blanked = "".join(_blank(line) if line.lstrip().startswith("#include") else line for line in cell_lines)
@@ -98,11 +99,11 @@ def virtual_file(session: CppSession, body: str, cursor: int) -> VirtualFile:
     end = identifier_end(body, cursor)
     where = scan(blanked, cursor)
     scope_at = -1
-    cell_text = blanked[:end]
+    cell_text = blanked if whole else blanked[:end]
     statement = blanked[where.statement_start:cursor].strip()
-    if where.depth == 0 and statement and not statement.startswith("#"):
+    if scoped and where.depth == 0 and statement and not statement.startswith("#"):
         scope_at = where.statement_start
-        cell_text = blanked[:scope_at] + SCOPE_OPENING + blanked[scope_at:end]
+        cell_text = blanked[:scope_at] + SCOPE_OPENING + cell_text[scope_at:]
     head = preamble + session.declarations + "\n"
     return VirtualFile(head + cell_text + "\n", preamble, len(head), scope_at)
 
@@ -153,14 +154,15 @@ class CppCompleter:
         start = identifier_start(body, end)
         if start == end:
             return Inspection.nothing()
-        file = virtual_file(session, body, end)
-        unit = self._unit(session, file, _INSPECT_OPTIONS, fresh_text=True)
-        line, column = file.location(start)
-        target = ci.Cursor.from_location(unit, unit.get_location(MAIN_PATH, (line, column)))
-        declaration = target.referenced if target is not None else None
-        if declaration is None or declaration.kind.is_invalid() or not declaration.spelling:
-            return Inspection.nothing()
-        return Inspection.of(describe(declaration))
+        for scoped in (False, True):  # a declaration as written, else a statement in a body
+            file = virtual_file(session, body, end, scoped, whole=True)
+            unit = self._unit(session, file, _INSPECT_OPTIONS, fresh_text=True)
+            line, column = file.location(start)
+            target = ci.Cursor.from_location(unit, unit.get_location(MAIN_PATH, (line, column)))
+            declaration = target.referenced if target is not None else None
+            if declaration is not None and not declaration.kind.is_invalid() and declaration.spelling:
+                return Inspection.of(describe(declaration))
+        return Inspection.nothing()
 
     def close(self) -> None:
         self.units.clear()
