@@ -131,7 +131,7 @@ class CppCompleter:
         file = virtual_file(session, body[:cursor], cursor)
         unit = self._unit(session, file, _COMPLETE_OPTIONS)
         line, column = file.location(start)
-        results = unit.codeComplete(MAIN_PATH, line, column, unsaved_files=[(MAIN_PATH, file.text)], include_brief_comments=True)
+        results = unit.codeComplete(MAIN_PATH, line, column, unsaved_files=[(MAIN_PATH, file.text)], include_brief_comments=False)
         if results is None:
             return Completion.empty(cursor)
         found: dict[str, tuple[int, dict]] = {}
