@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from jupyter_client.session import json_default
 
+from conftest import RunningKernel
 from ipolyglot.kernel.cells import CellTextError, check_text
 
 GO_CELL = """%%go
@@ -138,3 +139,13 @@ def test_check_text_counts_lines_and_columns():
         check_text("\ud800")
     with pytest.raises(CellTextError, match=r"^line 4, column 3: U\+DCFF "):
         check_text("a\nb\n\nxy\udcffz\n\udcfe")
+
+
+def test_errors_read_the_same_when_native_code_runs_in_the_worker():
+    with RunningKernel() as running:
+        running.run("%polyglot mode worker").ok()
+        running.run(GO_CELL).ok()
+        running.run(CPP_CELL).ok()
+        _assert_short(running.run('ErrAdd("a", 1)'), "ErrAdd() parameter a (Go type int): expected int, got str")
+        _assert_short(running.run("ErrBoom()"), "GoPanic: assignment to entry in nil map")
+        _assert_short(running.run("err_throw(1)"), "no such widget")
