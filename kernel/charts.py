@@ -24,8 +24,13 @@ def format_seconds(seconds: float) -> str:
 
 
 def format_ratio(ratio: float) -> str:
-    """A factor in 3 significant digits, whole numbers from 1000 on (44,300×, never 4.43e+04×)."""
-    return f"{ratio:,.0f}×" if ratio >= 999.5 else f"{float(f'{ratio:.3g}'):g}×"
+    """A factor in 3 significant digits, never in e-notation: 44,300×, 58.3×, 0.0000316×."""
+    rounded = float(f"{ratio:.3g}")
+    if rounded == 0:
+        return "0×"
+    decimals = max(0, 2 - math.floor(math.log10(abs(rounded))))
+    text = f"{rounded:,.{decimals}f}"
+    return (text.rstrip("0").rstrip(".") if "." in text else text) + "×"
 
 
 def text_table(headers: list[str], rows: list[list[str]]) -> str:

@@ -163,3 +163,27 @@ def test_cpp_profile_measures_the_call_overhead_and_keeps_methods_working(kernel
             assert overhead > 0 and copy_in + native + copy_out < total
     total, _, native, _, _ = stats["cpp_spin"][1][1]
     assert native > total / 2  # 100,000 iterations dominate a call with one int in and out
+
+
+@pytest.mark.parametrize("seconds,text", [
+    (0.0175, "17.5 ms"), (0.0009996, "1 ms"), (5.53e-8, "55.3 ns"), (2.5, "2.5 s"), (1234.0, "1,230 s"),
+])
+def test_durations_have_one_format_without_e_notation(seconds, text):
+    from ipolyglot.kernel.charts import format_seconds
+
+    assert format_seconds(seconds) == text
+
+
+@pytest.mark.parametrize("ratio,text", [
+    (1.0, "1×"), (0.01724, "0.0172×"), (58.04, "58×"), (44312.0, "44,300×"), (3.16e-6, "0.00000316×"),
+])
+def test_ratios_have_one_format_without_e_notation(ratio, text):
+    from ipolyglot.kernel.charts import format_ratio
+
+    assert format_ratio(ratio) == text
+
+
+def test_speed_up_in_words():
+    from ipolyglot.kernel.profile_view import speed_up
+
+    assert (speed_up(1 / 58), speed_up(3.0), speed_up(1.0)) == ("58× faster", "3× slower", "same")
