@@ -95,7 +95,10 @@ def _user_frames(tb: TracebackType | None, filename: str) -> TracebackType | Non
 def show_user_error(shell, failure: ExpressionFailed) -> None:
     """Show the user's exception as a cell running their expression would, and fail the cell with it."""
     error = failure.error
-    stb = shell.InteractiveTB.structured_traceback(type(error), error, failure.traceback, tb_offset=0)
+    if isinstance(error, SyntaxError):  # shown with its line and caret, as for a cell
+        stb = shell.SyntaxTB.structured_traceback(type(error), error, None)
+    else:
+        stb = shell.InteractiveTB.structured_traceback(type(error), error, failure.traceback, tb_offset=0)
     shell._showtraceback(type(error), error, stb)
     running = getattr(shell.displayhook, "exec_result", None)
     if running is not None:
