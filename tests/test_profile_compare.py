@@ -187,3 +187,36 @@ def test_speed_up_in_words():
     from ipolyglot.kernel.profile_view import speed_up
 
     assert (speed_up(1 / 58), speed_up(3.0), speed_up(1.0)) == ("58× faster", "3× slower", "same")
+
+
+def test_profiler_keeps_the_first_call_apart():
+    from ipolyglot.kernel.profiling import BoundaryProfiler
+
+    profiler = BoundaryProfiler()
+    profiler.record("go", "F", 5_000_000, 10_000, 4_000_000, 900_000)  # first call: one-time costs
+    for _ in range(3):
+        profiler.record("go", "F", 1_000, 100, 700, 50)
+    (stats,) = profiler.stats()
+    assert stats.calls == 4 and stats.steady_calls == 3
+    assert (stats.first.total_ns, stats.total_ns, stats.copy_out_ns, stats.overhead_ns) == (5_000_000, 3_000, 150, 450)
+    assert stats.all_calls_ns == 5_003_000
+
+
+def test_timed_entry_times_the_whole_call_and_records_nothing_for_a_raising_call():
+    from ipolyglot.kernel.profiling import BoundaryProfiler
+
+    profiler = BoundaryProfiler()
+    phases = [(10, 20, 30)]
+
+    def native(x):
+        """Doubles."""
+        if x < 0:
+            raise ValueError("negative")
+        return 2 * x
+
+    entry = profiler.timed_entry(native, "cpp", "native", lambda: phases.pop() if phases else None)
+    assert entry(3) == 6 and entry.__wrapped__ is native and entry.__doc__ == "Doubles."
+    with pytest.raises(ValueError):
+        entry(-1)
+    (stats,) = profiler.stats()
+    assert stats.calls == 1 and stats.first.total_ns > 0 and stats.first.copy_in_ns == 10
