@@ -34,6 +34,9 @@ ffi.cdef(
     void ipg_free(void *p);
     void *ipg_malloc(size_t n);
     extern int32_t ipg_pending;
+    extern int32_t ipg_released_pending;
+    void ipg_take_released(char **out, size_t *outn);
+    void ipg_collect(void);
     int ipg_pprof_start(int heap, int memRate, char **out, size_t *outn);
     void ipg_pprof_stop(char **out, size_t *outn);
     void ipg_runtime_stats(char **out, size_t *outn);
@@ -51,6 +54,11 @@ C_TYPES = {
 
 _CELL_ID = re.compile(r"cell-[0-9a-f]{10}")
 
+# Statuses of a call Go refused before running anything (its arguments did not convert).
+REJECTED = frozenset({marshal.STATUS_TYPE_ERROR, marshal.STATUS_OVERFLOW_ERROR, marshal.STATUS_VALUE_ERROR})
+
+COLLECT_ABOVE = 1024  # live Python callables in Go before a call asks Go to collect
+
 MISSING = object()  # default of every generated parameter: reports the Go type when omitted
 
 _TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -64,7 +72,7 @@ def _dispatch(handle, inp, n, outp, outn):
     try:
         fn = marshal._callables.get(handle)
         if fn is None:
-            raise RuntimeError("a Python callable was called after the Go call it was passed to returned")
+            raise RuntimeError("a Python callable was called after Go released it")
         buf = memoryview(ffi.buffer(inp, n))
         (nout,) = marshal._Q.unpack_from(buf, 0)
         args, _ = marshal.decode_values(buf, 8, _dispatch_classes)
@@ -110,6 +118,8 @@ class GoLibrary:
             _first_lib = self.lib
         self.lib.ipg_set_dispatch(_dispatch_callback)
         self.pending = ffi.addressof(self.lib, "ipg_pending")
+        self.released = ffi.addressof(self.lib, "ipg_released_pending")  # callables Go let go of
+        self.collect_above = COLLECT_ABOVE  # live callables that make Go collect (doubles as they stay live)
         self._symbols = ctypes.CDLL(str(path))
         self.description = self._describe()
         self.profiled = bool(self.description.get("profile"))
@@ -165,7 +175,10 @@ class GoLibrary:
 
     # -- panics kept for Python ----------------------------------------------------
     def check_pending(self) -> None:
-        """Raise a panic recovered in this thread's fast call or in a user goroutine."""
+        """Raise a panic recovered in this thread's fast call or in a user goroutine
+        (and drop the Python callables Go has let go of)."""
+        if self.released[0]:
+            self.drop_released_callables()
         n = ffi.new("size_t *")
         p = self.lib.ipg_take_thread_panic(n)
         if p != ffi.NULL:
@@ -238,12 +251,12 @@ class GoLibrary:
             else:
                 self.lib.ipg_call(func["id"], ffi.from_buffer(data), len(data), outp, outn)
         finally:
-            if handles:
-                marshal.release_callables(handles)
             del keep
         returned = time.perf_counter_ns() if profile else 0
         try:
             buf = memoryview(ffi.buffer(outp[0], outn[0]))
+            if handles and buf[0] in REJECTED:  # Go ran nothing: no func value owns these callables
+                marshal.release_callables(handles)
             if buf[0] != marshal.STATUS_OK:
                 if receiver is not None and buf[0] == marshal.STATUS_GO_ERROR:
                     message, pos = marshal.read_string(buf, 1)
@@ -259,6 +272,8 @@ class GoLibrary:
             self.lib.ipg_free(outp[0])
         if self.pending[0]:
             self.check_pending()
+        if handles:
+            self.drop_released_callables()
         result = None if not values else values[0] if len(values) == 1 else tuple(values)
         if profile and timings is not None:
             done = time.perf_counter_ns()
@@ -270,6 +285,23 @@ class GoLibrary:
                 (encoded - started) + decode_ns, native_ns, encode_ns + go_copy_out[0] + (decoded - returned),
             )
         return result
+
+    def drop_released_callables(self) -> None:
+        """Drop the Python callables whose Go func values Go has collected, and ask Go
+        to collect when many stay live (Go's collector does not see Python's memory)."""
+        if self.released[0]:
+            outp = ffi.new("char **")
+            outn = ffi.new("size_t *")
+            self.lib.ipg_take_released(outp, outn)
+            try:
+                data = ffi.buffer(outp[0], outn[0])[:]
+            finally:
+                self.lib.ipg_free(outp[0])
+            marshal.release_callables([handle for (handle,) in marshal._Q.iter_unpack(data)])
+        live = marshal.live_callables()
+        if live > self.collect_above:
+            self.lib.ipg_collect()
+            self.collect_above = max(COLLECT_ABOVE, 2 * live)
 
     # -- Python callables for the functions ------------------------------------------
     def make_function(

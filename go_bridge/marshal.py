@@ -105,8 +105,14 @@ def register_callable(fn: Callable) -> int:
 
 
 def release_callables(handles: list[int]) -> None:
+    """Drop callables Go no longer holds (go_bridge/runtime/ipgrt/handles.go has the lifetime rule)."""
     for handle in handles:
         _callables.pop(handle, None)
+
+
+def live_callables() -> int:
+    """How many Python callables Go may still call."""
+    return len(_callables)
 
 
 def remember_exception(exc: BaseException) -> int:

@@ -3,9 +3,13 @@
 #include <stdlib.h>
 #include "bridge.h"
 
-// How many panics (in calls or user goroutines) Python has not raised yet.
+// How many panics (in calls or user goroutines) Python has not raised yet,
+// plus the released callables it has not dropped (ipg_released_pending).
 // Python reads it after every call; it is 0 almost always.
 int32_t ipg_pending;
+
+// How many Python callables Go has let go of that Python has not dropped yet (handles.go).
+int32_t ipg_released_pending;
 
 static ipg_dispatch_fn dispatch;
 

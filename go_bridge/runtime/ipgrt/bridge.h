@@ -13,3 +13,4 @@ void ipg_free(void *p);
 void *ipg_malloc(size_t n);
 void ipg_claim_sigprof(void);
 extern int32_t ipg_pending;
+extern int32_t ipg_released_pending;

@@ -434,8 +434,12 @@ type callContext struct{}
 
 // pythonFunc makes a Go func of type t that calls the Python callable `handle`.
 // cffi takes the GIL in the callback, so any goroutine may call it.
+// The func value owns the handle (see handles.go): Python keeps the callable
+// while Go can reach the func, whether or not the call that passed it returned.
 func (c *callContext) pythonFunc(t reflect.Type, handle int64) reflect.Value {
+	owner := adoptPython(handle, t)
 	return reflect.MakeFunc(t, func(args []reflect.Value) []reflect.Value {
+		handle := owner.id
 		w := &writer{}
 		w.u64(uint64(t.NumOut()))
 		w.u64(uint64(len(args)))

@@ -556,8 +556,10 @@ func (d *decoder) skipFieldPairs(n int) { d.skipPairs(n) }
 
 func (d *decoder) skip() {
 	switch tag := d.r.byte(); tag {
-	case tagInt, tagUint, tagFloat, tagFunc:
+	case tagInt, tagUint, tagFloat:
 		d.r.u64()
+	case tagFunc: // a callable no func value will own: Python may drop it
+		released.add(int64(d.r.u64()))
 	case tagComplex:
 		d.r.u64()
 		d.r.u64()

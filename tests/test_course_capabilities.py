@@ -1,0 +1,143 @@
+"""Capabilities the course notebooks stand on, through a real kernel: Go keeping a
+Python callable after the call that passed it, cgo preambles in %%go cells,
+awaitable native calls, and debugger-friendly C++ source names."""
+
+import textwrap
+
+import pytest
+
+from conftest import RunningKernel
+from go_cells import GO_TEST_ENV
+
+HANDLERS_CELL = textwrap.dedent("""\
+    %%go
+    import (
+    	"runtime"
+    	"sync"
+    )
+
+    var (
+    	handlersMu sync.Mutex
+    	handlers   = map[string]func(string) string{}
+    )
+
+    // HandleFunc keeps fn for later calls, as net/http keeps a handler.
+    func HandleFunc(path string, fn func(string) string) {
+    	handlersMu.Lock()
+    	defer handlersMu.Unlock()
+    	handlers[path] = fn
+    }
+
+    func Forget(path string) {
+    	handlersMu.Lock()
+    	defer handlersMu.Unlock()
+    	delete(handlers, path)
+    }
+
+    // ServeFromGoroutines calls the handler of path from n goroutines at once.
+    func ServeFromGoroutines(path string, n int) []string {
+    	handlersMu.Lock()
+    	fn := handlers[path]
+    	handlersMu.Unlock()
+    	out := make([]string, n)
+    	var wg sync.WaitGroup
+    	for i := range n {
+    		wg.Add(1)
+    		go func() {
+    			defer wg.Done()
+    			out[i] = fn(path)
+    		}()
+    	}
+    	wg.Wait()
+    	return out
+    }
+
+    // Serve calls the handler of path on the calling goroutine.
+    func Serve(path string) string {
+    	handlersMu.Lock()
+    	fn := handlers[path]
+    	handlersMu.Unlock()
+    	return fn(path)
+    }
+
+    func ApplyOnce(fn func(int) int, x int) int { return fn(x) }
+
+    func CollectGarbage() { runtime.GC() }
+    """)
+
+# Waits (a bounded number of rounds) until Go's finalizers have handed back
+# what Go dropped; the table size is then compared with its starting size.
+SETTLE = textwrap.dedent("""\
+    import time
+    from ipolyglot.go_bridge import marshal
+
+    def settled_callables():
+        for _ in range(200):
+            CollectGarbage()
+            time.sleep(0.005)
+            CollectGarbage()
+            if marshal.live_callables() <= baseline:
+                break
+        return marshal.live_callables()
+    """)
+
+
+@pytest.fixture(scope="module")
+def kernel():
+    with RunningKernel(env=GO_TEST_ENV) as running:
+        running.run(HANDLERS_CELL).ok()
+        running.run("from ipolyglot.go_bridge import marshal\nbaseline = marshal.live_callables()").ok()
+        running.run(SETTLE).ok()
+        yield running
+
+
+def test_go_keeps_a_python_callable_after_the_call_that_passed_it(kernel):
+    kernel.run('HandleFunc("/hello", lambda path: "hello from Python at " + path)').ok()
+    assert kernel.eval('ServeFromGoroutines("/hello", 8)') == ["hello from Python at /hello"] * 8
+    kernel.run('Forget("/hello")').ok()
+    assert kernel.eval("settled_callables() - baseline") == 0
+
+
+def test_a_callable_go_does_not_keep_is_released(kernel):
+    assert kernel.eval("ApplyOnce(lambda x: x + 1, 41)") == 42
+    assert kernel.eval("settled_callables() - baseline") == 0
+
+
+def test_a_rejected_call_releases_its_callables_at_once(kernel):
+    out = kernel.run('ApplyOnce(lambda x: x, "not an int")')
+    assert out.status == "error" and "TypeError" in out.error_text
+    assert kernel.eval("marshal.live_callables() - baseline") == 0
+
+
+def test_an_exception_in_a_kept_callable_reaches_python(kernel):
+    kernel.run('HandleFunc("/boom", lambda path: 1 / 0)').ok()
+    out = kernel.run('Serve("/boom")')
+    assert out.status == "error" and "ZeroDivisionError" in out.error_text, out.error_text
+    kernel.run('Forget("/boom")').ok()
+
+
+def test_registering_and_releasing_a_hundred_thousand_callables_leaks_nothing(kernel):
+    out = kernel.run(textwrap.dedent("""\
+        def resident_kib():
+            with open("/proc/self/status") as status:
+                return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
+
+        for path in ("/warm-up", "/x"):
+            for i in range(1000):
+                HandleFunc(path, lambda p, i=i: str(i))
+            Forget(path)
+        settled_callables()
+        rss_before = resident_kib()
+        for i in range(100_000):
+            HandleFunc("/x", lambda p, i=i: str(i))  # replaces (drops) the previous one
+        peak = marshal.live_callables() - baseline
+        assert ServeFromGoroutines("/x", 2) == ["99999", "99999"]
+        Forget("/x")
+        left = settled_callables() - baseline
+        grown_kib = resident_kib() - rss_before
+        print(peak, left, grown_kib)
+        """)).ok()
+    peak, left, grown_kib = map(int, out.stdout.split())
+    assert left == 0
+    assert peak < 20_000  # Go is asked to collect as callables pile up
+    assert grown_kib < 64 * 1024, grown_kib
