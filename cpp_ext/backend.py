@@ -16,6 +16,7 @@ import hashlib
 import importlib.util
 import json
 import os
+import re
 import shlex
 import sysconfig
 import threading
@@ -34,6 +35,11 @@ from . import build as builder
 from . import parser, unit
 from .values import UnsupportedValue, cpp_type
 
+# A cell that includes these is compiled with pybind11 (and only that cell's unit).
+_PYTHON_HEADER = re.compile(r"#\s*include\s*[<\"](?:pybind11/|Python\.h)")
+_PYTHON_API = re.compile(r"\bpybind11\b|\bpy::|\bPy[A-Z_]\w*|Python\.h")
+# A whole extension module in a cell: ipolyglot makes the module itself.
+_MODULE_MACRO = re.compile(r"^\s*(PYBIND11_MODULE|PyMODINIT_FUNC)\b", re.M)
 BIND_CODE = "the generated binding code (the cells' declarations compiled with pybind11)"
 EXT_SUFFIX = sysconfig.get_config_var("EXT_SUFFIX") or ".so"
 SECTION_ORDER = {name: i for i, name in enumerate(unit.SECTIONS)}
@@ -102,6 +108,7 @@ class CppBackend(Backend):
     def run_cell(self, source: str, options: argparse.Namespace, ctx: CellContext) -> CellResult:
         flags = self._flags_from(options)
         cell_id = "cell-" + hashlib.sha256(source.encode()).hexdigest()[:12]
+        _refuse_module_of_its_own(source)
         inputs = self._input_types(options.input, ctx)
         parsed = self._parse(source, flags, ctx, inputs, list(options.output))
         cells = {**self._cells, cell_id: (source, ctx.cell_label)}
@@ -133,23 +140,33 @@ class CppBackend(Backend):
         by_name: dict[str, list[dict]] = {}
         preamble: list[dict] = []
         custom = any(p.name == "ipolyglot_bind" for p in parsed.pieces)
+        uses_python = custom or any(p.section == "preamble" and _PYTHON_HEADER.search(p.user_text) for p in parsed.pieces)
         for piece in parsed.pieces:
             record = copy.deepcopy(vars(piece))
             record["cell_id"] = cell_id
-            if keep_gil:
+            if keep_gil or uses_python:
+                # A cell that reaches pybind11 may release the GIL itself (py::gil_scoped_release).
                 for bind in record["binds"]:
                     for fn in [bind, *bind.get("methods", [])]:
                         fn["keep_gil"] = True
+            if uses_python and _PYTHON_API.search(piece.header_text or piece.user_text):
+                # Only this cell's unit (and the binding unit) is compiled with pybind11.
+                record["python_only"] = True
             if custom:
                 record["binds"] = []
-                record["custom"] = piece.name == "ipolyglot_bind"
             if piece.section == "preamble":
                 preamble.append(record)
             elif piece.private:
                 # Private to the cell: never replaces, nor is replaced by, another cell's name.
                 by_name.setdefault(f"{piece.name} (private to {label})", []).append(record)
+            elif piece.name == "ipolyglot_bind":
+                # Each cell's bindings are its own; they add to other cells' bindings.
+                record["custom"] = True
+                record["symbol"] = f"ipolyglot_bind_{cell_id.removeprefix('cell-')}"
+                by_name.setdefault(f"ipolyglot_bind ({label})", []).append(record)
             else:
                 by_name.setdefault(piece.name, []).append(record)
+        has_public = any(not _attached(pieces) for pieces in by_name.values())
         decls = []
         for name, pieces in by_name.items():
             decls.append(Declaration(
@@ -158,7 +175,7 @@ class CppBackend(Backend):
                 source="\n".join(p["user_text"] for p in pieces),
                 cell=label,
                 first_line=pieces[0]["first_line"],
-                extra={"pieces": pieces, "cell_id": cell_id},
+                extra={"pieces": pieces, "cell_id": cell_id, "cell_has_public": has_public},
             ))
         return decls, preamble
 
@@ -200,7 +217,7 @@ class CppBackend(Backend):
         path = ctx.cache.scratch_dir("cpp-parse") / (cache_key(key_parts) + ".json")
         if path.exists():
             try:
-                return _parsed_from_json(json.loads(known))
+                return _parsed_from_json(json.loads(path.read_text()))
             except (ValueError, KeyError, TypeError):
                 pass
         started = time.perf_counter()
@@ -253,6 +270,7 @@ class CppBackend(Backend):
         cell, each with its own cell's options, plus the binding object."""
         pieces = self._session_pieces(store, preamble, order)
         custom = any(p.get("custom") for p in pieces)
+        python_cells = {p["cell_id"] for p in pieces if p.get("python_only") or p.get("custom")}
         units = unit.build_units(pieces, ctx.profile, statement, statement_cell, body_lines, custom)
         identity = builder.compiler_identity()
         # Every unit sees every cell's #includes, so include directories are session-wide.
@@ -263,8 +281,9 @@ class CppBackend(Backend):
         link_flags: list[str] = []
         for cell, text in units.user.items():
             cflags = dataclasses.replace(cell_flags.get(cell, flags), include_dirs=include_dirs)
-            compile_flags = cflags.user_compile() + (builder.python_includes() if custom else [])
-            objects[cell] = {"kind": "cpp-object", "unit": text, "flags": repr(compile_flags), "custom": builder.support_digest() if custom else "", "compiler": identity}
+            with_python = cell in python_cells
+            compile_flags = cflags.user_compile() + (builder.python_includes() if with_python else [])
+            objects[cell] = {"kind": "cpp-object", "unit": text, "flags": repr(compile_flags), "custom": builder.support_digest() if with_python else "", "compiler": identity}
             link_flags += [f for f in cflags.link() if f not in link_flags or f.startswith("-Wl")]
         module_parts = {
             "kind": "cpp-module",
@@ -285,7 +304,7 @@ class CppBackend(Backend):
             def compile_object(cell: str):
                 parts = objects[cell]
                 compile_flags = eval_flags(parts["flags"])
-                if custom:
+                if cell in python_cells:
                     header = builder.precompiled_header(ctx.cache.scratch_dir("cpp-pch"), tc.path, compile_flags, tc.version, messages.append)
                     compile_flags = [*compile_flags, "-include", str(header)]
 
@@ -432,19 +451,38 @@ class CppBackend(Backend):
         return {"C++ session": f"{len(self.declarations)} declarations, {len(self._modules)} modules loaded"}
 
 
-def _is_private(decl: Declaration) -> bool:
-    return all(p.get("private") for p in decl.extra["pieces"])
+def _refuse_module_of_its_own(source: str) -> None:
+    found = _MODULE_MACRO.search(source)
+    if not found:
+        return
+    line = source[: found.start()].count("\n") + 2  # the %%cpp line is line 1
+    raise CompileError("C++", [Diagnostic(
+        f"{found.group(1)}: a %%cpp cell is not an extension module of its own. ipolyglot builds one module "
+        "from the session's cells and binds what they declare (functions, structs, enums) by itself: "
+        f"remove the {found.group(1)} block. To register bindings yourself, write them in "
+        "`void ipolyglot_bind(pybind11::module_& m) { ... }` (pybind11 is included for you).",
+        line, None, source.split("\n")[line - 2],
+    )])
+
+
+def _attached(pieces: list[dict]) -> bool:
+    """Declarations that belong to their cell rather than to a name: private ones
+    (static, anonymous namespace) and the cell's own `ipolyglot_bind`."""
+    return all(p.get("private") or p.get("custom") for p in pieces)
 
 
 def _drop_stale_private(store: DeclarationStore, current_cell: str, fresh: set[str]) -> None:
-    """A cell's private declarations (static, anonymous namespace) live as long as the
-    cell has a public one; re-running a cell replaces its own earlier private ones."""
-    public_cells = {d.extra["cell_id"] for d in store if not _is_private(d)}
+    """A cell's attached declarations live as long as the cell has a public one
+    (a cell whose only declaration is `ipolyglot_bind` keeps it until removed);
+    re-running a cell replaces its own earlier ones."""
+    public_cells = {d.extra["cell_id"] for d in store if not _attached(d.extra["pieces"])}
     for d in list(store):
-        if not _is_private(d):
+        if not _attached(d.extra["pieces"]):
             continue
-        stale_copy = d.extra["cell_id"] == current_cell and d.name not in fresh
-        if stale_copy or d.extra["cell_id"] not in public_cells:
+        cell = d.extra["cell_id"]
+        stale_copy = cell == current_cell and d.name not in fresh
+        needs_public = d.extra.get("cell_has_public", True) or not all(p.get("custom") for p in d.extra["pieces"])
+        if stale_copy or (needs_public and cell not in public_cells):
             store.remove(d.name)
 
 

@@ -628,12 +628,30 @@ def _collect_preamble(text: _Text, covered: list[tuple[int, int]], parsed: Parse
     pos = 0
     for start, end in sorted(covered) + [(len(text.data), len(text.data))]:
         if start > pos:
-            gap = text.cut(pos, start)
-            if _meaningful(gap):
-                piece = _piece(text, pos, start, "", "preamble", "preamble", [])
-                piece.name = "#" + re.sub(r"\s+", " ", _strip_comments(gap)).strip()
-                parsed.pieces.append(piece)
+            for a, b in _include_lines_apart(text, pos, start):
+                gap = text.cut(a, b)
+                if _meaningful(gap):
+                    piece = _piece(text, a, b, "", "preamble", "preamble", [])
+                    piece.name = "#" + re.sub(r"\s+", " ", _strip_comments(gap)).strip()
+                    parsed.pieces.append(piece)
         pos = max(pos, end)
+
+
+_INCLUDE_LINE = re.compile(rb"(?m)^[ \t]*#[ \t]*include\b[^\n]*\n?")
+
+
+def _include_lines_apart(text: _Text, start: int, end: int) -> list[tuple[int, int]]:
+    """The gap split so each #include line is a piece of its own (a cell's
+    pybind11 include must not reach other cells' units with its neighbours)."""
+    spans, pos = [], start
+    for m in _INCLUDE_LINE.finditer(text.data, start, end):
+        if m.start() > pos:
+            spans.append((pos, m.start()))
+        spans.append((m.start(), min(m.end(), end)))
+        pos = min(m.end(), end)
+    if pos < end:
+        spans.append((pos, end))
+    return spans
 
 
 def _strip_comments(s: str) -> str:

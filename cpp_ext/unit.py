@@ -44,6 +44,9 @@ def _emit(piece: dict, text: str, marked: bool) -> str:
         body += f'#line {piece["first_line"]} "{piece["cell_id"]}"\n' + " " * (piece["column"] - 1) + text + "\n" + _BACK_TO_GENERATED
     else:
         body = text.strip() + "\n"
+    if piece.get("symbol"):
+        # Each cell's `ipolyglot_bind` gets a name of its own, so several cells may define one.
+        body = f"#define ipolyglot_bind {piece['symbol']}\n{body}#undef ipolyglot_bind\n"
     if ns:
         return "".join(f"namespace {n} {{ " for n in ns) + "\n" + body + "}" * len(ns) + "\n"
     return body
@@ -62,6 +65,8 @@ def _placements(piece: dict, header: bool, own: bool) -> list[tuple[str, str, bo
     The binding unit (`header`) and other cells' units see declarations only; a
     cell's own unit holds its text as written, function bodies after every
     declaration. Private pieces (internal linkage) exist only in their own unit."""
+    if piece.get("python_only") and not own and not header:
+        return []  # other cells' units are compiled without pybind11
     if piece["section"] == "preamble":
         return [("preamble", piece["header_text"] if header else piece["user_text"], not header)]
     if piece.get("private"):
@@ -98,7 +103,11 @@ def _early_prototypes(pieces: list[dict]) -> str:
     """Prototypes whose signatures name no type of the session: they can precede
     the types and templates, so a template body can call any such function."""
     session_types = {p["name"].rsplit(".", 1)[-1] for p in pieces if p["section"] == "type" or p["kind"] == "template"}
-    early = [p for p in pieces if p.get("proto_text") and not p.get("private") and not session_types & set(_IDENTIFIER.findall(p["proto_text"]))]
+    early = [
+        p for p in pieces
+        if p.get("proto_text") and not (p.get("private") or p.get("python_only") or p.get("symbol"))
+        and not session_types & set(_IDENTIFIER.findall(p["proto_text"]))
+    ]
     return _prototypes(early)
 
 
@@ -238,8 +247,9 @@ def build_units(pieces: list[dict], profile: bool, statement: dict | None = None
                 ns = group[0]["ns"]
                 registrations.append(bindgen.registration(index, ns, bindgen.call_errors_code(group)))
                 calls.append(f"    {'::'.join(['', *ns, f'ipolyglot_register_{index}'])}({module_for(ns)});")
-        if custom:
-            calls.append(snippet("custom"))
+        for n, piece in enumerate(p for p in pieces if p.get("symbol")):
+            # In the order the cells were first run; a later cell's names replace earlier ones.
+            calls.append(snippet("custom", index=n, symbol=piece["symbol"]))
     bind_text = render(
         "bind_unit.cpp",
         preamble=head["preamble"] + stmt_head[0],

@@ -411,6 +411,19 @@ template <typename... Ts>
     raise_error(PyExc_TypeError, std::string(fn) + "(): the arguments do not fit its C++ signature");
 }
 
+// A cell's own `ipolyglot_bind` registers into a scratch module whose names are
+// then copied over: pybind11 would add a same-named function as an overload
+// tried after the earlier one; here a later cell's definition replaces it.
+inline void add_custom_bindings(py::module_ &m, const char *scratch_name, void (*bind)(py::module_ &)) {
+    py::module_ scratch = m.def_submodule(scratch_name);
+    bind(scratch);
+    for (auto item : scratch.attr("__dict__").cast<py::dict>()) {
+        std::string key = py::str(item.first);
+        if (key.rfind("__", 0) != 0) m.attr(item.first) = item.second;
+    }
+    py::delattr(m, scratch_name);
+}
+
 [[noreturn]] inline void no_overload(const char *fn, const char *signatures, const py::args &args, const py::kwargs &kwargs) {
     std::string got;
     for (auto a : args) got += std::string(got.empty() ? "" : ", ") + Py_TYPE(a.ptr())->tp_name;
