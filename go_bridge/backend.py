@@ -326,6 +326,8 @@ class GoBackend(Backend):
         for line in stderr.splitlines():
             if not line.strip() or line.startswith("#") or _MODULE_PROGRESS.match(line) or _PACKAGE_PATH.match(line):
                 continue
+            if line.split(": ", 1)[0] in self._cell_sources:  # the C compiler's "In function" of a cgo preamble
+                continue
             match = _DIAGNOSTIC.match(line)
             if match and match["file"] in self._cell_sources:
                 if _MISSING_MODULE.search(match["msg"]):

@@ -123,10 +123,22 @@ def _imports_text(label: str, imports: list[dict]) -> str:
     lines = []
     for imp in imports:
         # The directive positions the generated `import` keyword; the path sits 7 columns on.
-        lines.append(_directive(label, imp["line"] + 1, imp["col"] - 7))
+        preamble = _cgo_preamble(label, imp["preamble"], imp["preamble_line"]) if imp.get("preamble") else []
+        if imp["line"] + 1 - len(preamble) >= 1:  # else the import keeps a generated position
+            lines.append(_directive(label, imp["line"] + 1 - len(preamble), imp["col"] - 7))
+        lines += preamble
         name = f"{imp['name']} " if imp.get("name") else ""
         lines.append(f'import {name}"{imp["path"]}"')
     return "\n".join(lines) + ("\n" if lines else "")
+
+
+def _cgo_preamble(label: str, text: str, line: int) -> list[str]:
+    """cgo's preamble as comment lines directly above `import "C"`, apart from the
+    Go //line directive (a comment cgo would read as C), with a C #line directive
+    so the C compiler names the cell and its lines."""
+    c_lines = [f'#line {line + 1} "{label}"', *text.splitlines()]
+    # `//line ` would start a Go directive: a space keeps such a C line plain C.
+    return ["", *(f"// {c}" if c.startswith("line ") else f"//{c}" for c in c_lines)]
 
 
 def _live_imports(decls: list[Declaration]) -> list[dict]:

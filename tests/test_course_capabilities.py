@@ -141,3 +141,67 @@ def test_registering_and_releasing_a_hundred_thousand_callables_leaks_nothing(ke
     assert left == 0
     assert peak < 20_000  # Go is asked to collect as callables pile up
     assert grown_kib < 64 * 1024, grown_kib
+
+
+# ---- cgo in a %%go cell ---------------------------------------------------------
+
+def test_a_cgo_preamble_above_import_c_is_compiled_as_c(kernel):
+    kernel.run(textwrap.dedent("""\
+        %%go
+        // static int twice_c(int x) { return 2 * x; }
+        import "C"
+
+        func Twice(x int) int { return int(C.twice_c(C.int(x))) }
+        """)).ok()
+    assert kernel.eval("Twice(21)") == 42
+
+
+def test_errors_in_a_cgo_preamble_name_cell_lines(kernel):
+    out = kernel.run(textwrap.dedent("""\
+        %%go
+        import "fmt"
+
+        /*
+        #include <stdint.h>
+        static int64_t thrice_c(int64_t x) {
+            return 3 * x + undefined_name;
+        }
+        */
+        import "C"
+
+        func Thrice(x int) string { return fmt.Sprint(C.thrice_c(C.int64_t(x))) }
+        """))
+    assert out.status == "error"
+    assert "line 7, column 20" in out.error_text and "undefined_name" in out.error_text, out.error_text
+    assert "cell-" not in out.error_text, out.error_text
+
+
+def test_go_calls_c_calls_python(kernel):
+    kernel.run(textwrap.dedent("""\
+        %%go
+        // #include <stdint.h>
+        import "C"
+
+        var step func(int) int
+
+        //export pyStep
+        func pyStep(x C.int) C.int { return C.int(step(int(x))) }
+        """)).ok()
+    kernel.run(textwrap.dedent("""\
+        %%go
+        /*
+        extern int pyStep(int);
+
+        static int twice_then_step(int x) { return pyStep(2 * x); }
+        */
+        import "C"
+
+        // Chain: Go calls C, C calls back into Go, Go calls the Python callable f.
+        func Chain(x int, f func(int) int) int {
+        	step = f
+        	return int(C.twice_then_step(C.int(x)))
+        }
+        """)).ok()
+    assert kernel.eval("Chain(20, lambda y: y + 2)") == 42
+    out = kernel.run("Chain(1, lambda y: y // 0)")
+    assert out.status == "error" and "ZeroDivisionError" in out.error_text, out.error_text

@@ -30,6 +30,10 @@ type importInfo struct {
 	position
 	Name string `json:"name"` // explicit name, "" when none
 	Path string `json:"path"`
+	// Preamble is cgo's preamble of `import "C"` (the comment directly above it,
+	// markers removed as cgo removes them); PreambleLine is the line it starts on.
+	Preamble     string `json:"preamble,omitempty"`
+	PreambleLine int    `json:"preamble_line,omitempty"`
 }
 
 type typeSpec struct {
@@ -152,15 +156,44 @@ func declarations(fset *token.FileSet, file *ast.File, src string) result {
 
 func importsOf(fset *token.FileSet, file *ast.File) []importInfo {
 	out := []importInfo{}
-	for _, spec := range file.Imports {
-		p := fset.Position(spec.Pos())
-		info := importInfo{position: position{p.Line - 1, p.Column}, Path: strings.Trim(spec.Path.Value, "\"`")}
-		if spec.Name != nil {
-			info.Name = spec.Name.Name
+	for _, decl := range file.Decls {
+		gen, ok := decl.(*ast.GenDecl)
+		if !ok || gen.Tok != token.IMPORT {
+			continue
 		}
-		out = append(out, info)
+		for _, s := range gen.Specs {
+			spec := s.(*ast.ImportSpec)
+			p := fset.Position(spec.Pos())
+			info := importInfo{position: position{p.Line - 1, p.Column}, Path: strings.Trim(spec.Path.Value, "\"`")}
+			if spec.Name != nil {
+				info.Name = spec.Name.Name
+			}
+			doc := spec.Doc
+			if doc == nil && !gen.Lparen.IsValid() {
+				doc = gen.Doc
+			}
+			if info.Path == "C" && doc != nil {
+				info.Preamble = cgoPreamble(doc)
+				info.PreambleLine = fset.Position(doc.Pos()).Line - 1
+			}
+			out = append(out, info)
+		}
 	}
 	return out
+}
+
+// cgoPreamble is a comment's text as cgo reads it: markers removed, line
+// breaks kept (so line n of the text is line n of the comment).
+func cgoPreamble(doc *ast.CommentGroup) string {
+	var text strings.Builder
+	for _, c := range doc.List {
+		if strings.HasPrefix(c.Text, "//") {
+			text.WriteString(c.Text[2:] + "\n")
+		} else {
+			text.WriteString(c.Text[2:len(c.Text)-2] + "\n")
+		}
+	}
+	return text.String()
 }
 
 func describe(fset *token.FileSet, decl ast.Decl, src string) declInfo {
@@ -367,7 +400,7 @@ func statements(body string) (result, error) {
 	// Leading imports are allowed in a statement cell; blank them out (keeping
 	// line breaks, so positions stay true) before reading the rest as a body.
 	fset := token.NewFileSet()
-	head, err := parser.ParseFile(fset, "cell.go", filePrefix+body, parser.ImportsOnly)
+	head, err := parser.ParseFile(fset, "cell.go", filePrefix+body, parser.ImportsOnly|parser.ParseComments)
 	rest := body
 	if err == nil && len(head.Imports) > 0 {
 		res.Imports = importsOf(fset, head)
