@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from ipolyglot.kernel.backend import Backend, CellContext, CellResult, Declaration, DeclarationStore
-from ipolyglot.kernel.cache import cache_key
+from ipolyglot.kernel.cache import cache_key, read_private, write_private
 from ipolyglot.kernel.diagnostics import CompileError, Diagnostic
 
 from . import build as builder
@@ -215,7 +215,8 @@ class CppBackend(Backend):
             "libclang": _libclang_version(),
         }
         path = ctx.cache.scratch_dir("cpp-parse") / (cache_key(key_parts) + ".json")
-        if path.exists():
+        known = read_private(path)
+        if known is not None:
             try:
                 return _parsed_from_json(json.loads(path.read_text()))
             except (ValueError, KeyError, TypeError):
@@ -226,9 +227,7 @@ class CppBackend(Backend):
         except parser.ParseFailure as exc:
             raise CompileError("C++", [Diagnostic(str(exc))]) from None
         ctx.verbose(f"parsed the cell with libclang in {time.perf_counter() - started:.2f} s ({parsed.mode})")
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(_parsed_to_json(parsed)))
-        os.replace(tmp, path)
+        write_private(path, json.dumps(_parsed_to_json(parsed)))
         return parsed
 
     def _parse_fresh(self, source, flags, ctx, inputs, outputs, context_pieces, context_text) -> parser.ParsedCell:

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from filelock import FileLock
 
+from ipolyglot.kernel.cache import FILE_MODE, check_private, private_dir, write_private
 from ipolyglot.kernel.diagnostics import CompileError, Diagnostic
 
 from .templating import INCLUDE_DIR, TEMPLATES
@@ -162,11 +163,13 @@ def precompiled_header(scratch: Path, compiler: str, flags: list[str], version: 
     gch = home / "ipolyglot_pch.hpp.gch"
     if gch.exists():
         return header
-    home.mkdir(mode=0o700, parents=True, exist_ok=True)
-    with FileLock(str(home / "lock")):
+        check_private(home, header, gch)  # what every build compiles in: nobody else's
+    private_dir(home)
+    with FileLock(str(home / "lock"), mode=FILE_MODE):
         if gch.exists():
             return header
-        header.write_text(_pch_source())
+            check_private(home, header, gch)
+        write_private(header, _pch_source())
         fd, tmp = tempfile.mkstemp(prefix="pch-", suffix=".gch", dir=home)
         os.close(fd)
         started = time.perf_counter()
@@ -175,6 +178,7 @@ def precompiled_header(scratch: Path, compiler: str, flags: list[str], version: 
             Path(tmp).unlink(missing_ok=True)
             raise CompileError("C++", [Diagnostic("building the precompiled header failed:\n" + out.strip()[-3000:])], out)
         os.rename(tmp, gch)
+        os.chmod(tmp, FILE_MODE)  # the compiler may have recreated it with the umask's mode
         verbose(f"precompiled header built in {time.perf_counter() - started:.2f} s: {gch}")
     return header
 

@@ -14,7 +14,7 @@ import os
 from typing import Callable
 
 from ipolyglot.kernel import toolchains
-from ipolyglot.kernel.cache import BuildCache
+from ipolyglot.kernel.cache import BuildCache, read_private, write_private
 from ipolyglot.kernel.toolchains import Toolchain, ToolchainError
 
 # Environment variables that change what `go build` produces.
@@ -53,11 +53,12 @@ class GoTool:
                 raise
             stamp = f"{real}|{info.st_size}|{info.st_mtime_ns}"
             memo = self.cache.scratch_dir("go-toolchains") / hashlib.sha256(stamp.encode()).hexdigest()
-            if memo.exists():
-                version = memo.read_text()
+            known = read_private(memo)
+            if known is not None:
+                version = known.decode()
             else:
                 version = self.toolchain().version
-                memo.write_text(version)
+                write_private(memo, version)
             self._identity = f"{stamp}|{version}"
         return self._identity
 

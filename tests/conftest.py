@@ -69,10 +69,12 @@ class CellOutput:
 class RunningKernel:
     """A real ipolyglot kernel reached over ZMQ, exactly as a notebook reaches it."""
 
-    def __init__(self, env: dict | None = None, kernel_name: str = "ipolyglot"):
+    def __init__(self, env: dict | None = None, kernel_name: str = "ipolyglot", umask: int | None = None):
         _ensure_kernelspec()
         self.km = KernelManager(kernel_name=kernel_name)
-        self.km.start_kernel(env={**os.environ, **(env or {})})
+        # `umask` is handed to Popen: the kernel process (and what it starts) runs with it.
+        launch = {} if umask is None else {"umask": umask}
+        self.km.start_kernel(env={**os.environ, **(env or {})}, **launch)
         self.kc = self.km.client()
         self.kc.start_channels()
         self.kc.wait_for_ready(timeout=120)

@@ -182,3 +182,141 @@ def test_default_dir_honours_environment(monkeypatch, tmp_path):
     assert BuildCache().root == tmp_path / "x"
     monkeypatch.delenv("IPOLYGLOT_CACHE_DIR")
     assert "ipolyglot" in str(BuildCache().root)
+
+
+# -- modes whatever the umask ----------------------------------------------------------
+@pytest.fixture
+def umask_002():
+    """The umask of ordinary users on Ubuntu and Fedora, for the duration of a test."""
+    old = os.umask(0o002)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.lstat().st_mode)
+
+
+def test_everything_created_under_umask_002_is_private(tmp_path, umask_002):
+    cache = BuildCache(tmp_path / "new" / "c")  # missing parents too
+
+    def build(directory):
+        (directory / "lib.txt").write_text("x")
+        (directory / "sub").mkdir()
+        (directory / "sub" / "data.json").write_text("{}")
+        tool = directory / "tool"
+        tool.write_text("#!/bin/sh\n")
+        tool.chmod(0o775)  # what a linker or `go build` makes under this umask
+
+    cache.get_or_build(BASE_PARTS, build, read_artifact)
+    value, report = cache.get_or_build(BASE_PARTS, build, read_artifact)  # a hit passes the check
+    assert (value, report.cache_hit) == ("x", True)
+    artifact = cache.artifact_dir(cache_key(BASE_PARTS))
+    dirs = [tmp_path / "new", cache.root, *(cache.root / sub for sub in ("artifacts", "locks", "tmp")), artifact.parent, artifact, artifact / "sub"]
+    assert {str(d): mode(d) for d in dirs} == {str(d): 0o700 for d in dirs}
+    files = {artifact / "lib.txt": 0o600, artifact / "sub" / "data.json": 0o600, artifact / "tool": 0o700, artifact / "ipolyglot-artifact.json": 0o600}
+    files.update({lock: 0o600 for lock in (cache.root / "locks").iterdir()})
+    assert {str(f): mode(f) for f in files} == {str(f): m for f, m in files.items()}
+
+
+def test_scratch_files_are_private_and_checked(tmp_path, umask_002):
+    from ipolyglot.kernel.cache import read_private, write_private
+
+    scratch = BuildCache(tmp_path / "c").scratch_dir("some-state")
+    assert mode(scratch) == 0o700
+    path = scratch / "memo"
+    assert read_private(path) is None
+    write_private(path, "go1.26.8")
+    assert mode(path) == 0o600 and read_private(path) == b"go1.26.8"
+    assert [p.name for p in scratch.iterdir()] == ["memo"]  # no temporary file left behind
+    path.chmod(0o664)
+    with pytest.raises(CacheSecurityError, match="writable by other users"):
+        read_private(path)
+    path.unlink()
+    (scratch / "elsewhere").write_text("planted")
+    path.symlink_to(scratch / "elsewhere")
+    with pytest.raises(CacheSecurityError, match="symbolic link"):
+        read_private(path)
+
+
+def test_a_writable_scratch_dir_is_refused(tmp_path):
+    cache = BuildCache(tmp_path / "c")
+    cache.scratch_dir("cpp-pch").chmod(0o777)
+    with pytest.raises(CacheSecurityError, match="writable by other users"):
+        cache.scratch_dir("cpp-pch")
+
+
+# -- clear -------------------------------------------------------------------------------
+def test_clear_of_a_cache_others_can_write_refuses_before_deleting_anything(tmp_path):
+    cache = BuildCache(tmp_path / "c")
+    cache.get_or_build(BASE_PARTS, write_artifact("x"), read_artifact)
+    artifact = cache.artifact_dir(cache_key(BASE_PARTS))
+    for target in (cache.root, cache.root / "artifacts"):
+        target.chmod(0o777)
+        with pytest.raises(CacheSecurityError, match="writable by other users"):
+            cache.clear()
+        assert read_artifact(artifact) == "x"
+        target.chmod(0o700)
+
+
+def test_clear_reports_exactly_what_it_freed(tmp_path):
+    cache = BuildCache(tmp_path / "c")
+    cache.get_or_build(BASE_PARTS, write_artifact("x" * 5000), read_artifact)
+    (cache.scratch_dir("cpp-pch") / "ipolyglot_pch.hpp.gch").write_bytes(b"p" * 70000)
+    before = cache.size_bytes()
+    freed = cache.clear()
+    assert freed == before - cache.size_bytes() >= 75000
+    # What is left is the lock files, which other kernels may hold.
+    left = [Path(d) / f for d, _, files in os.walk(cache.root) for f in files]
+    assert left and all(path.parent == cache.root / "locks" for path in left)
+
+
+# -- replaced artifacts ----------------------------------------------------------------
+def test_a_replaced_artifact_leaves_nothing_behind(tmp_path):
+    cache = BuildCache(tmp_path / "c")
+    cache.get_or_build(BASE_PARTS, write_artifact("one"), read_artifact)
+    cache.get_or_build(BASE_PARTS, write_artifact("two"), read_artifact, force=True)
+    assert list((cache.root / "tmp").iterdir()) == []
+
+
+def test_leftovers_in_tmp_are_removed_when_the_cache_is_next_opened(tmp_path):
+    import time
+
+    BuildCache(tmp_path / "c").ensure_root()
+    tmp = tmp_path / "c" / "tmp"
+    old = tmp / "old-0123456789ab-999-cafe"  # a replaced artifact whose removal was interrupted
+    (old / "sub").mkdir(parents=True)
+    (old / "sub" / "lib.so").write_bytes(b"\x7fELF")
+    dead_build, live_build = tmp / "build-0123456789ab-dead", tmp / "build-0123456789ab-live"
+    for staging in (dead_build, live_build):
+        staging.mkdir()
+        (staging / "user.o").write_bytes(b"o")
+    day_ago = time.time() - 2 * 24 * 3600
+    os.utime(dead_build, (day_ago, day_ago))
+
+    BuildCache(tmp_path / "c").get_or_build(BASE_PARTS, write_artifact("x"), read_artifact)
+    assert sorted(p.name for p in tmp.iterdir()) == [live_build.name]  # a build in progress is left alone
+
+
+def test_a_loaded_library_keeps_working_after_its_artifact_is_replaced(tmp_path):
+    """Why removing a replaced artifact at once is safe: the loaded library stays mapped."""
+    import ctypes
+    import shutil
+    import subprocess
+
+    compiler = shutil.which("cc") or shutil.which("gcc") or shutil.which("c++")
+    assert compiler, "needs a C compiler: apt-get install gcc"
+    cache = BuildCache(tmp_path / "c")
+
+    def build(value):
+        def compile_into(directory):
+            (directory / "f.c").write_text(f"int answer(void) {{ return {value}; }}\n")
+            subprocess.run([compiler, "-x", "c", "-shared", "-fPIC", "-o", str(directory / "f.so"), str(directory / "f.c")], check=True)
+        return compile_into
+
+    loaded, _ = cache.get_or_build(BASE_PARTS, build(41), lambda d: ctypes.CDLL(str(d / "f.so")))
+    cache.get_or_build(BASE_PARTS, build(42), lambda d: d, force=True)
+    assert list((cache.root / "tmp").iterdir()) == []  # the replaced artifact is gone...
+    assert loaded.answer() == 41  # ...and the library loaded from it still runs
