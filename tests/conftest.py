@@ -4,12 +4,15 @@
 jupyter_client and executes cells over the wire; `kernel.run(code)` returns
 every stream, display, result and error message the cell produced. All tests
 of a run share one build cache directory, so a snippet compiled by one test is
-a cache hit for the next.
+a cache hit for the next; it is the run's own, never the user's cache, and it
+is removed when the run ends (see `_choose_run_cache`).
 """
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import sys
 import tempfile
 from dataclasses import dataclass, field
@@ -21,9 +24,71 @@ from jupyter_client.manager import KernelManager
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# One cache for the whole run (and for every xdist worker): artifacts are shared.
-_RUN_CACHE = os.environ.get("IPOLYGLOT_TEST_CACHE_DIR") or os.path.join(tempfile.gettempdir(), f"ipolyglot-test-cache-{os.getuid()}")
-os.environ.setdefault("IPOLYGLOT_CACHE_DIR", _RUN_CACHE)
+_RUN_CACHE_VAR = "IPOLYGLOT_TEST_RUN_CACHE"  # how xdist workers learn the controller's choice
+_RUN_PREFIX = f"ipolyglot-test-run-{os.getuid()}-"  # then the pid of the process that made it
+
+
+def _choose_run_cache() -> tuple[str, bool]:
+    """The build cache of this run, and whether this process made it (and removes it).
+
+    One cache for the whole run: every test module and every xdist worker shares
+    it, so a snippet (or a precompiled header) built once is a cache hit for the
+    rest of the run. The first process to import this file (the xdist controller,
+    or the only process) makes a fresh directory and hands it to the workers
+    through the environment; it removes it when the run ends, and removes those
+    of earlier runs whose process died. $IPOLYGLOT_CACHE_DIR (the user's cache) is
+    never used. $IPOLYGLOT_TEST_CACHE_DIR names a directory to use instead,
+    which is kept between runs (faster repeated runs; its owner prunes it).
+    """
+    inherited = os.environ.get(_RUN_CACHE_VAR)
+    if inherited:
+        return inherited, False
+    explicit = os.environ.get("IPOLYGLOT_TEST_CACHE_DIR")
+    if explicit:
+        user_caches = {os.environ.get("IPOLYGLOT_CACHE_DIR"), _platform_cache_dir()}
+        if os.path.realpath(explicit) in {os.path.realpath(p) for p in user_caches if p}:
+            raise pytest.UsageError(f"$IPOLYGLOT_TEST_CACHE_DIR is the user's own ipolyglot cache ({explicit}); name a directory of the tests' own")
+        chosen, owned = explicit, False
+    else:
+        _remove_abandoned_run_caches()
+        chosen, owned = tempfile.mkdtemp(prefix=f"{_RUN_PREFIX}{os.getpid()}-"), True
+    os.environ[_RUN_CACHE_VAR] = chosen
+    return chosen, owned
+
+
+def _platform_cache_dir() -> str:
+    import platformdirs
+
+    return platformdirs.user_cache_dir("ipolyglot")
+
+
+def _remove_abandoned_run_caches() -> None:
+    """Run caches whose run was killed before it could remove its own."""
+    for entry in os.scandir(tempfile.gettempdir()):
+        pid = entry.name[len(_RUN_PREFIX):].split("-", 1)[0]
+        if not entry.name.startswith(_RUN_PREFIX) or not pid.isdigit() or entry.is_symlink():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(entry.path, ignore_errors=True)
+        except OSError:
+            pass  # alive (another user's process, or no permission to ask)
+
+
+def _remove_run_cache() -> None:
+    if _OWN_RUN_CACHE:
+        shutil.rmtree(_RUN_CACHE, ignore_errors=True)
+
+
+_RUN_CACHE, _OWN_RUN_CACHE = _choose_run_cache()
+os.environ["IPOLYGLOT_CACHE_DIR"] = _RUN_CACHE
+atexit.register(_remove_run_cache)  # also for scripts that import this file for RunningKernel
+
+
+def pytest_unconfigure(config) -> None:
+    # In the xdist controller this runs after every worker has finished.
+    _remove_run_cache()
 
 
 def _ensure_kernelspec() -> None:

@@ -53,10 +53,11 @@ def copy_checkout(dest: Path) -> None:
 
 
 class FreshVenv:
-    def __init__(self, root: Path, source: Path, env: dict):
+    def __init__(self, root: Path, source: Path, env: dict, install_log: str):
         self.root = root
         self.source = source
         self.env = env
+        self.install_log = install_log  # what `pip install -v` printed, the build backend's output included
         self.python = str(root / "bin" / "python")
         self.site_packages = Path(self.run_python("import sysconfig; print(sysconfig.get_paths()['purelib'])").stdout.strip())
 
@@ -69,8 +70,13 @@ class FreshVenv:
 
 
 @pytest.fixture(scope="module")
-def fresh_venv(tmp_path_factory) -> FreshVenv:
+def fresh_venv(tmp_path_factory):
     base = tmp_path_factory.mktemp("fresh-install")
+    yield _install_fresh_venv(base)
+    shutil.rmtree(base, ignore_errors=True)  # a venv with numpy and friends: hundreds of MB
+
+
+def _install_fresh_venv(base: Path) -> FreshVenv:
     source = base / "checkout"
     copy_checkout(source)
     # Creating and installing uses the real environment (pip's configuration and cache)...
@@ -78,7 +84,7 @@ def fresh_venv(tmp_path_factory) -> FreshVenv:
     root = base / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(root)], env=install_env, check=True, timeout=300)
     installed = subprocess.run(
-        [str(root / "bin" / "python"), "-m", "pip", "install", "--quiet", str(source)],
+        [str(root / "bin" / "python"), "-m", "pip", "install", "--verbose", str(source)],
         env=install_env,
         capture_output=True,
         text=True,
@@ -90,7 +96,14 @@ def fresh_venv(tmp_path_factory) -> FreshVenv:
     home.mkdir()
     run_env = {key: value for key, value in install_env.items() if not key.startswith("JUPYTER_")}
     run_env.update(HOME=str(home), JUPYTER_DATA_DIR=str(home / "jupyter-data"), JUPYTER_CONFIG_DIR=str(home / "jupyter-config"))
-    return FreshVenv(root, source, run_env)
+    return FreshVenv(root, source, run_env, installed.stdout + installed.stderr)
+
+
+def test_the_install_prints_no_setuptools_package_warnings(fresh_venv):
+    """Data folders are declared, so setuptools has nothing to warn about (it printed ~285 lines)."""
+    assert "running build_py" in fresh_venv.install_log  # the log really holds the build's output
+    for warning in ("Package would be ignored", "is absent from the `packages` configuration"):
+        assert warning not in fresh_venv.install_log, warning
 
 
 def test_kernelspec_is_listed_straight_after_install(fresh_venv):
