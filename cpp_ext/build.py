@@ -162,13 +162,13 @@ def precompiled_header(scratch: Path, compiler: str, flags: list[str], version: 
     header = home / "ipolyglot_pch.hpp"
     gch = home / "ipolyglot_pch.hpp.gch"
     if gch.exists():
-        return header
         check_private(home, header, gch)  # what every build compiles in: nobody else's
+        return header
     private_dir(home)
     with FileLock(str(home / "lock"), mode=FILE_MODE):
         if gch.exists():
-            return header
             check_private(home, header, gch)
+            return header
         write_private(header, _pch_source())
         fd, tmp = tempfile.mkstemp(prefix="pch-", suffix=".gch", dir=home)
         os.close(fd)
@@ -177,8 +177,8 @@ def precompiled_header(scratch: Path, compiler: str, flags: list[str], version: 
         if code != 0:
             Path(tmp).unlink(missing_ok=True)
             raise CompileError("C++", [Diagnostic("building the precompiled header failed:\n" + out.strip()[-3000:])], out)
-        os.rename(tmp, gch)
         os.chmod(tmp, FILE_MODE)  # the compiler may have recreated it with the umask's mode
+        os.rename(tmp, gch)
         verbose(f"precompiled header built in {time.perf_counter() - started:.2f} s: {gch}")
     return header
 
