@@ -184,6 +184,19 @@ def read_private(path: Path) -> bytes | None:
         return f.read()
 
 
+def _file_sizes(path: Path) -> dict[str, int]:
+    """The size of every file (and symbolic link) under a directory, by path."""
+    sizes = {}
+    for dirpath, dirnames, filenames in os.walk(path):
+        for name in [*filenames, *(d for d in dirnames if os.path.islink(os.path.join(dirpath, d)))]:
+            child = os.path.join(dirpath, name)
+            try:
+                sizes[child] = os.lstat(child).st_size
+            except OSError:
+                pass
+    return sizes
+
+
 def _remove(path: Path) -> int:
     """Delete a file or a directory tree; returns the bytes of the files it really removed."""
     try:
@@ -196,14 +209,7 @@ def _remove(path: Path) -> int:
         except OSError:
             return 0
         return info.st_size
-    sizes = {}
-    for dirpath, dirnames, filenames in os.walk(path):
-        for name in [*filenames, *(d for d in dirnames if os.path.islink(os.path.join(dirpath, d)))]:
-            child = os.path.join(dirpath, name)
-            try:
-                sizes[child] = os.lstat(child).st_size
-            except OSError:
-                pass
+    sizes = _file_sizes(path)
     shutil.rmtree(path, ignore_errors=True)
     return sum(size for child, size in sizes.items() if not os.path.lexists(child))
 
@@ -317,16 +323,7 @@ class BuildCache:
                 _remove(Path(entry.path))
 
     def size_bytes(self) -> int:
-        total = 0
-        if not self.root.exists():
-            return 0
-        for dirpath, _, filenames in os.walk(self.root):
-            for name in filenames:
-                try:
-                    total += (Path(dirpath) / name).lstat().st_size
-                except OSError:
-                    pass
-        return total
+        return sum(_file_sizes(self.root).values())
 
     def clear(self) -> int:
         """Remove everything but the lock files (other kernels may hold one); returns

@@ -85,39 +85,21 @@ def test_a_umask_022_kernel_loads_what_the_umask_002_kernel_built(kernel_022):
     assert kernel_022.eval("UmaskAdd(20, 22), umask_mul(6, 7)") == (42, 42)
 
 
-def refused(kernel: RunningKernel, cell: str, planted: Path) -> None:
-    out = kernel.run(cell)
-    assert out.status == "error" and out.error["ename"] == "CacheSecurityError", out.error_text or out.stdout
-    assert "writable by other users" in out.error_text and str(planted) in out.error_text, out.error_text
-    assert "Traceback" not in out.error_text
-
-
-@pytest.mark.parametrize("name,cell", [("libgocell.so", GO_CELL), ("ipolyglot_cpp_*.so", CPP_CELL)])
-def test_a_group_writable_artifact_file_is_still_refused(kernel_022, built, name, cell):
-    planted = one(built / "artifacts", name)
-    planted.chmod(0o664)
-    try:
-        refused(kernel_022, cell, planted)
-    finally:
-        planted.chmod(0o600)
-    kernel_022.run(cell).ok()
-
-
-def test_a_writable_file_of_the_go_runtime_helper_is_not_compiled_in(kernel_022, built):
-    planted = one(built / "artifacts", "call.go")
+@pytest.mark.parametrize("where,name,cell", [
+    ("artifacts", "libgocell.so", GO_CELL),  # published artifacts, loaded on a cache hit
+    ("artifacts", "ipolyglot_cpp_*.so", CPP_CELL),
+    # What a new build compiles in: the Go runtime helper's source and the precompiled header.
+    ("artifacts", "call.go", "%%go\nfunc NotBuiltWithPlantedRuntime() int { return 1 }"),
+    ("cpp-pch", "ipolyglot_pch.hpp", "%%cpp\nint not_built_with_planted_pch(int a) { return a; }"),
+])
+def test_a_file_others_can_write_is_refused(kernel_022, built, where, name, cell):
+    planted = one(built / where, name)
     planted.chmod(0o666)
     try:
-        refused(kernel_022, "%%go\nfunc NotBuiltWithPlantedRuntime() int { return 1 }", planted)
-    finally:
-        planted.chmod(0o600)
-
-
-def test_a_writable_precompiled_header_is_not_compiled_in(kernel_022, built):
-    planted = one(built / "cpp-pch", "ipolyglot_pch.hpp")
-    planted.chmod(0o664)
-    try:
-        # A new signature: the binding unit is compiled, with the precompiled header.
-        refused(kernel_022, "%%cpp\nint not_built_with_planted_pch(int a) { return a; }", planted)
+        out = kernel_022.run(cell)
+        assert out.status == "error" and out.error["ename"] == "CacheSecurityError", out.error_text or out.stdout
+        assert "writable by other users" in out.error_text and str(planted) in out.error_text, out.error_text
+        assert "Traceback" not in out.error_text
     finally:
         planted.chmod(0o600)
 
