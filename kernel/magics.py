@@ -16,6 +16,7 @@ from IPython.core.magic import Magics, cell_magic, line_cell_magic, line_magic, 
 
 from . import native_output, toolchains, tracebacks
 from ._version import __version__
+from .awaitable import with_awaitable_forms
 from .backend import Backend, CellContext, CellResult
 from .cache import BuildCache, CacheSecurityError
 from .cells import CellTextError, cell_label, check_text
@@ -113,7 +114,7 @@ class PolyglotMagics(Magics):
         for name in result.unbind:
             if name not in result.bind:
                 self.shell.user_ns.pop(name, None)
-        self.shell.user_ns.update(result.bind)
+        self.shell.user_ns.update(with_awaitable_forms(result.bind))
 
     def _run(self, language: str, line: str, cell: str):
         check_text(f"%%{language} {line}\n{cell}")  # as the user typed it: the %%magic line is line 1

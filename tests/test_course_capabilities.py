@@ -205,3 +205,58 @@ def test_go_calls_c_calls_python(kernel):
     assert kernel.eval("Chain(20, lambda y: y + 2)") == 42
     out = kernel.run("Chain(1, lambda y: y // 0)")
     assert out.status == "error" and "ZeroDivisionError" in out.error_text, out.error_text
+
+
+# ---- awaitable native calls -------------------------------------------------------
+
+SLOW_GO = textwrap.dedent("""\
+    %%go
+    import "time"
+
+    // Sleepy sleeps ms milliseconds in Go, then returns ms.
+    func Sleepy(ms int) int { time.Sleep(time.Duration(ms) * time.Millisecond); return ms }
+    """)
+
+SLOW_CPP = textwrap.dedent("""\
+    %%cpp
+    #include <chrono>
+    #include <thread>
+    // Sleeps ms milliseconds in C++, then returns ms.
+    int sleepy_cpp(int ms) { std::this_thread::sleep_for(std::chrono::milliseconds(ms)); return ms; }
+    """)
+
+
+def test_native_functions_are_awaitable_without_blocking_the_loop(kernel):
+    kernel.run(SLOW_GO).ok()
+    kernel.run(SLOW_CPP).ok()
+    out = kernel.run(textwrap.dedent("""\
+        import asyncio
+        ticks = 0
+
+        async def ticker():
+            global ticks
+            while True:
+                await asyncio.sleep(0.01)
+                ticks += 1
+
+        ticking = asyncio.create_task(ticker())
+        results = await asyncio.gather(Sleepy.aio(200), sleepy_cpp.aio(200))
+        ticking.cancel()
+        print(results, ticks > 0, sleepy_cpp(3), sleepy_cpp.__name__, Sleepy.aio.__name__)
+        """)).ok()
+    assert out.stdout.split() == ["[200,", "200]", "True", "3", "sleepy_cpp", "Sleepy.aio"], out.stdout
+
+
+def test_cancelling_an_awaited_native_call_frees_the_loop(kernel):
+    kernel.run(SLOW_GO).ok()
+    out = kernel.run(textwrap.dedent("""\
+        import asyncio
+        waiting = asyncio.create_task(Sleepy.aio(1500))
+        await asyncio.sleep(0.05)
+        waiting.cancel()
+        try:
+            await waiting
+        except asyncio.CancelledError:
+            print("cancelled", await Sleepy.aio(1))
+        """)).ok()
+    assert out.stdout.split() == ["cancelled", "1"], out.stdout

@@ -1,0 +1,62 @@
+"""`f.aio(*args)`: every bound native function (Go or C++) can be awaited.
+
+The call runs in a thread of the event loop's default executor, so the loop
+keeps serving other tasks while native code runs (Go and C++ calls release
+the GIL by default). Cancelling the awaiting task ends the wait at once; the
+native call itself cannot be stopped from Python and runs to completion in
+its thread, its result discarded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+from typing import Any, Callable
+
+
+def awaitable_form(function: Callable) -> Callable:
+    """The `aio` of a function: a coroutine function that runs it in a thread."""
+
+    @functools.wraps(function)
+    async def aio(*args, **kwargs):
+        return await asyncio.to_thread(function, *args, **kwargs)
+
+    aio.__qualname__ = aio.__name__ = f"{getattr(function, '__name__', 'function')}.aio"
+    return aio
+
+
+class AwaitableNative(functools.partial):
+    """A builtin native function (a C++ binding, which takes no attributes) with `aio`.
+
+    It costs one C-level indirection per call; name, docstring and text
+    signature are the wrapped function's.
+    """
+
+    def __new__(cls, function: Callable):
+        self = super().__new__(cls, function)
+        for attribute in ("__name__", "__qualname__", "__doc__", "__module__", "__text_signature__"):
+            value = getattr(function, attribute, None)
+            if value is not None:
+                setattr(self, attribute, value)
+        self.aio = awaitable_form(function)
+        return self
+
+    def __repr__(self) -> str:
+        return repr(self.func)
+
+
+def with_awaitable_forms(bind: dict[str, Any]) -> dict[str, Any]:
+    """The names a native cell binds, each function given its `aio` form (classes
+    and values unchanged)."""
+    return {name: _with_aio(value) for name, value in bind.items()}
+
+
+def _with_aio(value: Any) -> Any:
+    """Functions made in Python (Go's) take the attribute, builtins (C++'s) are wrapped;
+    anything else (classes, values, a worker's proxies) is left as it is."""
+    if inspect.isbuiltin(value):
+        return AwaitableNative(value)
+    if inspect.isfunction(value) or type(value) is not AwaitableNative and isinstance(value, functools.partial):
+        value.aio = awaitable_form(value)
+    return value
