@@ -42,7 +42,6 @@ _PYTHON_API = re.compile(r"\bpybind11\b|\bpy::|\bPy[A-Z_]\w*|Python\.h")
 _MODULE_MACRO = re.compile(r"^\s*(PYBIND11_MODULE|PyMODINIT_FUNC)\b", re.M)
 BIND_CODE = "the generated binding code (the cells' declarations compiled with pybind11)"
 EXT_SUFFIX = sysconfig.get_config_var("EXT_SUFFIX") or ".so"
-SECTION_ORDER = {name: i for i, name in enumerate(unit.SECTIONS)}
 # Parse results are cached by cell text; a change to the parser invalidates them.
 PARSE_FORMAT = hashlib.sha256(Path(parser.__file__).read_bytes() + Path(unit.__file__).read_bytes()).hexdigest()[:16]
 
@@ -193,12 +192,24 @@ class CppBackend(Backend):
         return live
 
     def _session_pieces(self, store: DeclarationStore, preamble: dict[str, dict], order: dict[str, int]) -> list[dict]:
-        pieces = list(preamble.values())
-        decls = sorted(store, key=lambda d: order.get(d.name, 1 << 30))
-        for d in decls:
-            pieces.extend(d.extra["pieces"])
-        # stable: source order kept within a section (templates go with the types)
-        return sorted(pieces, key=lambda p: SECTION_ORDER[unit.section_of(p)])
+        """Preamble first, then the declarations in session order: each name where it
+        was first defined (so earlier cells' users still follow it after a
+        redefinition), and within a cell never before what precedes it there: a
+        name new to a cell moves up to just before the next older name of that cell."""
+        by_cell: dict[str, list[tuple[int, dict]]] = {}
+        for d in store:
+            slot = order.get(d.name, 1 << 30)
+            for piece in d.extra["pieces"]:
+                by_cell.setdefault(piece["cell_id"], []).append((slot, piece))
+        keyed = []
+        for items in by_cell.values():
+            items.sort(key=lambda item: (item[1]["first_line"], item[1]["column"]))
+            later_min = 1 << 31
+            for slot, piece in reversed(items):
+                later_min = min(later_min, slot)
+                keyed.append(((later_min, piece["first_line"], piece["column"]), piece))
+        keyed.sort(key=lambda item: item[0])
+        return list(preamble.values()) + [piece for _, piece in keyed]
 
     # -- parsing (cached by cell text and context) ------------------------------------
     def _parse(self, source, flags, ctx, inputs, outputs) -> parser.ParsedCell:
@@ -218,7 +229,7 @@ class CppBackend(Backend):
         known = read_private(path)
         if known is not None:
             try:
-                return _parsed_from_json(json.loads(path.read_text()))
+                return _parsed_from_json(json.loads(known))
             except (ValueError, KeyError, TypeError):
                 pass
         started = time.perf_counter()

@@ -95,10 +95,7 @@ def function_code(record: dict, profile: bool, doc: str = "") -> str:
     pyname = record["name"]
     if profile:
         return _profiled(record, pyname, ".".join([*record["ns"], pyname]), record["qual"], None)
-    extras = _policy(record, False)
-    if _releases_gil(record):
-        extras += ", pybind11::call_guard<pybind11::gil_scoped_release>()"
-    return snippet("function", pyname=pyname, fnptr=fnptr_type(record), qual=record["qual"], doc=cpp_string(doc), args=_arg_list(record["params"]), extras=extras)
+    return snippet("function", pyname=pyname, fnptr=fnptr_type(record), qual=record["qual"], doc=cpp_string(doc), args=_arg_list(record["params"]), extras=_extras(record))
 
 
 # -- what Python sees of a function: its signature, docstring and call errors ----------
@@ -211,18 +208,32 @@ def docstring(record: dict, overloaded: bool, first: bool) -> str:
 
 
 def call_errors_code(records: list[dict]) -> str:
-    """The last overload of a function: explains, briefly, why a call did not fit."""
+    """The last overload of a function, reached only when no real overload takes
+    the arguments without conversion: it calls a private copy of the real
+    overloads (so conversions still apply) and, when none fits, says briefly why."""
     pyname = records[0]["name"]
+    chain = "\n".join(
+        snippet("real_overload", fnptr=fnptr_type(r), qual=r["qual"], pyname=pyname, args=_arg_list(r["params"]), extras=_extras(r))
+        for r in records
+    )
     if len(records) > 1:
         signatures = "\n".join("    " + python_signature(r) for r in records)
-        return snippet("no_overload", pyname=pyname, signatures=cpp_string(signatures))
-    record = records[0]
-    types = ", ".join(p["type"] for p in record["params"])
-    params = ", ".join(
-        "ipolyglot::param_info{" + ", ".join([cpp_string(p["name"]), cpp_string(_shown_type(p)), cpp_string(python_type(p["type"])), "true" if p["default"] is not None else "false"]) + "}"
-        for p in record["params"]
-    )
-    return snippet("call_errors", pyname=pyname, types=types, params=params)
+        explain = snippet("explain_overloads", pyname=pyname, signatures=cpp_string(signatures))
+    else:
+        record = records[0]
+        params = ", ".join(
+            "ipolyglot::param_info{" + ", ".join([cpp_string(p["name"]), cpp_string(_shown_type(p)), cpp_string(python_type(p["type"])), "true" if p["default"] is not None else "false"]) + "}"
+            for p in record["params"]
+        )
+        explain = snippet("explain_call", types=", ".join(p["type"] for p in record["params"]), pyname=pyname, params=params)
+    return snippet("call_errors", pyname=pyname, real_chain=chain, explain=explain)
+
+
+def _extras(record: dict) -> str:
+    extras = _policy(record, False)
+    if _releases_gil(record):
+        extras += ", pybind11::call_guard<pybind11::gil_scoped_release>()"
+    return extras
 
 
 def cpp_string(text: str) -> str:

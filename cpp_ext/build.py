@@ -31,6 +31,7 @@ from ipolyglot.kernel.cache import FILE_MODE, check_private, private_dir, write_
 from ipolyglot.kernel.diagnostics import CompileError, Diagnostic
 
 from .templating import INCLUDE_DIR, TEMPLATES
+from .unit import GENERATED_FILE
 
 BIND_OPT = "-O1"
 
@@ -218,10 +219,16 @@ def diagnostics(output: str, cells: dict[str, tuple[str, str | None]], current: 
         elif context is not None:
             where = os.path.basename(file)
             in_cells.append(_cell_diagnostic(cells, current, context, f"{msg} (inside {where}, reached from this line)"))
-        else:
+        elif _is_generated(file):
             generated.append(Diagnostic(f"in {generated_what}: {msg}"))
+        else:
+            generated.append(Diagnostic(f"in {os.path.basename(file)}:{lineno}: {msg}"))
         context = None
     return _unique(in_cells) or _unique(generated)
+
+
+def _is_generated(file: str) -> bool:
+    return os.path.basename(file) in (GENERATED_FILE, "user.cpp", "bind.cpp") or file.startswith("cell-")
 
 
 def _int(text: str | None) -> int | None:

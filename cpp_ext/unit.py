@@ -75,9 +75,11 @@ def _placements(piece: dict, header: bool, own: bool) -> list[tuple[str, str, bo
     mine = own and not header
     if kind == "member-def":
         return [("func", piece["user_text"] if mine else piece["header_text"], mine)]
-    if kind in ("func", "block") and mine and piece["header_text"] != piece["user_text"]:
-        declaration = piece.get("proto_text") or piece["header_text"]
-        return [("decl", declaration, True), ("func", piece["user_text"], True)]
+    if mine and kind == "func" and piece.get("proto_text"):
+        # A body compiled here only: declared in place, defined after every declaration.
+        return [("decl", piece["proto_text"], True), ("func", piece["user_text"], True)]
+    if mine and kind == "block" and piece["header_text"] != piece["user_text"]:
+        return [("decl", piece["header_text"], True), ("func", piece["user_text"], True)]
     if mine:
         return [("decl", piece["user_text"], True)]
     if piece["section"] == "type" and not header:

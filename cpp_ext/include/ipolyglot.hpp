@@ -411,6 +411,20 @@ template <typename... Ts>
     raise_error(PyExc_TypeError, std::string(fn) + "(): the arguments do not fit its C++ signature");
 }
 
+// pybind11 tries every overload without conversions first, so the last-resort
+// overload is also reached by calls that only need one (an int for a double, an
+// earlier build's struct): it calls the real overloads again, with conversions,
+// and explains only when they refuse too.
+template <typename Explain> py::object call_or_explain(const py::object &real, const py::args &args, const py::kwargs &kwargs, Explain explain) {
+    try {
+        return real(*args, **kwargs);
+    } catch (py::error_already_set &e) {
+        if (!e.matches(PyExc_TypeError) || std::string(e.what()).find("incompatible function arguments") == std::string::npos) throw;
+    }
+    explain();
+    return py::none();
+}
+
 // A cell's own `ipolyglot_bind` registers into a scratch module whose names are
 // then copied over: pybind11 would add a same-named function as an overload
 // tried after the earlier one; here a later cell's definition replaces it.
