@@ -293,6 +293,8 @@ class CppBackend(Backend):
             cflags = dataclasses.replace(cell_flags.get(cell, flags), include_dirs=include_dirs)
             with_python = cell in python_cells
             compile_flags = cflags.user_compile() + (builder.python_includes() if with_python else [])
+            if cflags.debug:  # gdb names cells as the notebook does; a debug object is rebuilt when labels change
+                compile_flags += _debugger_cell_names(cells)
             objects[cell] = {"kind": "cpp-object", "unit": text, "flags": repr(compile_flags), "custom": builder.support_digest() if with_python else "", "compiler": identity}
             link_flags += [f for f in cflags.link() if f not in link_flags or f.startswith("-Wl")]
         module_parts = {
@@ -459,6 +461,13 @@ class CppBackend(Backend):
 
     def info(self) -> dict[str, str]:
         return {"C++ session": f"{len(self.declarations)} declarations, {len(self._modules)} modules loaded"}
+
+
+def _debugger_cell_names(cells: dict[str, tuple[str, str]]) -> list[str]:
+    """Flags that make debug information name each cell by its label (`In [5]`)
+    instead of the `cell-<hash>` its #line directives use (the hash keeps
+    ordinary builds cache hits whatever a cell's label)."""
+    return [f"-fdebug-prefix-map={cell_id}={label.rstrip(':')}" for cell_id, (_, label) in sorted(cells.items())]
 
 
 def _refuse_module_of_its_own(source: str) -> None:

@@ -260,3 +260,24 @@ def test_cancelling_an_awaited_native_call_frees_the_loop(kernel):
             print("cancelled", await Sleepy.aio(1))
         """)).ok()
     assert out.stdout.split() == ["cancelled", "1"], out.stdout
+
+
+# ---- debugger-friendly C++ source names ----------------------------------------------
+
+def test_debug_builds_name_cells_as_the_notebook_does(kernel):
+    built = kernel.run(textwrap.dedent("""\
+        %%cpp -g
+        // Doubles x (built for gdb).
+        int twice_debug(int x) {
+            return 2 * x;
+        }
+        """)).ok()
+    out = kernel.run(textwrap.dedent("""\
+        import subprocess
+        with open("/proc/self/maps") as maps:
+            module_file = next(line.split()[-1] for line in maps if twice_debug.__module__ in line)
+        dump = subprocess.run(["objdump", "--dwarf=decodedline", module_file], capture_output=True, text=True, check=True)
+        print(twice_debug(4))
+        print(sorted({line.split("  ")[0] for line in dump.stdout.splitlines() if line.startswith(("In [", "cell-"))}))
+        """)).ok()
+    assert out.stdout.splitlines() == ["8", repr([f"In [{built.execution_count}]"])], out.stdout
