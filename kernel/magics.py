@@ -8,6 +8,7 @@ discovery, and binds the names the backend offers into the user namespace.
 from __future__ import annotations
 
 import importlib
+import os
 import platform
 import sys
 from importlib import metadata
@@ -61,7 +62,7 @@ class NotImplementedYet(Exception):
 
 
 MODES = ("worker", "in-process")
-DEFAULT_MODE = "in-process"
+DEFAULT_MODE = "in-process"  # `$IPOLYGLOT_MODE` (worker or in-process) sets a session's starting mode
 IN_PROCESS_NOTE = (
     "note: native code runs inside the kernel (in-process mode): a native crash ends the kernel and an "
     "interrupt waits for the native call to return; `%polyglot mode worker` runs it in a supervised process"
@@ -88,7 +89,9 @@ class PolyglotMagics(Magics):
         super().__init__(shell)
         self.cache = BuildCache()
         self._backends: dict[str, Backend] = {}
-        self.mode = DEFAULT_MODE
+        self.mode = os.environ.get("IPOLYGLOT_MODE", DEFAULT_MODE)
+        if self.mode not in MODES:
+            self.mode = DEFAULT_MODE
         self._worker = None  # the WorkerSupervisor, started with the first cell run in worker mode
         self._in_process_noted = False
 

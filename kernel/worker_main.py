@@ -22,6 +22,7 @@ import queue
 import socket
 import sys
 import threading
+import time
 import weakref
 from collections.abc import Mapping
 from types import SimpleNamespace
@@ -29,12 +30,9 @@ from types import SimpleNamespace
 from .worker_protocol import (
     CodecPickler,
     CellOutcome, EnumDescription, HandleInfo, Parameter, Reply, Request, StructDescription, StructKey, WorkerGone,
-    PROTOCOL_MODULE, portable_exception, receive_message, send_message,
+    PROTOCOL_MODULE, crosses_by_name, portable_exception, receive_message, send_message,
 )
 
-# Modules the kernel has too: their classes and functions cross by name.
-_IMPORTABLE_BY_NAME = ("builtins", "copyreg", "collections", "functools", "numpy", "enum", "datetime", "decimal",
-                       "fractions", "ipolyglot.kernel", "ipolyglot.go_bridge.errors", "ipolyglot.go_bridge.marshal")
 _PLAIN_TYPES = (type(None), bool, int, float, complex, str, bytes, bytearray, list, tuple, dict, set, frozenset, range, slice)
 
 
@@ -81,10 +79,8 @@ class WorkerCodec:
             return ("enum", self._enum_description(kind), obj.name)
         if isinstance(obj, type) and issubclass(obj, enum.Enum):
             return ("enum_class", self._enum_description(obj))
-        if getattr(obj, "__module__", None) and str(obj.__module__).startswith(_IMPORTABLE_BY_NAME) and (
-            isinstance(obj, type) or inspect.isroutine(obj)
-        ):
-            return None  # the kernel imports these by name (exception classes, copyreg's constructors, ...)
+        if crosses_by_name(obj):
+            return None
         return ("handle", self._handle(obj))
 
     def _handle(self, obj) -> HandleInfo:
@@ -383,12 +379,20 @@ class Worker:
         return rows
 
 
+def exit_when_orphaned(parent: int) -> None:
+    """The kernel may die without closing its socket cleanly (SIGKILL mid-write): never outlive it."""
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os._exit(0)
+
+
 def main(argv: list[str]) -> None:
     faulthandler.enable(all_threads=True)  # C and C++ fatal signals print a backtrace to stderr
     sock = socket.socket(fileno=int(argv[0]))
     channel = WorkerChannel(sock)
     Worker(channel)
     threading.Thread(target=channel.read_forever, name="ipolyglot-worker-reader", daemon=True).start()
+    threading.Thread(target=exit_when_orphaned, args=(os.getppid(),), name="ipolyglot-worker-orphan", daemon=True).start()
     while True:
         try:
             channel.execute(channel.main_queue.get())

@@ -24,6 +24,20 @@ PROTOCOL_MODULE = __name__  # its dataclasses are pickled as themselves, never b
 _BUFFER_LENGTH = struct.Struct("!Q")
 
 
+# Modules both processes have: their classes and functions cross by name (exception classes,
+# copyreg's and numpy's reconstructors, ufuncs), never as handles or callbacks.
+_IMPORTABLE_BY_NAME = ("builtins", "copyreg", "collections", "functools", "numpy", "enum", "datetime", "decimal",
+                       "fractions", "ipolyglot.kernel", "ipolyglot.go_bridge.errors", "ipolyglot.go_bridge.marshal")
+
+
+def crosses_by_name(obj) -> bool:
+    """A class or function the other side imports by its qualified name."""
+    import inspect
+
+    module = getattr(obj, "__module__", None)
+    return bool(module) and str(module).startswith(_IMPORTABLE_BY_NAME) and (isinstance(obj, type) or inspect.isroutine(obj))
+
+
 class NativeCrash(RuntimeError):
     """The worker process that runs native code died during a call; the kernel survived it."""
 

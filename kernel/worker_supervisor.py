@@ -26,10 +26,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from .diagnostics import CompileError, Diagnostic
 from .worker_protocol import NativeCrash, Reply, Request, WorkerGone, portable_exception, receive_message, send_message
 from .worker_proxies import KernelCodec
 
 DEFAULT_GRACE_SECONDS = 2.0
+_DISPLAY_NAMES = {"go": "Go", "cpp": "C++"}
 STDERR_TAIL_BYTES = 64 * 1024
 CRASH_TEXT_LINES = 60
 
@@ -218,8 +220,16 @@ class WorkerSupervisor:
     # -- requests ------------------------------------------------------------------------------
     def run_cell(self, language: str, line: str, cell: str, label: str, profile_always: bool, hooks: CellHooks):
         __tracebackhide__ = True  # IPython shows the user's line, not the channel
-        outcome = self.request("run_cell", language, line, cell, label, profile_always,
-                               describe=f"the %%{language} cell {label}", hooks=hooks)
+        try:
+            outcome = self.request("run_cell", language, line, cell, label, profile_always,
+                                   describe=f"the %%{language} cell {label}", hooks=hooks)
+        except NativeCrash as crash:
+            if not getattr(crash, "while_loading", False):
+                raise
+            # e.g. a panic in a Go init(): the new build cannot be loaded, the previous one stays
+            raise CompileError(_DISPLAY_NAMES.get(language, language), [Diagnostic(
+                "loading the new build ended the worker process; the session keeps its previous build.\n" + str(crash)
+            )]) from None
         if outcome.declarations_changed:
             self.replay_log.append(ReplayStep(language, line, cell, label))
         return outcome
@@ -358,6 +368,10 @@ class WorkerSupervisor:
         if self.stderr:
             self.stderr.wait_closed(2.0)
         text = self.stderr.since(mark) if self.stderr else ""
+        while_loading = bool(self.building_stack)
+        while self.building_stack:  # end the live build line of the cell that was loading
+            with contextlib.suppress(Exception):
+                self._building_exit("", False)
         self._discard()
         message = f"the native worker process died during {describe}: {_describe_exit(returncode)}"
         lines = [line for line in text.rstrip().splitlines()]
@@ -368,10 +382,11 @@ class WorkerSupervisor:
             "\n\nThe kernel and its Python variables are intact. Native state (C++ globals and objects, "
             "Go package variables and goroutines) was reset"
         )
-        if self.replaying:
-            raise NativeCrash(message)  # the reload itself failed: no endless restarts
-        message += self._start_and_replay_quietly()
-        raise NativeCrash(message)
+        if not self.replaying:  # a reload that fails ends here: no endless restarts
+            message += self._start_and_replay_quietly()
+        crash = NativeCrash(message)
+        crash.while_loading = while_loading
+        raise crash
 
     def _start_and_replay_quietly(self) -> str:
         try:

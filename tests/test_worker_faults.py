@@ -1,0 +1,162 @@
+"""Worker mode: native faults and interrupts end the call, never the kernel or its Python state.
+
+One kernel for the module: every crash replaces the worker and reloads the
+session's two cells from the build cache, so later tests reuse the same
+session; each test also checks that what existed before still works.
+"""
+
+from __future__ import annotations
+
+import queue
+import re
+import time
+
+import pytest
+
+from conftest import CellOutput, RunningKernel
+
+GO_CELL = r'''%%go
+import (
+    "log"
+    "os"
+    "runtime"
+    "sync"
+    "time"
+)
+var Counter = 1
+func Double(x int) int { return 2 * x }
+func Bump() int { Counter++; return Counter }
+func Exit() { os.Exit(3) }
+func Fatal() { log.Fatal("the ledger does not balance") }
+func Goexit() { runtime.Goexit() }
+func MapRace() {
+    m := map[int]int{}
+    var wg sync.WaitGroup
+    for g := 0; g < 8; g++ {
+        wg.Add(1)
+        go func() { defer wg.Done(); for i := 0; i < 1000000; i++ { m[i%64] = i } }()
+    }
+    wg.Wait()
+}
+func Huge() int { b := make([]byte, 1<<45); return len(b) }
+func Deep(n int) int { var pad [64]int; pad[n%64] = n; return Deep(n+1) + pad[(n+1)%64] }
+func Spin() int { n := 0; for { n++ } }
+func Block() { select {} }
+func Sleep() { time.Sleep(time.Hour) }
+'''
+
+CPP_CELL = r'''%%cpp
+#include <cstdlib>
+#include <exception>
+#include <functional>
+#include <stdexcept>
+#include <thread>
+int twice(int x) { return 2 * x; }
+void null_deref() { volatile int* p = nullptr; *p = 1; }
+void call_abort() { std::abort(); }
+void call_terminate() { std::terminate(); }
+void exit4() { std::exit(4); }
+void thread_throw() { std::thread t([] { throw std::runtime_error("thread boom"); }); t.join(); }
+void thread_callback(std::function<void()> f) { std::thread t(f); t.join(); }
+void spin() { volatile long n = 0; while (true) { n = n + 1; } }
+'''
+
+
+@pytest.fixture(scope="module")
+def kernel():
+    with RunningKernel() as running:
+        running.run("%polyglot mode worker").ok()
+        running.run(GO_CELL, timeout=600).ok()
+        running.run(CPP_CELL, timeout=900).ok()
+        running.run("before = 'kept'").ok()
+        yield running
+
+
+def assert_session_survived(kernel: RunningKernel) -> None:
+    assert kernel.eval("(before, Double(21), twice(4))") == ("kept", 42, 8)
+
+
+def crash_message(out: CellOutput) -> str:
+    assert out.status == "error", out.stdout
+    assert out.error["ename"] == "NativeCrash", out.error_text
+    return out.error_text
+
+
+FAULTS = [
+    ("null_deref()", [r"SIGSEGV", r"null_deref\(\)"]),
+    ("call_abort()", [r"SIGABRT"]),
+    ("call_terminate()", [r"SIGABRT", r"terminate called without an active exception"]),
+    ("exit4()", [r"exited with code 4"]),
+    ("thread_throw()", [r"SIGABRT", r"thread boom"]),
+    ("thread_callback(lambda: 1 / 0)", [r"SIGABRT", r"ZeroDivisionError"]),
+    ("Exit()", [r"exited with code 3"]),
+    ("Fatal()", [r"exited with code 1", r"the ledger does not balance"]),
+    ("Goexit()", [r"Goexit"]),
+    ("MapRace()", [r"fatal error: concurrent map (writes|read and map write)"]),
+    ("Huge()", [r"out of memory"]),
+    ("Deep(0)", [r"goroutine stack exceeds"]),
+]
+
+
+@pytest.mark.parametrize("call,expected", FAULTS, ids=[call.split("(")[0] for call, _ in FAULTS])
+def test_native_fault_is_an_error_and_the_session_survives(kernel, call, expected):
+    message = crash_message(kernel.run(call, timeout=300))
+    for pattern in expected:
+        assert re.search(pattern, message), f"{pattern!r} not in:\n{message}"
+    assert "Native state" in message and "reset" in message
+    assert_session_survived(kernel)
+
+
+def test_crash_resets_native_state_and_old_objects_say_so(kernel):
+    kernel.run("kept_double = Double\nBump(); assert Bump() == 3").ok()
+    crash_message(kernel.run("Exit()"))
+    assert kernel.eval("Bump()") == 2  # Go package variables start again from their initializers
+    out = kernel.run("kept_double(1)")
+    assert out.status == "error" and out.error["ename"] == "StaleNativeObject", out.error_text
+    assert "worker that ended" in out.error_text
+    assert_session_survived(kernel)
+
+
+def test_panic_in_init_is_a_build_error_and_the_previous_build_stays(kernel):
+    out = kernel.run('%%go\nfunc init() { panic("init went wrong") }\nfunc Later() int { return 1 }', timeout=300)
+    assert out.status == "error" and out.error["ename"] == "CompileError", out.error_text
+    assert "init went wrong" in out.error_text
+    assert kernel.eval("'Later' in dir()") is False
+    assert_session_survived(kernel)
+
+
+def run_and_interrupt(kernel: RunningKernel, code: str, timeout: float = 120) -> CellOutput:
+    """Start a cell, interrupt it once it printed 'started', and collect what it sent."""
+    out = CellOutput(status="?")
+    msg_id = kernel.kc.execute(f"print('started', flush=True)\n{code}")
+    interrupted = False
+    deadline = time.monotonic() + timeout
+    while True:
+        assert time.monotonic() < deadline, f"no reply {timeout} s after starting {code!r}"
+        try:
+            msg = kernel.kc.get_iopub_msg(timeout=1)
+        except queue.Empty:
+            continue
+        if msg["parent_header"].get("msg_id") != msg_id:
+            continue
+        kind, content = msg["msg_type"], msg["content"]
+        if kind == "stream":
+            out.stdout += content["text"] if content["name"] == "stdout" else ""
+            if "started" in out.stdout and not interrupted:
+                interrupted = True
+                kernel.km.interrupt_kernel()
+        elif kind == "error":
+            out.error = content
+        elif kind == "status" and content["execution_state"] == "idle":
+            break
+    reply = kernel.kc.get_shell_msg(timeout=timeout)
+    out.status = reply["content"]["status"]
+    return out
+
+
+@pytest.mark.parametrize("call", ["Spin()", "Block()", "Sleep()", "spin()"])
+def test_interrupt_ends_a_native_call_with_keyboard_interrupt(kernel, call):
+    out = run_and_interrupt(kernel, call)
+    assert out.status == "error" and out.error["ename"] == "KeyboardInterrupt", out.error_text
+    assert "native state was reset" in out.error_text or "native state was kept" in out.error_text
+    assert_session_survived(kernel)
