@@ -1,14 +1,15 @@
-"""What %%cpp costs, against baselines measured in the same run.
+"""What %%cpp costs, against baselines measured in the same process, interleaved.
 
+    python -m benchmarks --only cpp_calls [--quick]
+
+* builds, in one in-process IPython shell (the magics' own path): a brand-new
+  `%%cpp` cell of free functions, a body-only edit, a new cell with a class,
+  each interleaved with `%%cython` building the same function in the same
+  shell (what a user would compare with);
 * per call: an ipolyglot-bound function vs the same function in a hand-written
-  pybind11 module compiled here at -O2 (with and without releasing the GIL);
-* bulk copy: 10^7 float64 crossing into C++ vs numpy.copy of the same array;
-* builds: a brand-new cell, a body-only edit, with and without the
-  precompiled header, a cache hit in a fresh process, vs Cython building and
-  rebuilding the same function (cythonize + build_ext).
-
-Prints a table (min / median / max, ratio of medians and the bar) and exposes
-run(quick) -> list[dict]. Builds go to a private temporary cache.
+  pybind11 module compiled here at -O2, with the same GIL policy (and the
+  other policy in a row of its own);
+* bulk copy: 10^7 float64 crossing into C++ vs numpy.copy of the same array.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ import sysconfig
 import tempfile
 import textwrap
 import time
-import timeit
 import uuid
 from pathlib import Path
 
@@ -31,7 +31,7 @@ if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
 
 import numpy as np
 
-from benchmarks.common import Row, Stats, table
+from benchmarks.common import Pairs, Row, interactive_shell, interleaved, run_cell, table
 
 HAND_WRITTEN = r'''
 #include <pybind11/pybind11.h>
@@ -56,14 +56,34 @@ std::size_t length(const std::vector<double>& xs) { return xs.size(); }
 
 SMALL_CPP = "double {name}(double x) {{ return {k} * x * x + 1.0; }}\n"
 SMALL_PYX = "def {name}(double x):\n    return {k} * x * x + 1.0\n"
+CLASS_CPP = """\
+class {name} {{
+  public:
+    explicit {name}(double k) : k_(k) {{}}
+    double apply(double x) const {{ return k_ * x * x + {k}; }}
+  private:
+    double k_;
+}};
+"""
+CLASS_PYX = """\
+cdef class {name}:
+    cdef double k
+    def __init__(self, double k):
+        self.k = k
+    def apply(self, double x):
+        return self.k * x * x + {k}
+"""
+
+BASELINES = {
+    "%%cython, same shell": "`%%cython` (Cython's IPython magic, loaded with %load_ext Cython) building the same function "
+                            "in the same in-process shell, a new function name each time so nothing is reused",
+    "hand-written pybind11": "a pybind11 module written by hand (m.def of the same C++ function), compiled here with "
+                             "g++ -O2 -std=c++17; `GIL released` uses py::call_guard<py::gil_scoped_release>() as "
+                             "ipolyglot does by default, `GIL kept` does not (as `%%cpp --keep-gil`)",
+}
 
 
-def _row(measure: str, ours: list[float], base: list[float] | Stats, baseline: str, goal: str, unit: str) -> Row:
-    """A figure against its same-run baseline samples, or against a fixed goal given as Stats."""
-    return Row("cpp", measure, Stats.of(ours), unit, baseline, base if isinstance(base, Stats) else Stats.of(base), goal)
-
-
-# -- an in-process %%cpp session -------------------------------------------------
+# -- a backend-level %%cpp session (for the fresh-process cache hit) --------------
 class Session:
     def __init__(self, cache_dir: Path):
         from ipolyglot.cpp_ext.backend import CppBackend
@@ -81,39 +101,13 @@ class Session:
         from ipolyglot.kernel.options import parse_line
         from ipolyglot.kernel.toolchains import find_cxx
 
-        @contextlib.contextmanager
-        def building(_description):
-            yield type("Feedback", (), {"outcome": None})()
-
         self.count += 1
         ctx = CellContext(
             cell_label=f"In [{self.count}]", user_ns={}, cache=self.cache, toolchain=find_cxx,
-            verbose=lambda _m: None, warn=lambda _m: None, building=building,
+            verbose=lambda _m: None, warn=lambda _m: None,
+            building=lambda _what: contextlib.nullcontext(type("Feedback", (), {"outcome": None})()),
         )
-        result = self.backend.run_cell(cell, parse_line(self.parser, line), ctx)
-        return result.bind
-
-
-def _timed(fn, repeat: int) -> list[float]:
-    out = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - started)
-    return out
-
-
-def _per_call(fn, args, number: int, repeat: int) -> list[float]:
-    return [t / number for t in timeit.repeat(lambda: fn(*args), number=number, repeat=repeat)]
-
-
-def _paired(ours, base, args, number: int, repeat: int) -> tuple[list[float], list[float]]:
-    """Alternate the two measurements, so load from other work on the machine hits both alike."""
-    a, b = [], []
-    for _ in range(repeat):
-        a += _per_call(ours, args, number, 1)
-        b += _per_call(base, args, number, 1)
-    return a, b
+        return self.backend.run_cell(cell, parse_line(self.parser, line), ctx).bind
 
 
 def _build_hand_written(workdir: Path):
@@ -124,33 +118,13 @@ def _build_hand_written(workdir: Path):
     src = workdir / "bench_hand.cpp"
     src.write_text(HAND_WRITTEN)
     target = workdir / f"bench_hand{sysconfig.get_config_var('EXT_SUFFIX')}"
-    cmd = ["g++", "-O2", "-std=c++17", "-shared", "-fPIC", "-fvisibility=hidden", "-I", pybind11.get_include(), "-I", sysconfig.get_paths()["include"], str(src), "-o", str(target)]
-    started = time.perf_counter()
+    cmd = ["g++", "-O2", "-std=c++17", "-shared", "-fPIC", "-fvisibility=hidden", "-I", pybind11.get_include(),
+           "-I", sysconfig.get_paths()["include"], str(src), "-o", str(target)]
     subprocess.run(cmd, check=True)
-    elapsed = time.perf_counter() - started
     spec = importlib.util.spec_from_file_location("bench_hand", target)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module, elapsed
-
-
-def _cython_build(workdir: Path, name: str, source: str) -> float:
-    """cythonize + build_ext of one .pyx, in a subprocess (as %%cython would)."""
-    pyx = workdir / f"{name}.pyx"
-    pyx.write_text(source)
-    script = textwrap.dedent(f"""
-        import sys
-        from Cython.Build import cythonize
-        from setuptools import Extension
-        from setuptools.dist import Distribution
-        from setuptools.command.build_ext import build_ext
-        exts = cythonize([Extension({name!r}, [{str(pyx)!r}])], quiet=True, force=True)
-        dist = Distribution({{"ext_modules": exts}})
-        cmd = build_ext(dist); cmd.inplace = True; cmd.ensure_finalized(); cmd.run()
-    """)
-    started = time.perf_counter()
-    subprocess.run([sys.executable, "-c", script], cwd=workdir, check=True, capture_output=True)
-    return time.perf_counter() - started
+    return module
 
 
 def _cache_hit_in_fresh_process(cache_dir: Path, cell: str) -> float:
@@ -169,66 +143,102 @@ def _cache_hit_in_fresh_process(cache_dir: Path, cell: str) -> float:
     return float(done.stdout.strip().splitlines()[-1])
 
 
+class Names:
+    """Fresh identifiers, so that no build is ever a cache hit of an earlier one."""
+
+    def __init__(self) -> None:
+        self.nonce = uuid.uuid4().hex[:6]
+        self.count = 0
+
+    def __call__(self, stem: str) -> str:
+        self.count += 1
+        return f"{stem}_{self.nonce}_{self.count}"
+
+
+def _build_rows(shell, pairs: int) -> list[Row]:
+    names = Names()
+    cpp = lambda body, line="-q": run_cell(shell, f"%%cpp {line}\n{body}")  # noqa: E731
+    cython = lambda body: run_cell(shell, f"%%cython\n{body}")  # noqa: E731
+
+    first_ever = Pairs([], [])
+    started = time.perf_counter()
+    cpp(SMALL_CPP.format(name=names("first"), k=1))  # builds the precompiled header unless cached
+    first_ever.measured.append(time.perf_counter() - started)
+    started = time.perf_counter()
+    cython(SMALL_PYX.format(name=names("first"), k=1))  # imports Cython and setuptools
+    first_ever.baseline.append(time.perf_counter() - started)
+
+    current = {}
+
+    def new_cpp():
+        current["cpp"] = names("f")
+        cpp(SMALL_CPP.format(name=current["cpp"], k=1))
+
+    def new_cython():
+        current["pyx"] = names("f")
+        cython(SMALL_PYX.format(name=current["pyx"], k=1))
+
+    edits = iter(range(2, 10**6))
+    rows = [Row.paired("cpp", "build: first %%cpp cell of a process (PCH from cache or built)", first_ever,
+                       "%%cython, same shell", extra_note="the first %%cython of a process imports Cython")]
+    rows.append(Row.paired("cpp", "build: brand-new cell (free functions)",
+                           interleaved(new_cpp, new_cython, pairs=pairs, warmup=False), "%%cython, same shell", goal="≤ 1.5×"))
+    rows.append(Row.paired("cpp", "build: body-only edit",
+                           interleaved(lambda: cpp(SMALL_CPP.format(name=current["cpp"], k=next(edits))),
+                                       lambda: cython(SMALL_PYX.format(name=current["pyx"], k=next(edits))), pairs=pairs, warmup=False),
+                           "%%cython, same shell (edit)", goal="≤ 0.5×"))
+    rows.append(Row.paired("cpp", "build: brand-new cell with a class",
+                           interleaved(lambda: cpp(CLASS_CPP.format(name=names("C"), k=1)),
+                                       lambda: cython(CLASS_PYX.format(name=names("C"), k=1)), pairs=pairs, warmup=False),
+                           "%%cython, same shell (cdef class)", goal="≤ 3×"))
+    os.environ["IPOLYGLOT_CPP_NO_PCH"] = "1"
+    try:
+        no_pch = interleaved(lambda: cpp(SMALL_CPP.format(name=names("nopch"), k=1)), new_cython, pairs=max(1, pairs - 1), warmup=False)
+    finally:
+        del os.environ["IPOLYGLOT_CPP_NO_PCH"]
+    rows.append(Row.paired("cpp", "build: brand-new cell without PCH", no_pch, "%%cython, same shell", goal="(PCH's share)"))
+    return rows
+
+
 def run(quick: bool) -> list[Row]:
-    repeat = 2 if quick else 3
+    pairs = 2 if quick else 5
     rows: list[Row] = []
+    shell = interactive_shell()
+    run_cell(shell, "%load_ext Cython")
+    rows += _build_rows(shell, pairs)
     with tempfile.TemporaryDirectory(prefix="ipolyglot-bench-") as tmp:
         tmp = Path(tmp)
-        os.environ["IPOLYGLOT_CACHE_DIR"] = str(tmp / "cache")
-        session = Session(tmp / "cache")
-
-        # Builds first: the first one also builds the precompiled header.
-        nonce = uuid.uuid4().hex[:6]
-        cold = _timed(lambda: session.run(SMALL_CPP.format(name=f"cold_{nonce}", k=1)), 1)
-        new_cell, edit, no_pch = [], [], []
-        for i in range(repeat):
-            name = f"fresh_{nonce}_{i}"
-            new_cell += _timed(lambda: session.run(SMALL_CPP.format(name=name, k=1)), 1)
-            edit += _timed(lambda: session.run(SMALL_CPP.format(name=name, k=i + 2)), 1)
-        os.environ["IPOLYGLOT_CPP_NO_PCH"] = "1"
-        try:
-            for i in range(max(1, repeat - 1)):
-                no_pch += _timed(lambda: session.run(SMALL_CPP.format(name=f"nopch_{nonce}_{i}", k=1)), 1)
-        finally:
-            del os.environ["IPOLYGLOT_CPP_NO_PCH"]
-        hit_cell = SMALL_CPP.format(name=f"hit_{nonce}", k=2)
+        hit_cell = SMALL_CPP.format(name=Names()("hit"), k=2)
         _cache_hit_in_fresh_process(tmp / "cache", hit_cell)  # builds it
-        hits = [_cache_hit_in_fresh_process(tmp / "cache", hit_cell) for _ in range(repeat)]
+        hits = [_cache_hit_in_fresh_process(tmp / "cache", hit_cell) for _ in range(pairs)]
+        rows.append(Row.paired("cpp", "build: cache hit, fresh process", Pairs(hits, [0.05] * len(hits)), "the 50 ms goal", goal="≤ 1×"))
 
-        cy_dir = tmp / "cython"
-        cy_dir.mkdir()
-        cy_first, cy_edit = [], []
-        for i in range(repeat):
-            name = f"cy_{nonce}_{i}"
-            cy_first.append(_cython_build(cy_dir, name, SMALL_PYX.format(name=name, k=1)))
-            cy_edit.append(_cython_build(cy_dir, name, SMALL_PYX.format(name=name, k=i + 2)))
-
-        rows.append(_row("build: brand-new cell", new_cell, cy_first, "Cython first build", "≤ 3×", "s"))
-        rows.append(_row("build: body-only edit", edit, cy_edit, "Cython rebuild after edit", "≤ 1.5×", "s"))
-        rows.append(_row("build: new cell without PCH", no_pch, new_cell, "new cell with PCH", "(PCH saving)", "s"))
-        rows.append(_row("build: first ever (incl. PCH)", cold, cy_first, "Cython first build", "(once per machine)", "s"))
-        rows.append(_row("build: cache hit, fresh process", hits, Stats(0.05, 0.05, 0.05), "the 50 ms goal", "≤ 1×", "s"))
-
-        # Calls.
-        bound = session.run(CELL)
-        kept = session.run("double add_kept(double a, double b) { return a + b; }\n", "-q --keep-gil")
-        hand, hand_build = _build_hand_written(tmp)
-        rows.append(_row("build: hand-written pybind11 module -O2", [hand_build], cy_first, "Cython first build", "(reference)", "s"))
-        number = 20000 if quick else 100000
-        calls = 5 if quick else 7
-        pair = (1.0, 2.0)
-        rows.append(_row("call: add(1.0, 2.0)", *_paired(bound["add"], hand.add, pair, number, calls), "hand-written pybind11", "≤ 1.3×", "s/call"))
-        rows.append(_row("call: add(1.0, 2.0)", *_paired(bound["add"], hand.add_nogil, pair, number, calls), "hand-written, GIL released too", "≤ 1.3×", "s/call"))
-        rows.append(_row("call: add(1.0, 2.0) with --keep-gil", *_paired(kept["add_kept"], hand.add, pair, number, calls), "hand-written pybind11", "≤ 1.3×", "s/call"))
+        run_cell(shell, "%%cpp -q\n" + CELL)
+        run_cell(shell, "%%cpp -q --keep-gil\ndouble add_kept(double a, double b) { return a + b; }\n")
+        ns = shell.user_ns
+        hand = _build_hand_written(tmp)
+        number = 20_000 if quick else 100_000
+        calls = 5 if quick else 15
+        released, kept = ns["add"], ns["add_kept"]
+        rows.append(Row.paired("cpp", "call: add(1.0, 2.0), GIL released (default)",
+                               interleaved(lambda: released(1.0, 2.0), lambda: hand.add_nogil(1.0, 2.0), pairs=calls, number=number),
+                               "hand-written pybind11, GIL released", unit="s/call", goal="≤ 1.1×"))
+        rows.append(Row.paired("cpp", "call: add(1.0, 2.0) with --keep-gil",
+                               interleaved(lambda: kept(1.0, 2.0), lambda: hand.add(1.0, 2.0), pairs=calls, number=number),
+                               "hand-written pybind11, GIL kept", unit="s/call", goal="≤ 1.1×"))
+        rows.append(Row.paired("cpp", "call: add(1.0, 2.0), GIL released (default)",
+                               interleaved(lambda: released(1.0, 2.0), lambda: hand.add(1.0, 2.0), pairs=calls, number=number),
+                               "hand-written pybind11, GIL kept", unit="s/call"))
         small = np.arange(100.0)
-        rows.append(_row("call: total(100 float64)", *_paired(bound["total"], hand.total, (small,), number // 4, calls), "hand-written pybind11 (list caster)", "≤ 1.3×", "s/call"))
+        total = ns["total"]
+        rows.append(Row.paired("cpp", "call: total(100 float64)",
+                               interleaved(lambda: total(small), lambda: hand.total(small), pairs=calls, number=number // 4),
+                               "hand-written pybind11 (list caster)", unit="s/call"))
 
         big = np.random.default_rng(0).random(10_000_000)
-        copies = 5 if quick else 9
-        into_cpp, np_copy = _paired(bound["length"], np.copy, (big,), 1, copies)
-        row = _row("bulk: 10^7 float64 into C++", into_cpp, np_copy, "np.copy", "≤ 2× (≥ 50% of np.copy bandwidth)", "s")
-        row.extra["GB/s"] = big.nbytes / row.stats.median / 1e9
-        rows.append(row)
+        length = ns["length"]
+        rows.append(Row.paired("cpp", "bulk: 10^7 float64 into C++", interleaved(lambda: length(big), lambda: np.copy(big), pairs=calls),
+                               "np.copy", goal="≥ 0.5×", speed=True))
     return rows
 
 

@@ -1,4 +1,5 @@
-"""`python -m ipolyglot.kernel install ...` writes the kernelspec; anything else starts the kernel."""
+"""`python -m ipolyglot.kernel install ...` writes the kernelspec; `... warm` warms the build caches
+(kernel/warmup.py); anything else starts the kernel."""
 
 import sys
 
@@ -8,6 +9,10 @@ def main() -> None:
         from .kernelspec import main as install_main
 
         sys.exit(install_main(sys.argv[2:]))
+    if len(sys.argv) > 1 and sys.argv[1] == "warm":
+        from .warmup import main as warm_main
+
+        sys.exit(warm_main(sys.argv[2:]))
     from .ipkernel import IPolyglotKernelApp
 
     IPolyglotKernelApp.launch_instance()
