@@ -2,7 +2,7 @@
 
 The call runs in a thread of the event loop's default executor, so the loop
 keeps serving other tasks while native code runs (Go and C++ calls release
-the GIL by default). Cancelling the awaiting task ends the wait at once; the
+the GIL by default; in worker mode the worker takes one call at a time). Cancelling the awaiting task ends the wait at once; the
 native call itself cannot be stopped from Python and runs to completion in
 its thread, its result discarded.
 """
@@ -53,10 +53,18 @@ def with_awaitable_forms(bind: dict[str, Any]) -> dict[str, Any]:
 
 
 def _with_aio(value: Any) -> Any:
-    """Functions made in Python (Go's) take the attribute, builtins (C++'s) are wrapped;
-    anything else (classes, values, a worker's proxies) is left as it is."""
-    if inspect.isbuiltin(value):
+    """Functions made in Python (Go's) take the attribute; builtins (C++'s) and the
+    worker's function proxies (whose attributes live in the worker) are wrapped;
+    anything else (classes, values) is left as it is."""
+    if inspect.isbuiltin(value) or _is_worker_function(value):
         return AwaitableNative(value)
     if inspect.isfunction(value) or type(value) is not AwaitableNative and isinstance(value, functools.partial):
         value.aio = awaitable_form(value)
     return value
+
+
+def _is_worker_function(value: Any) -> bool:
+    """A proxy of a function that runs in the native worker (kernel/worker_proxies.py),
+    recognised from its own __dict__ without a trip to the worker."""
+    info = getattr(value, "__dict__", {}).get("_info")
+    return getattr(info, "kind", None) == "function"

@@ -281,3 +281,14 @@ def test_debug_builds_name_cells_as_the_notebook_does(kernel):
         print(sorted({line.split("  ")[0] for line in dump.stdout.splitlines() if line.startswith(("In [", "cell-"))}))
         """)).ok()
     assert out.stdout.splitlines() == ["8", repr([f"In [{built.execution_count}]"])], out.stdout
+
+
+def test_native_functions_are_awaitable_in_worker_mode_too():
+    with RunningKernel(env=GO_TEST_ENV) as worker_kernel:
+        worker_kernel.run("%polyglot mode worker").ok()
+        worker_kernel.run(SLOW_GO).ok()
+        out = worker_kernel.run(textwrap.dedent("""\
+            import asyncio
+            print(await asyncio.gather(*[Sleepy.aio(10 + i) for i in range(4)]), Sleepy(1))
+            """)).ok()
+        assert out.stdout.split() == ["[10,", "11,", "12,", "13]", "1"], out.stdout
