@@ -348,8 +348,11 @@ class CppBackend(Backend):
                         bad = builder.failing_registrations(text, exc.raw_output) - skip
                         if not bad or failed.is_set():
                             raise
-                        names = unit.build_units(pieces, ctx.profile, statement, statement_cell, body_lines, custom, skip).registered
-                        for index in sorted(i for i in bad if i in names):  # not the call-error overloads
+                        attempted = unit.build_units(pieces, ctx.profile, statement, statement_cell, body_lines, custom, skip)
+                        # A call-error registration fails with the overloads it explains.
+                        bad |= {i for f in bad if f in attempted.fallbacks for i in attempted.fallbacks[f]}
+                        names = attempted.registered
+                        for index in sorted(i for i in bad if i in names):
                             skipped.append(f"{names.get(index, '?')!r} is not bound: its signature cannot cross to Python ({builder.first_error(exc.raw_output)})")
                         skip = skip | bad
                         text = unit.build_units(pieces, ctx.profile, statement, statement_cell, body_lines, custom, skip).bind

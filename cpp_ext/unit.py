@@ -27,6 +27,7 @@ class Units:
     bind: str
     top_names: list[str] = field(default_factory=list)  # Python names the module offers
     registered: dict[int, str] = field(default_factory=dict)  # registration index -> declaration name
+    fallbacks: dict[int, list[int]] = field(default_factory=dict)  # call-error registration -> its overloads' indices
 
 
 def _emit(piece: dict, text: str, marked: bool) -> str:
@@ -166,15 +167,16 @@ def _user_unit(pieces: list[dict], cell: str, statement_code: tuple[str, str] = 
     )
 
 
-def _function_overloads(pieces: list[dict], skip: frozenset[int]) -> dict[str, list[dict]]:
-    """The bound free functions by qualified name, overloads in registration order."""
-    found: dict[str, list[dict]] = {}
+def _function_overloads(pieces: list[dict], skip: frozenset[int]) -> dict[str, list[tuple[int, dict]]]:
+    """The bound free functions by qualified name: (registration index, record) of
+    each overload, in registration order."""
+    found: dict[str, list[tuple[int, dict]]] = {}
     index = 0
     for piece in pieces:
         for record in piece.get("binds", []):
             index += 1
             if index not in skip and not record.get("enum") and not record.get("class"):
-                found.setdefault(record["qual"], []).append(record)
+                found.setdefault(record["qual"], []).append((index, record))
     return found
 
 
@@ -195,6 +197,7 @@ def build_units(pieces: list[dict], profile: bool, statement: dict | None = None
         user_units = {c: _user_unit(pieces, c) for c in cells}
     enum_casters, registrations, calls, top = [], [], [], []
     registered: dict[int, str] = {}
+    fallbacks: dict[int, list[int]] = {}
     submodules: dict[tuple, str] = {}
 
     def module_for(ns: list[str]) -> str:
@@ -233,7 +236,7 @@ def build_units(pieces: list[dict], profile: bool, statement: dict | None = None
                 elif record.get("class"):
                     body = bindgen.class_code(record, classes, profile)
                 else:
-                    group = overloads[record["qual"]]
+                    group = [r for _, r in overloads[record["qual"]]]
                     body = bindgen.function_code(record, profile, bindgen.docstring(record, len(group) > 1, record["qual"] not in documented))
                     documented.add(record["qual"])
                 var = module_for(ns)
@@ -246,8 +249,9 @@ def build_units(pieces: list[dict], profile: bool, statement: dict | None = None
             # Registered after every overload: runs only when none fits the call.
             for group in overloads.values():
                 index += 1
-                ns = group[0]["ns"]
-                registrations.append(bindgen.registration(index, ns, bindgen.call_errors_code(group)))
+                fallbacks[index] = [i for i, _ in group]
+                ns = group[0][1]["ns"]
+                registrations.append(bindgen.registration(index, ns, bindgen.call_errors_code([r for _, r in group])))
                 calls.append(f"    {'::'.join(['', *ns, f'ipolyglot_register_{index}'])}({module_for(ns)});")
         for n, piece in enumerate(p for p in pieces if p.get("symbol")):
             # In the order the cells were first run; a later cell's names replace earlier ones.
@@ -263,4 +267,4 @@ def build_units(pieces: list[dict], profile: bool, statement: dict | None = None
         registrations="\n\n".join(registrations),
         calls="\n".join(calls),
     )
-    return Units(user=user_units, bind=bind_text, top_names=top, registered=registered)
+    return Units(user=user_units, bind=bind_text, top_names=top, registered=registered, fallbacks=fallbacks)

@@ -81,6 +81,13 @@ def test_anonymous_namespaces_and_statics_are_private_to_each_cell(kernel):
     assert kernel.eval("use_first(), use_second(), sum_globals()") == (11, 122, 32)
 
 
+def test_an_edited_cell_may_add_what_its_older_declarations_use(kernel):
+    kernel.run("%%cpp\nstruct Grid { int cells[4]; int n() const { return 4; } };\nint grid_size() { return Grid().n(); }\n").ok()
+    # The edit adds a constant above the struct that now uses it.
+    kernel.run("%%cpp\nconstexpr int WIDTH = 5;\nstatic int scale() { return 10; }\nstruct Grid { int cells[WIDTH]; int n() const { return WIDTH; } };\nint grid_size() { return Grid().n() * scale(); }\n").ok()
+    assert kernel.eval("grid_size(), Grid().n()") == (50, 5)
+
+
 def test_c_api_methods_table_of_static_functions(kernel):
     kernel.run(C_API_TABLE).ok()
     assert kernel.eval("count_methods(), use_first()") == (2, 11)
@@ -157,7 +164,7 @@ long long released_sum(const std::vector<long long>& xs) {
     unit_path = re.search(r"generated code: (\S+user\.cpp)", out.stdout).group(1)
     unit_text = open(unit_path).read()
     assert "plain_after" in unit_text and "released_sum" in unit_text
-    assert "pybind11" not in unit_text and "Python.h" not in unit_text
+    assert "#include <pybind11" not in unit_text and "= pybind11" not in unit_text and "Python.h" not in unit_text
     assert kernel.eval("released_sum([1, 2, 3]), plain_after(1)") == (6, 4)
 
 
