@@ -19,6 +19,7 @@ from typing import Any
 from cffi import FFI
 
 from . import marshal, signatures
+from .channels import GoChannel
 from .errors import GoError, GoPanic
 
 ffi = FFI()
@@ -37,6 +38,8 @@ ffi.cdef(
     extern int32_t ipg_released_pending;
     void ipg_take_released(char **out, size_t *outn);
     void ipg_collect(void);
+    void ipg_chan_receive(int64_t id, char **out, size_t *outn);
+    void ipg_chan_release(int64_t id);
     int ipg_pprof_start(int heap, int memRate, char **out, size_t *outn);
     void ipg_pprof_stop(char **out, size_t *outn);
     void ipg_runtime_stats(char **out, size_t *outn);
@@ -275,6 +278,8 @@ class GoLibrary:
         if handles:
             self.drop_released_callables()
         result = None if not values else values[0] if len(values) == 1 else tuple(values)
+        if func.get("channel"):  # a handle; 0 is a nil channel
+            result = GoChannel(self, result, func["out"][0]["go"]) if result else None
         if profile and timings is not None:
             done = time.perf_counter_ns()
             from ipolyglot.kernel.profiling import PROFILER
@@ -285,6 +290,22 @@ class GoLibrary:
                 (encoded - started) + decode_ns, native_ns, encode_ns + go_copy_out[0] + (decoded - returned),
             )
         return result
+
+    def receive(self, handle: int) -> tuple[Any, bool]:
+        """One receive from a channel a Go function returned (see channels.py)."""
+        outp = ffi.new("char **")
+        outn = ffi.new("size_t *")
+        self.lib.ipg_chan_receive(handle, outp, outn)
+        try:
+            buf = memoryview(ffi.buffer(outp[0], outn[0]))
+            if buf[0] != marshal.STATUS_OK:
+                self._raise_status(bytes(buf), 0, "")
+            value, received = marshal.decode_values(buf, 1, self.classes)[0]
+        finally:
+            self.lib.ipg_free(outp[0])
+        if self.pending[0]:
+            self.check_pending()
+        return value, received
 
     def drop_released_callables(self) -> None:
         """Drop the Python callables whose Go func values Go has collected, and ask Go

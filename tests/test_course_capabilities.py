@@ -292,3 +292,60 @@ def test_native_functions_are_awaitable_in_worker_mode_too():
             print(await asyncio.gather(*[Sleepy.aio(10 + i) for i in range(4)]), Sleepy(1))
             """)).ok()
         assert out.stdout.split() == ["[10,", "11,", "12,", "13]", "1"], out.stdout
+
+
+# ---- Go channels returned to Python ------------------------------------------------
+
+CHANNELS_CELL = textwrap.dedent("""\
+    %%go
+    import "time"
+
+    // Ticks sends 0..n-1, one every ms milliseconds, then closes the channel.
+    func Ticks(n, ms int) <-chan int {
+    	ch := make(chan int)
+    	go func() {
+    		defer close(ch)
+    		for i := range n {
+    			time.Sleep(time.Duration(ms) * time.Millisecond)
+    			ch <- i
+    		}
+    	}()
+    	return ch
+    }
+
+    type Square struct{ N, Area int }
+
+    func Squares(n int) (chan Square, error) {
+    	ch := make(chan Square, n)
+    	for i := range n {
+    		ch <- Square{i, i * i}
+    	}
+    	close(ch)
+    	return ch, nil
+    }
+
+    func NoChannel() chan string { return nil }
+    """)
+
+
+def test_a_go_channel_is_received_from_in_python(kernel):
+    kernel.run(CHANNELS_CELL).ok()
+    out = kernel.run(textwrap.dedent("""\
+        ticks = Ticks(3, 1)
+        print(list(ticks), ticks.receive(), [(s.N, s.Area) for s in Squares(3)], NoChannel(), repr(ticks))
+        """)).ok()
+    assert out.stdout.startswith("[0, 1, 2] (0, False) [(0, 0), (1, 1), (2, 4)] None <Go <-chan int #"), out.stdout
+
+
+def test_a_go_channel_is_an_async_iterator_that_loses_no_value_on_cancel(kernel):
+    kernel.run(CHANNELS_CELL).ok()
+    out = kernel.run(textwrap.dedent("""\
+        import asyncio
+        print([value async for value in Ticks(4, 1)])
+        slow = Ticks(3, 50)
+        waiting = asyncio.create_task(slow.areceive())
+        await asyncio.sleep(0.005)
+        waiting.cancel()
+        print([value async for value in slow])
+        """)).ok()
+    assert out.stdout.splitlines() == ["[0, 1, 2, 3]", "[0, 1, 2]"], out.stdout

@@ -376,6 +376,9 @@ func Call(id int, input []byte) (result *writer) {
 		}
 		results = results[:k-1]
 	}
+	if len(results) == 1 && receivable(t) { // Python gets a handle (channels.go)
+		results[0] = reflect.ValueOf(channels.keep(results[0]))
+	}
 	w.byte(statusOK)
 	if e.pointer {
 		w.u64(uint64(len(results) + 1))
@@ -500,6 +503,7 @@ type funcInfo struct {
 	Problem  string     `json:"problem,omitempty"`
 	Receiver string     `json:"receiver,omitempty"` // a method of this struct type
 	Pointer  bool       `json:"pointer,omitempty"`  // ... with a pointer receiver
+	Channel  bool       `json:"channel,omitempty"`  // its result is a channel Python receives from (channels.go)
 }
 
 type varInfo struct {
@@ -552,8 +556,9 @@ func ipg_describe(out **C.char, outn *C.size_t) {
 			fi.Error = true
 			nout--
 		}
+		fi.Channel = receivable(e.t)
 		for i := 0; i < nout; i++ {
-			if p := crossOut(e.t.Out(i), map[reflect.Type]bool{}); p != "" && fi.Problem == "" {
+			if p := crossOut(resultType(e.t.Out(i), fi.Channel), map[reflect.Type]bool{}); p != "" && fi.Problem == "" {
 				fi.Problem = p
 			}
 			fi.Out = append(fi.Out, info(e.t.Out(i)))
