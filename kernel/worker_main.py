@@ -33,7 +33,8 @@ from .worker_protocol import (
     PROTOCOL_MODULE, crosses_by_name, portable_exception, receive_message, send_message,
 )
 
-_PLAIN_TYPES = (type(None), bool, int, float, complex, str, bytes, bytearray, list, tuple, dict, set, frozenset, range, slice)
+_PLAIN_TYPES = (type(None), bool, int, float, complex, str, bytes, bytearray, list, tuple, dict, set, frozenset, range, slice,
+                pickle.PickleBuffer)
 
 
 def describe_parameters(obj) -> tuple[Parameter, ...] | None:

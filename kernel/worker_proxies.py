@@ -19,7 +19,8 @@ from typing import Any, Callable
 
 from .worker_protocol import PROTOCOL_MODULE, CodecPickler, crosses_by_name, EnumDescription, HandleInfo, NativeCrash, Parameter, StructDescription, StructKey
 
-_PLAIN_TYPES = (type(None), bool, int, float, complex, str, bytes, bytearray, list, tuple, dict, set, frozenset, range, slice)
+_PLAIN_TYPES = (type(None), bool, int, float, complex, str, bytes, bytearray, list, tuple, dict, set, frozenset, range, slice,
+                pickle.PickleBuffer)
 
 
 class StaleNativeObject(NativeCrash):

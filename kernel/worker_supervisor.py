@@ -295,8 +295,8 @@ class WorkerSupervisor:
                     self._start_and_replay_quietly()
                     raise KeyboardInterrupt(
                         f"interrupted: {describe} did not stop within {self.grace_seconds:g} s, so its worker "
-                        "process was replaced; native state (C++ globals and objects, Go package variables and "
-                        "goroutines) was reset and the session's functions were reloaded"
+                        "process was replaced: native state was reset (C++ globals and objects, Go package "
+                        "variables and goroutines); the session's functions were reloaded"
                     )
                 continue
             try:

@@ -17,6 +17,7 @@ from conftest import CellOutput, RunningKernel
 
 GO_CELL = r'''%%go
 import (
+    "fmt"
     "log"
     "os"
     "runtime"
@@ -40,12 +41,13 @@ func MapRace() {
 }
 func Huge() int { b := make([]byte, 1<<45); return len(b) }
 func Deep(n int) int { var pad [64]int; pad[n%64] = n; return Deep(n+1) + pad[(n+1)%64] }
-func Spin() int { n := 0; for { n++ } }
-func Block() { select {} }
-func Sleep() { time.Sleep(time.Hour) }
+func Spin() int { fmt.Println("native call running"); n := 0; for { n++ } }
+func Block() { fmt.Println("native call running"); select {} }
+func Sleep() { fmt.Println("native call running"); time.Sleep(time.Hour) }
 '''
 
 CPP_CELL = r'''%%cpp
+#include <cstdio>
 #include <cstdlib>
 #include <exception>
 #include <functional>
@@ -58,7 +60,7 @@ void call_terminate() { std::terminate(); }
 void exit4() { std::exit(4); }
 void thread_throw() { std::thread t([] { throw std::runtime_error("thread boom"); }); t.join(); }
 void thread_callback(std::function<void()> f) { std::thread t(f); t.join(); }
-void spin() { volatile long n = 0; while (true) { n = n + 1; } }
+void spin() { std::puts("native call running"); std::fflush(stdout); volatile long n = 0; while (true) { n = n + 1; } }
 '''
 
 
@@ -126,9 +128,9 @@ def test_panic_in_init_is_a_build_error_and_the_previous_build_stays(kernel):
 
 
 def run_and_interrupt(kernel: RunningKernel, code: str, timeout: float = 120) -> CellOutput:
-    """Start a cell, interrupt it once it printed 'started', and collect what it sent."""
+    """Start a cell, interrupt it once its native call says it runs, and collect what the cell sent."""
     out = CellOutput(status="?")
-    msg_id = kernel.kc.execute(f"print('started', flush=True)\n{code}")
+    msg_id = kernel.kc.execute(code)
     interrupted = False
     deadline = time.monotonic() + timeout
     while True:
@@ -142,7 +144,7 @@ def run_and_interrupt(kernel: RunningKernel, code: str, timeout: float = 120) ->
         kind, content = msg["msg_type"], msg["content"]
         if kind == "stream":
             out.stdout += content["text"] if content["name"] == "stdout" else ""
-            if "started" in out.stdout and not interrupted:
+            if "native call running" in out.stdout and not interrupted:
                 interrupted = True
                 kernel.km.interrupt_kernel()
         elif kind == "error":
