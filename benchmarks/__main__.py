@@ -17,6 +17,7 @@ import platform
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -84,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--readme", action="store_true", help="also write the table into README.md between its markers")
     args = parser.parse_args(argv)
     command = "python -m benchmarks" + "".join(f" {a}" for a in (argv if argv is not None else sys.argv[1:]))
+    # One build cache for every script (the magics' shell is shared): kept between runs, never the user's.
+    os.environ.setdefault("IPOLYGLOT_CACHE_DIR", os.path.join(tempfile.gettempdir(), "ipolyglot-bench-cache"))
     rows, baselines, failures = [], {}, []
     started, load_at_start = time.time(), load_average()
     for name in args.only or SCRIPTS:
