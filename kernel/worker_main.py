@@ -30,9 +30,11 @@ from types import SimpleNamespace
 from .worker_protocol import (
     CodecPickler,
     CellOutcome, EnumDescription, HandleInfo, Parameter, Reply, Request, StructDescription, StructKey, WorkerGone,
-    PROTOCOL_MODULE, crosses_by_name, portable_exception, receive_message, send_message,
+    PROTOCOL_MODULE, RemoteError, crosses_by_name, rebuild_exception, portable_exception, receive_message, send_message,
 )
 
+# Modules whose objects the kernel gets as copies (a build error's diagnostics).
+_COPIED_INSTANCES_OF = ("ipolyglot.kernel.diagnostics",)
 _PLAIN_TYPES = (type(None), bool, int, float, complex, str, bytes, bytearray, list, tuple, dict, set, frozenset, range, slice,
                 pickle.PickleBuffer)
 
@@ -65,6 +67,8 @@ class WorkerCodec:
     # -- worker -> kernel -------------------------------------------------------------
     def persistent_id(self, obj):
         kind = type(obj)
+        if isinstance(obj, BaseException) and hasattr(obj, "_kernel_exception_id"):
+            return ("kernel_exception", obj._kernel_exception_id, kind.__name__)  # the kernel's own object again
         if kind in _PLAIN_TYPES or isinstance(obj, BaseException) or kind.__module__ == PROTOCOL_MODULE:
             return None
         module = getattr(kind, "__module__", "") or ""
@@ -80,8 +84,8 @@ class WorkerCodec:
             return ("enum", self._enum_description(kind), obj.name)
         if isinstance(obj, type) and issubclass(obj, enum.Enum):
             return ("enum_class", self._enum_description(obj))
-        if crosses_by_name(obj):
-            return None
+        if crosses_by_name(obj) or kind.__module__ in _COPIED_INSTANCES_OF:
+            return None  # importable classes and functions by name; diagnostics by value
         return ("handle", self._handle(obj))
 
     def _handle(self, obj) -> HandleInfo:
@@ -144,6 +148,11 @@ class WorkerCodec:
             return self.enum_classes[pid[1]][pid[2]]
         if tag == "callback":
             return self._callback(pid[1])
+        if tag == "kernel_exception":
+            _, exception_id, type_name, text, cls, args = pid
+            error = rebuild_exception(cls, args, {}) if cls is not None else RemoteError(f"{type_name}: {text}")
+            error._kernel_exception_id = exception_id
+            return error
         raise pickle.UnpicklingError(f"unknown reference {tag!r}")
 
     def _callback(self, callback_id: int):

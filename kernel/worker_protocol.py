@@ -139,6 +139,8 @@ class CodecPickler(pickle.Pickler):
         return self._persistent_id(obj)
 
     def reducer_override(self, obj):
+        if type(obj) is memoryview:
+            return bytes, (obj.tobytes(),)  # a buffer argument arrives as its bytes
         return reduce_exception(obj)
 
 

@@ -17,7 +17,7 @@ import pickle
 import weakref
 from typing import Any, Callable
 
-from .worker_protocol import PROTOCOL_MODULE, CodecPickler, crosses_by_name, EnumDescription, HandleInfo, NativeCrash, Parameter, StructDescription, StructKey
+from .worker_protocol import PROTOCOL_MODULE, RemoteError, CodecPickler, crosses_by_name, EnumDescription, HandleInfo, NativeCrash, Parameter, StructDescription, StructKey
 
 _PLAIN_TYPES = (type(None), bool, int, float, complex, str, bytes, bytearray, list, tuple, dict, set, frozenset, range, slice,
                 pickle.PickleBuffer)
@@ -103,6 +103,7 @@ class KernelCodec:
         self.callbacks: dict[int, Callable] = {}
         self.callback_of: dict[int, int] = {}  # id(callable) -> callback id
         self.callback_ids = itertools.count(1)
+        self.raised: dict[int, BaseException] = {}  # exceptions of callbacks, until the outermost call ends
         self.struct_classes: dict[StructKey, type] = {}
         self.enum_classes: dict[EnumDescription, type] = {}
 
@@ -116,7 +117,9 @@ class KernelCodec:
     # -- kernel -> worker -----------------------------------------------------------------
     def persistent_id(self, obj):
         kind = type(obj)
-        if kind in _PLAIN_TYPES or isinstance(obj, BaseException) or kind.__module__ == PROTOCOL_MODULE:
+        if isinstance(obj, BaseException):
+            return self._exception_reference(obj)
+        if kind in _PLAIN_TYPES or kind.__module__ == PROTOCOL_MODULE:
             return None
         if isinstance(obj, RemoteObject):
             if obj._generation != self.supervisor.generation:
@@ -144,6 +147,13 @@ class KernelCodec:
             return ("callback", callback_id)
         return None
 
+    def _exception_reference(self, error: BaseException):
+        """An exception a callback raised: the worker gets a copy that, raised back, is this very object."""
+        self.raised[id(error)] = error
+        cls = type(error)
+        importable = cls if crosses_by_name(cls) else None
+        return ("kernel_exception", id(error), cls.__name__, str(error), importable, error.args if importable else ())
+
     def release_callbacks(self, callback_ids: list[int]) -> None:
         for callback_id in callback_ids:
             obj = self.callbacks.pop(callback_id, None)
@@ -163,6 +173,8 @@ class KernelCodec:
             return self.enum_class(pid[1])[pid[2]]
         if tag == "enum_class":
             return self.enum_class(pid[1])
+        if tag == "kernel_exception":
+            return self.raised.get(pid[1]) or RemoteError(pid[2])
         raise pickle.UnpicklingError(f"unknown reference {tag!r}")
 
     def _proxy(self, info: HandleInfo) -> RemoteObject:
