@@ -96,7 +96,9 @@ def main(argv: list[str] | None = None) -> int:
             failures.append(f"{name}: not available ({exc})")
             continue
         print(f"running {name} ...", file=sys.stderr, flush=True)
-        rows.extend(module.run(quick=args.quick))
+        script_rows = module.run(quick=args.quick)
+        print(table(script_rows), file=sys.stderr, flush=True)  # kept if a later script fails or hangs
+        rows.extend(script_rows)
         baselines.update(getattr(module, "BASELINES", {}))
     info = machine()
     text = markdown(rows, baselines, info, command, (load_at_start, load_average()))
