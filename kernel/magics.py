@@ -327,12 +327,13 @@ class PolyglotMagics(Magics):
             rows.append((dist, _dist_version(dist)))
         rows.append(("cache", f"{self.cache.root} ({_human(self.cache.size_bytes())})"))
         rows.append(("mode", self.mode))
+        in_worker = self.mode == "worker"
         for language in BACKENDS:
             backend = self._backends.get(language)
-            if backend is not None:
+            if backend is not None and not in_worker:
                 rows.extend(backend.info().items())
-        if self._worker is not None:
-            rows.extend(self._worker.info().items())
+        if self._worker is not None:  # the worker's runtimes; labelled as such when the session runs in-process
+            rows.extend((k if in_worker or k.startswith("worker") else f"worker: {k}", v) for k, v in self._worker.info().items())
         width = max(len(k) for k, _ in rows)
         return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
 

@@ -68,7 +68,7 @@ class WorkerCodec:
     def persistent_id(self, obj):
         kind = type(obj)
         if isinstance(obj, BaseException) and hasattr(obj, "_kernel_exception_id"):
-            return ("kernel_exception", obj._kernel_exception_id, kind.__name__)  # the kernel's own object again
+            return ("kernel_exception", obj._kernel_exception_id, f"{kind.__name__}: {obj}")  # the kernel's own object again
         if kind in _PLAIN_TYPES or isinstance(obj, BaseException) or kind.__module__ == PROTOCOL_MODULE:
             return None
         module = getattr(kind, "__module__", "") or ""
@@ -385,7 +385,7 @@ class Worker:
         except (OSError, KeyError, ValueError):
             pass
         for backend in self.backends.values():
-            rows.update({f"worker: {key}": value for key, value in backend.info().items()})
+            rows.update(backend.info())
         return rows
 
 

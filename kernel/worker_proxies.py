@@ -23,6 +23,9 @@ _PLAIN_TYPES = (type(None), bool, int, float, complex, str, bytes, bytearray, li
                 pickle.PickleBuffer)
 
 
+RAISED_KEPT = 64
+
+
 class StaleNativeObject(NativeCrash):
     """A proxy whose native object lived in a worker that has since been replaced."""
 
@@ -103,7 +106,7 @@ class KernelCodec:
         self.callbacks: dict[int, Callable] = {}
         self.callback_of: dict[int, int] = {}  # id(callable) -> callback id
         self.callback_ids = itertools.count(1)
-        self.raised: dict[int, BaseException] = {}  # exceptions of callbacks, until the outermost call ends
+        self.raised: dict[int, BaseException] = {}  # the latest exceptions of callbacks, by id
         self.struct_classes: dict[StructKey, type] = {}
         self.enum_classes: dict[EnumDescription, type] = {}
 
@@ -150,6 +153,8 @@ class KernelCodec:
     def _exception_reference(self, error: BaseException):
         """An exception a callback raised: the worker gets a copy that, raised back, is this very object."""
         self.raised[id(error)] = error
+        while len(self.raised) > RAISED_KEPT:  # a goroutine's callback error may surface a call later
+            del self.raised[next(iter(self.raised))]
         cls = type(error)
         importable = cls if crosses_by_name(cls) else None
         return ("kernel_exception", id(error), cls.__name__, str(error), importable, error.args if importable else ())

@@ -275,7 +275,6 @@ class WorkerSupervisor:
             self.hooks = saved_hooks
             if outermost:
                 signal.signal(signal.SIGINT, previous_handler)
-                self.codec.raised.clear()
 
     def _note_interrupt(self, signum, frame) -> None:
         self.interrupted = True
