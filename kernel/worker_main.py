@@ -354,7 +354,12 @@ class Worker:
             dict(result.bind), list(result.unbind),
             report.cache_hit if report else None, str(report.path) if report else None,
             report.build_seconds if report else None, backend.declarations.table() != before,
+            tuple(sorted({cell for _, _, cell in backend.declarations.table()})), self.go_runtimes(),
         )
+
+    def go_runtimes(self) -> int:
+        go = self.backends.get("go")
+        return len(getattr(go, "_libraries", ()))
 
     def command(self, language: str, words: list[str]):
         backend = self.backend(language)

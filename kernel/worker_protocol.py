@@ -217,3 +217,5 @@ class CellOutcome:
     path: str | None  # the artifact (the names match the cache's BuildReport, which -v reads)
     build_seconds: float | None
     declarations_changed: bool
+    live_cells: tuple[str, ...] = ()  # labels of the cells the language's live declarations come from
+    go_runtimes: int = 0  # Go runtimes loaded in the worker so far

@@ -31,6 +31,7 @@ from .worker_protocol import NativeCrash, Reply, Request, WorkerGone, portable_e
 from .worker_proxies import KernelCodec
 
 DEFAULT_GRACE_SECONDS = 2.0
+RECYCLE_AFTER_RUNTIMES = 8
 _DISPLAY_NAMES = {"go": "Go", "cpp": "C++"}
 STDERR_TAIL_BYTES = 64 * 1024
 CRASH_TEXT_LINES = 60
@@ -118,9 +119,11 @@ class _StderrTee:
 class WorkerSupervisor:
     """One worker process at a time, replaced after a crash or an interrupt it did not survive."""
 
-    def __init__(self, rebind: Callable[[Any], None], grace_seconds: float = DEFAULT_GRACE_SECONDS):
+    def __init__(self, rebind: Callable[[Any], None], grace_seconds: float = DEFAULT_GRACE_SECONDS,
+                 recycle_after_runtimes: int = RECYCLE_AFTER_RUNTIMES):
         self.rebind = rebind  # applies a replayed cell's bindings to the user namespace
         self.grace_seconds = grace_seconds
+        self.recycle_after_runtimes = recycle_after_runtimes  # Go runtimes beyond the live cells' ones
         self.codec = KernelCodec(self)
         self.generation = 0
         self.process: subprocess.Popen | None = None
@@ -134,6 +137,7 @@ class WorkerSupervisor:
         self.interrupted = False
         self.building_stack: list[tuple[Any, Any]] = []
         self.replaying = False
+        self.last_replayed: dict[str, Any] = {}  # the latest outcome replayed per language
         self.served = {
             "callback": self._callback,
             "verbose": lambda message: self.hooks.verbose(message),
@@ -212,6 +216,7 @@ class WorkerSupervisor:
                     describe=f"reloading {step.label}", hooks=_QUIET_HOOKS,
                 )
             self.rebind(outcome)
+            self.last_replayed[step.language] = outcome
 
     def shutdown(self) -> None:
         if self.process is not None:
@@ -232,7 +237,35 @@ class WorkerSupervisor:
             )]) from None
         if outcome.declarations_changed:
             self.replay_log.append(ReplayStep(language, line, cell, label))
+            self._forget_replaced_cells(language, set(outcome.live_cells))
+        if outcome.go_runtimes > self.recycle_after_runtimes + self._live_go_cells():
+            with self.lock:
+                self._recycle(hooks)
+            fresh = self.last_replayed.get(language)
+            if fresh is not None:  # the names this cell bound, now from the new worker
+                outcome.bind = {**outcome.bind, **fresh.bind}
+                outcome.unbind = [name for name in outcome.unbind if name not in fresh.bind]
         return outcome
+
+    def _forget_replaced_cells(self, language: str, live: set[str]) -> None:
+        """A cell whose every declaration a later cell replaced needs no replay."""
+        self.replay_log = [
+            step for step in self.replay_log
+            if step.language != language or step.command or step.label in live
+        ]
+
+    def _live_go_cells(self) -> int:
+        return sum(1 for step in self.replay_log if step.language == "go" and not step.command)
+
+    def _recycle(self, hooks: CellHooks) -> None:
+        """Go runtimes cannot be unloaded: a fresh worker loads only the live builds, from the cache."""
+        before = self.pid
+        self._discard()
+        note = self._start_and_replay_quietly()
+        hooks.verbose(
+            f"replaced the native worker (pid {before}) to free its Go runtimes{note.rstrip('.')} "
+            "(Go package variables start from their initializers)"
+        )
 
     def command(self, language: str, words: list[str]):
         result = self.request("command", language, words, describe=f"%polyglot {language} {' '.join(words)}")
