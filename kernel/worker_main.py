@@ -378,7 +378,10 @@ class Worker:
     @staticmethod
     def gomethod(instance, name: str, args: tuple, kwargs: dict):
         """A Go method on a copy sent by the kernel; the copy comes back (pointer receivers change it)."""
-        return getattr(instance, name)(*args, **kwargs), instance
+        try:
+            return getattr(instance, name)(*args, **kwargs), None, instance
+        except Exception as error:  # noqa: BLE001 - a pointer receiver's fields are copied back before raising
+            return None, error, instance
 
     def info(self) -> dict[str, str]:
         rows = {"worker pid": str(os.getpid())}

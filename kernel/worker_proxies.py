@@ -254,9 +254,11 @@ def _go_method(supervisor, type_name: str, name: str, doc: str | None, parameter
 
     def method(self, *args: Any, **kwargs: Any):
         __tracebackhide__ = True  # IPython shows the user's line, not the channel
-        result, receiver = supervisor.request("gomethod", self, name, args, kwargs, describe=f"{type_name}.{name}()")
+        result, error, receiver = supervisor.request("gomethod", self, name, args, kwargs, describe=f"{type_name}.{name}()")
         for field_name in self._go_fields_:
             setattr(self, field_name, getattr(receiver, field_name, None))
+        if error is not None:
+            raise error
         return result
 
     method.__name__ = name
