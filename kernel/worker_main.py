@@ -30,11 +30,12 @@ from types import SimpleNamespace
 from .worker_protocol import (
     CodecPickler,
     CellOutcome, EnumDescription, HandleInfo, Parameter, Reply, Request, StructDescription, StructKey, WorkerGone,
-    PROTOCOL_MODULE, RemoteError, crosses_by_name, rebuild_exception, portable_exception, receive_message, send_message,
+    PROTOCOL_MODULE, RemoteError, UndecodableMessage, crosses_by_name, rebuild_exception, portable_exception, receive_message, send_message,
 )
 
 # Modules whose objects the kernel gets as copies (a build error's diagnostics).
 _COPIED_INSTANCES_OF = ("ipolyglot.kernel.diagnostics",)
+READER_THREAD = "ipolyglot-worker-reader"
 _PLAIN_TYPES = (type(None), bool, int, float, complex, str, bytes, bytearray, list, tuple, dict, set, frozenset, range, slice,
                 pickle.PickleBuffer)
 
@@ -209,7 +210,12 @@ class WorkerChannel:
     def read_forever(self) -> None:
         try:
             while True:
-                message = receive_message(self.sock, self.codec.unpickler)
+                try:
+                    message = receive_message(self.sock, self.codec.unpickler)
+                except UndecodableMessage as undecodable:
+                    message = self._answer_undecodable(undecodable)
+                    if message is None:
+                        continue
                 if message.released:
                     self.codec.release(message.released)
                 if isinstance(message, Reply):
@@ -223,8 +229,18 @@ class WorkerChannel:
         finally:
             os._exit(0)  # the kernel is gone: nothing left to serve
 
+    def _answer_undecodable(self, undecodable: UndecodableMessage):
+        """A request is answered with the error; a reply becomes an error reply for its waiter."""
+        error = TypeError(str(undecodable))
+        if undecodable.is_request:
+            self.send(Reply(undecodable.message_id, error=error))
+            return None
+        return Reply(undecodable.message_id, error=error)
+
     def request(self, op: str, *args):
         """Ask the kernel; while waiting, serve what the kernel asks in turn (nested calls)."""
+        if threading.current_thread().name == READER_THREAD:
+            raise RuntimeError("the kernel cannot be asked while one of its messages is being decoded")
         request_id = next(self.ids)
         inbox: queue.SimpleQueue = queue.SimpleQueue()
         self.waiters[request_id] = inbox
@@ -409,7 +425,7 @@ def main(argv: list[str]) -> None:
     sock = socket.socket(fileno=int(argv[0]))
     channel = WorkerChannel(sock)
     Worker(channel)
-    threading.Thread(target=channel.read_forever, name="ipolyglot-worker-reader", daemon=True).start()
+    threading.Thread(target=channel.read_forever, name=READER_THREAD, daemon=True).start()
     threading.Thread(target=exit_when_orphaned, args=(os.getppid(),), name="ipolyglot-worker-orphan", daemon=True).start()
     while True:
         try:

@@ -19,7 +19,7 @@ import struct
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-_HEADER = struct.Struct("!QI")
+_HEADER = struct.Struct("!QIQ?")  # pickle length, buffer count, message id, is it a request
 PROTOCOL_MODULE = __name__  # its dataclasses are pickled as themselves, never by reference
 _BUFFER_LENGTH = struct.Struct("!Q")
 
@@ -36,6 +36,22 @@ def crosses_by_name(obj) -> bool:
 
     module = getattr(obj, "__module__", None)
     return bool(module) and str(module).startswith(_IMPORTABLE_BY_NAME) and (isinstance(obj, type) or inspect.isroutine(obj))
+
+
+def importable_by_name(obj) -> bool:
+    """A function or class of a real module (not __main__) that its module and name lead back to."""
+    import sys
+
+    module_name = getattr(obj, "__module__", None)
+    module = sys.modules.get(module_name) if isinstance(module_name, str) and module_name != "__main__" else None
+    if module is None:
+        return False
+    found = module
+    for part in str(getattr(obj, "__qualname__", "")).split("."):
+        found = getattr(found, part, None)
+        if found is None or part == "<locals>":
+            return False
+    return found is obj
 
 
 class NativeCrash(RuntimeError):
@@ -63,6 +79,15 @@ class Reply:
     released: list[int] = field(default_factory=list)
 
 
+class UndecodableMessage(Exception):
+    """A frame whose pickle could not be loaded here (a value this process cannot rebuild)."""
+
+    def __init__(self, message_id: int, is_request: bool, error: Exception):
+        super().__init__(f"a value could not be copied across the process boundary: {type(error).__name__}: {error}")
+        self.message_id = message_id
+        self.is_request = is_request
+
+
 class RemoteError(Exception):
     """An exception raised on the other side that could not be copied as itself."""
 
@@ -76,7 +101,7 @@ def send_message(sock: socket.socket, message, pickler_factory: Callable) -> Non
     pickler_factory(stream, buffers.append).dump(message)
     body = stream.getbuffer()
     raws = [buffer.raw() for buffer in buffers]
-    header = _HEADER.pack(len(body), len(raws))
+    header = _HEADER.pack(len(body), len(raws), message.id, isinstance(message, Request))
     if not raws and len(body) < 65536:
         sock.sendall(header + bytes(body))
         return
@@ -103,13 +128,16 @@ def receive_message(sock: socket.socket, unpickler_factory: Callable):
     """Read one frame and unpickle it; raises WorkerGone at end of stream."""
     import io
 
-    body_length, buffer_count = _HEADER.unpack(_receive_exactly(sock, _HEADER.size))
+    body_length, buffer_count, message_id, is_request = _HEADER.unpack(_receive_exactly(sock, _HEADER.size))
     body = _receive_exactly(sock, body_length)
     buffers = []
     for _ in range(buffer_count):
         (length,) = _BUFFER_LENGTH.unpack(_receive_exactly(sock, _BUFFER_LENGTH.size))
         buffers.append(_receive_exactly(sock, length))
-    return unpickler_factory(io.BytesIO(body), buffers).load()
+    try:
+        return unpickler_factory(io.BytesIO(body), buffers).load()
+    except Exception as error:  # noqa: BLE001 - the frame is consumed: answer it instead of losing the stream
+        raise UndecodableMessage(message_id, is_request, error) from error
 
 
 def rebuild_exception(cls: type, args: tuple, state: dict) -> BaseException:

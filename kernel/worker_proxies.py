@@ -17,7 +17,7 @@ import pickle
 import weakref
 from typing import Any, Callable
 
-from .worker_protocol import PROTOCOL_MODULE, RemoteError, CodecPickler, crosses_by_name, EnumDescription, HandleInfo, NativeCrash, Parameter, StructDescription, StructKey
+from .worker_protocol import PROTOCOL_MODULE, importable_by_name, RemoteError, CodecPickler, crosses_by_name, EnumDescription, HandleInfo, NativeCrash, Parameter, StructDescription, StructKey
 
 _PLAIN_TYPES = (type(None), bool, int, float, complex, str, bytes, bytearray, list, tuple, dict, set, frozenset, range, slice,
                 pickle.PickleBuffer)
@@ -139,7 +139,7 @@ class KernelCodec:
         if isinstance(obj, enum.Enum) and getattr(kind, "_ipolyglot_description_", None) is not None:
             return ("enum", kind._ipolyglot_description_, obj.name)
         module = getattr(kind, "__module__", "") or ""
-        if module.startswith("numpy") or isinstance(obj, type) or crosses_by_name(obj):
+        if module.startswith("numpy") or isinstance(obj, type) or crosses_by_name(obj) or importable_by_name(obj):
             return None
         if callable(obj):  # a Python callable handed to native code: called back here
             callback_id = self.callback_of.get(id(obj))

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from .diagnostics import CompileError, Diagnostic
-from .worker_protocol import NativeCrash, Reply, Request, WorkerGone, portable_exception, receive_message, send_message
+from .worker_protocol import NativeCrash, Reply, Request, UndecodableMessage, WorkerGone, portable_exception, receive_message, send_message
 from .worker_proxies import KernelCodec
 
 DEFAULT_GRACE_SECONDS = 2.0
@@ -334,6 +334,11 @@ class WorkerSupervisor:
                 continue
             try:
                 message = receive_message(self.sock, self.codec.unpickler)
+            except UndecodableMessage as undecodable:
+                if undecodable.is_request:
+                    send_message(self.sock, Reply(undecodable.message_id, error=TypeError(str(undecodable))), self.codec.pickler)
+                    continue
+                message = Reply(undecodable.message_id, error=TypeError(str(undecodable)))
             except (WorkerGone, OSError):
                 self._crashed(describe, mark)
             if message.released:
