@@ -167,8 +167,12 @@ class CodecPickler(pickle.Pickler):
         return self._persistent_id(obj)
 
     def reducer_override(self, obj):
-        if type(obj) is memoryview:
-            return bytes, (obj.tobytes(),)  # a buffer argument arrives as its bytes
+        if type(obj) is memoryview:  # a buffer argument arrives as its bytes, or as an array of its items
+            if obj.format in ("B", "b", "c"):
+                return bytes, (obj.tobytes(),)
+            import numpy
+
+            return numpy.array(obj).__reduce_ex__(5)
         return reduce_exception(obj)
 
 
