@@ -1,7 +1,7 @@
 """The native worker: a spawned Python process that builds, loads and runs the session's native code.
 
-Started by the kernel's supervisor as `python -m ipolyglot.kernel.worker_main FD`
-with FD one end of a socket pair. It runs the same backends as the kernel
+Started by the kernel's supervisor as `python -m ipolyglot.kernel.worker_main FD KERNEL_PID`
+with FD one end of a socket pair; it dies with the kernel (parent-death signal). It runs the same backends as the kernel
 does in-process; what they bind stays here and the kernel gets proxies (by
 handle) or copies (Go structs, enums, plain values). A reader thread routes
 what arrives: replies to the thread waiting for them, nested requests to the
@@ -413,20 +413,40 @@ class Worker:
         return rows
 
 
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def die_with_kernel(kernel_pid: int) -> None:
+    """Have the OS kill this process with SIGKILL when its kernel dies, whatever this process is doing.
+
+    A thread that polls for orphanhood needs the GIL, which a native endless loop may hold;
+    the parent-death signal needs nothing from us. It is set first and the parent checked
+    after, so a kernel that died before the signal was armed is noticed too.
+    """
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+        libc.prctl(PR_SET_PDEATHSIG, 9, 0, 0, 0)  # SIGKILL
+    if os.getppid() != kernel_pid:
+        os._exit(0)
+
+
 def exit_when_orphaned(parent: int) -> None:
-    """The kernel may die without closing its socket cleanly (SIGKILL mid-write): never outlive it."""
+    """Where there is no parent-death signal (macOS), notice the kernel's death by polling."""
     while os.getppid() == parent:
         time.sleep(1.0)
     os._exit(0)
 
 
 def main(argv: list[str]) -> None:
+    kernel_pid = int(argv[1]) if len(argv) > 1 else os.getppid()
+    die_with_kernel(kernel_pid)
     faulthandler.enable(all_threads=True)  # C and C++ fatal signals print a backtrace to stderr
     sock = socket.socket(fileno=int(argv[0]))
     channel = WorkerChannel(sock)
     Worker(channel)
     threading.Thread(target=channel.read_forever, name=READER_THREAD, daemon=True).start()
-    threading.Thread(target=exit_when_orphaned, args=(os.getppid(),), name="ipolyglot-worker-orphan", daemon=True).start()
+    threading.Thread(target=exit_when_orphaned, args=(kernel_pid,), name="ipolyglot-worker-orphan", daemon=True).start()
     while True:
         try:
             channel.execute(channel.main_queue.get())

@@ -13,8 +13,10 @@ replayed into it (cache hits, no rebuild). An interrupt asks the worker to stop
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import os
+import queue
 import select
 import shlex
 import signal
@@ -116,6 +118,61 @@ class _StderrTee:
             time.sleep(0.02)
 
 
+def spawn_from_lasting_thread(spawn: Callable[[], subprocess.Popen]) -> subprocess.Popen:
+    """Run `spawn` on the main thread or on a thread that lives as long as the kernel.
+
+    The worker's parent-death signal fires when the *thread* that started it ends, not the
+    process: a worker started from a short-lived Python thread would be killed with that thread.
+    """
+    if threading.current_thread() is threading.main_thread():
+        return spawn()
+    outcome: dict[str, Any] = {}
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            outcome["process"] = spawn()
+        except BaseException as error:  # noqa: BLE001 - re-raised in the caller
+            outcome["error"] = error
+        done.set()
+
+    _spawner_queue().put(run)
+    done.wait()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["process"]
+
+
+@functools.lru_cache(maxsize=None)
+def _spawner_queue() -> "queue.SimpleQueue[Callable[[], None]]":
+    """The queue of one daemon thread that never ends before the kernel does (started on first use)."""
+    jobs: queue.SimpleQueue = queue.SimpleQueue()
+
+    def serve() -> None:
+        while True:
+            jobs.get()()
+
+    threading.Thread(target=serve, name="ipolyglot-worker-spawner", daemon=True).start()
+    return jobs
+
+
+def _kill_at_exit(process: subprocess.Popen) -> None:
+    """A kernel that exits normally takes its worker with it (the parent-death signal covers SIGKILL)."""
+    import atexit
+    import weakref
+
+    reference = weakref.ref(process)
+
+    def kill() -> None:
+        alive = reference()
+        if alive is not None and alive.poll() is None:
+            alive.kill()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                alive.wait(timeout=5)
+
+    atexit.register(kill)
+
+
 class WorkerSupervisor:
     """One worker process at a time, replaced after a crash or an interrupt it did not survive."""
 
@@ -162,14 +219,15 @@ class WorkerSupervisor:
         kernel_end, worker_end = socket.socketpair()
         read_end, write_end = os.pipe()
         try:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "ipolyglot.kernel.worker_main", str(worker_end.fileno())],
+            self.process = spawn_from_lasting_thread(lambda: subprocess.Popen(
+                [sys.executable, "-m", "ipolyglot.kernel.worker_main", str(worker_end.fileno()), str(os.getpid())],
                 pass_fds=(worker_end.fileno(),), stdin=subprocess.DEVNULL, stderr=write_end,
                 start_new_session=True,  # terminal Ctrl-C reaches the kernel, which decides
-            )
+            ))
         finally:
             worker_end.close()
             os.close(write_end)
+        _kill_at_exit(self.process)
         self.sock = kernel_end
         self.stderr = _StderrTee(read_end)
         self.codec.reset()
