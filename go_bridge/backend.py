@@ -24,7 +24,9 @@ from pathlib import Path
 from ipolyglot.kernel.backend import Backend, CellContext, CellResult, Declaration
 from ipolyglot.kernel.diagnostics import CompileError, Diagnostic
 
-from . import codegen, inspector, library, marshal, pprof_view
+from ipolyglot.kernel.travel import LOADED_BUILDS, traveling
+
+from . import codegen, inspector, library, marshal, pprof_view, travel
 from .infer import InferenceError, go_type_of
 from .marshal import GoStruct
 from .toolchain import GoTool
@@ -296,6 +298,7 @@ class GoBackend(Backend):
             lib, report = ctx.cache.get_or_build(parts, build, load, force=options.force)
             if report.cache_hit:
                 feedback.outcome = "from cache"
+        lib.travel_build = travel.library_reference(report.key, plan, flags)  # how other processes load it
         if notes:
             ctx.verbose(f"go command: {shlex.join(notes['command'])}")
             ctx.verbose(f"go build took {notes['seconds']:.2f} s")
@@ -366,8 +369,10 @@ class GoBackend(Backend):
         self._current_vars = dict(plan.var_texts)
         lib.share_cell_labels()
         new_names = {n for d in new_decls for n in d.extra.get("names") or []}
+        build = getattr(lib, "travel_build", None)
         for struct in lib.description.get("structs") or []:
             cls = bind[struct["name"]] = self._struct_class(struct, lib)
+            cls._go_build_ = build
             self._attach_methods(cls, struct["name"], lib, ctx, new_names, plan.docs)
         for const in lib.description.get("consts") or []:
             if const.get("problem"):
@@ -391,12 +396,14 @@ class GoBackend(Backend):
                     )
                 continue
             fast = entry.get("fast")
-            bind[entry["name"]] = lib.make_function(
+            bind[entry["name"]] = traveling(lib.make_function(
                 func, fast and fast["index"], fast, _python_params(entry["params"]), doc=plan.docs.get(entry["name"])
-            )
+            ), build, entry["name"])
         for decl in new_decls:
             if decl.kind == "func" and decl.extra.get("generic") and codegen.is_exported(decl.name):
                 ctx.warn(f"Go function {decl.name} is generic: only instantiated functions can be called from Python")
+        if build is not None:
+            LOADED_BUILDS.remember(build, dict(bind))
         unbind = sorted(self._bound - set(bind))
         self._bound = set(bind)
         return CellResult(bind=bind, unbind=unbind)

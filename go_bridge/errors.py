@@ -17,9 +17,14 @@ class GoPanic(Exception):
     def __init__(self, value: str, stack: str = "", where: str = ""):
         self.value = value
         self.stack = stack
+        self.where = where
         text = f"{where}{value}"
         if stack:
             text += "\n\nGo stack (most recent call first):\n" + "\n".join(
                 ("    " + line.strip()) if line.startswith("\t") else line for line in stack.splitlines()
             )
         super().__init__(text)
+
+    def __reduce__(self):
+        # Raised in a pool or Dask worker, it is pickled back to the caller whole.
+        return type(self), (self.value, self.stack, self.where)

@@ -9,6 +9,7 @@ buffer's address is sent and Go copies straight from it during the call.
 
 from __future__ import annotations
 
+import copyreg
 import itertools
 import struct
 import threading
@@ -45,7 +46,11 @@ class EncodeError(TypeError):
     """A Python value that has no Go counterpart at all."""
 
 
-class GoStruct:
+class GoStructType(type):
+    """The type of Go struct classes: lets copyreg pickle them by reference (go_bridge/travel.py)."""
+
+
+class GoStruct(metaclass=GoStructType):
     """Base of the generated classes for exported Go struct types (a dataclass-like copy)."""
 
     _go_name_: str = ""
@@ -81,6 +86,34 @@ class GoStruct:
 
     def _asdict(self) -> dict[str, Any]:
         return {name: getattr(self, name, None) for name in self._go_fields_}
+
+    def __copy__(self):
+        duplicate = type(self).__new__(type(self))
+        duplicate.__dict__.update(self.__dict__)
+        return duplicate
+
+    def __deepcopy__(self, memo):
+        import copy
+
+        duplicate = type(self).__new__(type(self))
+        memo[id(self)] = duplicate
+        for name, value in self.__dict__.items():
+            setattr(duplicate, name, copy.deepcopy(value, memo))
+        return duplicate
+
+    def __reduce__(self):
+        from .travel import reduce_struct_value  # another process rebuilds the class from its build
+
+        return reduce_struct_value(self)
+
+
+def _reduce_struct_class(cls: type):
+    from .travel import reduce_struct_class
+
+    return reduce_struct_class(cls)
+
+
+copyreg.pickle(GoStructType, _reduce_struct_class)  # classes pickle as references to their build
 
 
 def _equal(a, b) -> bool:

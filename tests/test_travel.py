@@ -1,0 +1,173 @@
+"""Compiled functions travel to other processes: spawn pools, process executors, Dask workers.
+
+A bound Go or C++ function pickles as a reference to its build; the receiving
+process loads the build from its own cache or rebuilds it from the reference.
+"""
+
+import os
+import shutil
+
+import pytest
+
+from go_cells import GO_TEST_ENV
+
+GO_CELL = r'''%%go
+import (
+	"errors"
+	"math"
+)
+
+type Point struct{ X, Y float64 }
+
+func (p Point) Norm() float64 { return math.Hypot(p.X, p.Y) }
+
+// Square multiplies a number by itself.
+func Square(x float64) float64 { return x * x }
+
+func Scale(p Point, k float64) Point { return Point{p.X * k, p.Y * k} }
+
+func Positive(x int) (int, error) {
+	if x < 0 {
+		return 0, errors.New("negative input")
+	}
+	return x, nil
+}
+
+func Shout(s string) string { return s + "!" }
+'''
+
+CPP_CELL = r'''%%cpp
+#include <stdexcept>
+#include <string>
+struct Pair { double a = 0; double b = 0; };
+double cube(double x) { return x * x * x; }
+double pair_sum(const Pair& p) { return p.a + p.b; }
+Pair swapped(const Pair& p) { return Pair{p.b, p.a}; }
+int checked(int x) { if (x < 0) throw std::invalid_argument("negative input"); return x; }
+class Counter { public: int bump() { return ++n; } private: int n = 0; };
+'''
+
+SPAWN_POOL = "import multiprocessing\npool = multiprocessing.get_context('spawn').Pool(2)\n"
+
+
+@pytest.fixture(scope="module")
+def kernel():
+    from conftest import RunningKernel
+
+    with RunningKernel(env=GO_TEST_ENV) as running:
+        running.run(GO_CELL).ok()
+        running.run(CPP_CELL).ok()
+        running.run(SPAWN_POOL).ok()
+        yield running
+        running.run("pool.terminate()")
+
+
+def test_go_function_maps_over_a_spawn_pool(kernel):
+    assert kernel.eval("pool.map(Square, [1.0, 2.0, 3.0])") == [1.0, 4.0, 9.0]
+    assert kernel.eval("pool.map(Shout, ['a', 'b'])") == ["a!", "b!"]
+
+
+def test_go_function_pickles_as_a_small_reference(kernel):
+    kernel.run(
+        "import pickle\n"
+        "from ipolyglot.kernel.travel import resolve\n"
+        "data = pickle.dumps(Square)\n"
+        "assert b'Square' in data and len(data) < 200_000, len(data)\n"
+        "assert pickle.loads(data)(3.0) == 9.0\n"
+        "assert Square.__doc__.startswith('Square multiplies')\n"
+    ).ok()
+
+
+def test_go_structs_travel_with_their_methods(kernel):
+    kernel.run(
+        "points = [Point(X=3, Y=4), Point(X=6, Y=8)]\n"
+        "scaled = pool.starmap(Scale, [(p, 2.0) for p in points])\n"
+        "assert scaled == [Point(X=6, Y=8), Point(X=12, Y=16)], scaled\n"
+        "assert pool.map(Point.Norm, points) == [5.0, 10.0]\n"
+        "assert pool.apply(type, (Point(X=1, Y=2),)) is Point\n"
+    ).ok()
+
+
+def test_go_error_in_a_pool_worker_arrives_as_go_error(kernel):
+    kernel.run(
+        "from ipolyglot.go_bridge import GoError\n"
+        "try:\n"
+        "    pool.map(Positive, [1, -1])\n"
+        "except GoError as exc:\n"
+        "    assert str(exc) == 'negative input', exc\n"
+        "else:\n"
+        "    raise AssertionError('no GoError')\n"
+    ).ok()
+
+
+def test_go_function_in_a_process_pool_executor(kernel):
+    kernel.run(
+        "import multiprocessing\n"
+        "from concurrent.futures import ProcessPoolExecutor\n"
+        "with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context('spawn')) as executor:\n"
+        "    assert list(executor.map(Square, [2.0, 5.0])) == [4.0, 25.0]\n"
+    ).ok()
+
+
+def test_cpp_function_maps_over_a_spawn_pool(kernel):
+    assert kernel.eval("pool.map(cube, [1.0, 2.0])") == [1.0, 8.0]
+    kernel.run(
+        "assert pool.map(pair_sum, [Pair(a=1, b=2)]) == [3.0]\n"
+        "back = pool.apply(swapped, (Pair(a=1, b=2),))\n"
+        "assert (type(back).__name__, back.a, back.b) == ('Pair', 2.0, 1.0)\n"
+        "try:\n"
+        "    pool.map(checked, [-1])\n"
+        "except ValueError as exc:\n"
+        "    assert 'negative input' in str(exc), exc\n"
+        "else:\n"
+        "    raise AssertionError('no ValueError')\n"
+    ).ok()
+
+
+def test_cpp_class_instance_says_it_cannot_travel(kernel):
+    out = kernel.run("import pickle\npickle.dumps(Counter())")
+    assert out.status == "error" and out.error["ename"] == "TypeError"
+    assert "Counter" in out.error["evalue"] and "value" in out.error["evalue"]
+
+
+def test_empty_cache_rebuilds_from_the_reference(kernel, tmp_path):
+    fresh = tmp_path / "elsewhere"
+    kernel.run(
+        "import multiprocessing, os\n"
+        "def _use_cache(path):\n"
+        "    os.environ['IPOLYGLOT_CACHE_DIR'] = path\n"
+        f"with multiprocessing.get_context('spawn').Pool(1, _use_cache, ({str(fresh)!r},)) as elsewhere:\n"
+        "    assert elsewhere.map(Square, [4.0]) == [16.0]\n"
+        "    assert elsewhere.apply(Point.Norm, (Point(X=3, Y=4),)) == 5.0\n"
+        "    assert elsewhere.map(cube, [3.0]) == [27.0]\n"
+    ).ok()
+    built = list((fresh / "artifacts").glob("*/*/libgocell.so"))
+    assert built, "the receiving process did not rebuild the Go library into its own cache"
+
+
+def test_missing_toolchain_on_the_receiving_side_is_named(kernel, tmp_path):
+    fresh = tmp_path / "no-go"
+    out = kernel.run(
+        "import multiprocessing, os\n"
+        "def _no_go(path):\n"
+        "    os.environ['IPOLYGLOT_CACHE_DIR'] = path\n"
+        "    os.environ['IPOLYGLOT_GO'] = '/nonexistent/go'\n"
+        f"with multiprocessing.get_context('spawn').Pool(1, _no_go, ({str(fresh)!r},)) as elsewhere:\n"
+        "    elsewhere.map(Square, [4.0])\n"
+    )
+    assert out.status == "error" and out.error["ename"] == "ToolchainError", out.error_text
+    assert "cannot be rebuilt here" in out.error["evalue"] and "/nonexistent/go" in out.error["evalue"]
+
+
+def test_dask_local_cluster_maps_a_go_function(kernel):
+    kernel.run(
+        "from dask.distributed import Client, LocalCluster\n"
+        "with LocalCluster(processes=True, n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster, "
+        "Client(cluster) as client:\n"
+        "    futures = client.map(Square, [1.0, 2.0, 3.0])\n"
+        "    assert client.gather(futures) == [1.0, 4.0, 9.0]\n"
+        "    pids = set(client.run(os.getpid).values())\n"
+        "    assert os.getpid() not in pids\n"
+        "    point = client.submit(Scale, Point(X=1, Y=1), 3.0).result()\n"
+        "    assert point == Point(X=3, Y=3), point\n"
+    ).ok()
