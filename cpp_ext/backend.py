@@ -32,7 +32,7 @@ from ipolyglot.kernel.cache import cache_key, read_private, write_private
 from ipolyglot.kernel.diagnostics import CompileError, Diagnostic
 
 from . import build as builder
-from . import parser, unit
+from . import parser, travel, unit
 from .values import UnsupportedValue, cpp_type
 
 # A cell that includes these is compiled with pybind11 (and only that cell's unit).
@@ -394,6 +394,7 @@ class CppBackend(Backend):
             if report.cache_hit:
                 fb.outcome = "from cache"
         self._modules.append(module)
+        module._ipolyglot_build_ = travel.module_reference(report.key, module_name, f"{module_name}{EXT_SUFFIX}")
         if current in generated:
             ctx.verbose(f"generated code: {generated[current]}")
         else:
@@ -411,7 +412,7 @@ class CppBackend(Backend):
     def _bind_result(self, module, units: unit.Units, report) -> CellResult:
         names = list(units.top_names)
         names += [n for n in dir(module) if not n.startswith("_") and n not in names]
-        bind = {n: getattr(module, n) for n in names if hasattr(module, n)}
+        bind = travel.prepare({n: getattr(module, n) for n in names if hasattr(module, n)}, getattr(module, "_ipolyglot_build_", None))
         unbind = sorted(self._bound - set(bind))
         self._bound = set(bind)
         return CellResult(bind=bind, unbind=unbind, report=report)
