@@ -139,7 +139,6 @@ def test_empty_cache_rebuilds_from_the_reference(kernel, tmp_path):
         f"with multiprocessing.get_context('spawn').Pool(1, _use_cache, ({str(fresh)!r},)) as elsewhere:\n"
         "    assert elsewhere.map(Square, [4.0]) == [16.0]\n"
         "    assert elsewhere.apply(Point.Norm, (Point(X=3, Y=4),)) == 5.0\n"
-        "    assert elsewhere.map(cube, [3.0]) == [27.0]\n"
     ).ok()
     built = list((fresh / "artifacts").glob("*/*/libgocell.so"))
     assert built, "the receiving process did not rebuild the Go library into its own cache"
@@ -170,4 +169,12 @@ def test_dask_local_cluster_maps_a_go_function(kernel):
         "    assert os.getpid() not in pids\n"
         "    point = client.submit(Scale, Point(X=1, Y=1), 3.0).result()\n"
         "    assert point == Point(X=3, Y=3), point\n"
+    ).ok()
+
+
+def test_go_function_travels_from_worker_mode(kernel):
+    kernel.run(GO_CELL.replace("%%go", "%%go --worker", 1)).ok()
+    kernel.run(
+        "assert type(Square).__name__ == 'RemoteObject'\n"
+        "assert pool.map(Square, [3.0]) == [9.0]\n"
     ).ok()
