@@ -94,6 +94,8 @@ class NativeFunction(functools.partial):
         self = super().__new__(cls, function)
         self._build = build
         self._name = name
+        if hasattr(function, "__dict__"):  # Dask tokenizes a partial by its function: name it by its build
+            function.__dask_tokenize__ = functools.partial(tuple, ("ipolyglot", build["key"], name))
         for attribute in ("__name__", "__qualname__", "__doc__", "__module__", "_go_library"):
             value = getattr(function, attribute, None)
             if value is not None:
