@@ -80,10 +80,11 @@ def test_go_function_pickles_as_a_small_reference(kernel):
 
 def test_go_structs_travel_with_their_methods(kernel):
     kernel.run(
+        "import operator\n"
         "points = [Point(X=3, Y=4), Point(X=6, Y=8)]\n"
         "scaled = pool.starmap(Scale, [(p, 2.0) for p in points])\n"
         "assert scaled == [Point(X=6, Y=8), Point(X=12, Y=16)], scaled\n"
-        "assert pool.map(Point.Norm, points) == [5.0, 10.0]\n"
+        "assert pool.map(operator.methodcaller('Norm'), points) == [5.0, 10.0]\n"
         "assert pool.apply(type, (Point(X=1, Y=2),)) is Point\n"
     ).ok()
 
@@ -133,12 +134,12 @@ def test_cpp_class_instance_says_it_cannot_travel(kernel):
 def test_empty_cache_rebuilds_from_the_reference(kernel, tmp_path):
     fresh = tmp_path / "elsewhere"
     kernel.run(
-        "import multiprocessing, os\n"
+        "import multiprocessing, operator, os\n"
         "def _use_cache(path):\n"
         "    os.environ['IPOLYGLOT_CACHE_DIR'] = path\n"
         f"with multiprocessing.get_context('spawn').Pool(1, _use_cache, ({str(fresh)!r},)) as elsewhere:\n"
         "    assert elsewhere.map(Square, [4.0]) == [16.0]\n"
-        "    assert elsewhere.apply(Point.Norm, (Point(X=3, Y=4),)) == 5.0\n"
+        "    assert elsewhere.map(operator.methodcaller('Norm'), [Point(X=3, Y=4)]) == [5.0]\n"
     ).ok()
     built = list((fresh / "artifacts").glob("*/*/libgocell.so"))
     assert built, "the receiving process did not rebuild the Go library into its own cache"
