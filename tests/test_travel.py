@@ -134,10 +134,9 @@ def test_cpp_class_instance_says_it_cannot_travel(kernel):
 def test_empty_cache_rebuilds_from_the_reference(kernel, tmp_path):
     fresh = tmp_path / "elsewhere"
     kernel.run(
-        "import multiprocessing, operator, os\n"
-        "def _use_cache(path):\n"
-        "    os.environ['IPOLYGLOT_CACHE_DIR'] = path\n"
-        f"with multiprocessing.get_context('spawn').Pool(1, _use_cache, ({str(fresh)!r},)) as elsewhere:\n"
+        "import multiprocessing, operator\n"
+        f"setup = 'import os; os.environ[\"IPOLYGLOT_CACHE_DIR\"] = {str(fresh)!r}'\n"
+        "with multiprocessing.get_context('spawn').Pool(1, exec, (setup,)) as elsewhere:\n"
         "    assert elsewhere.map(Square, [4.0]) == [16.0]\n"
         "    assert elsewhere.map(operator.methodcaller('Norm'), [Point(X=3, Y=4)]) == [5.0]\n"
     ).ok()
@@ -148,11 +147,9 @@ def test_empty_cache_rebuilds_from_the_reference(kernel, tmp_path):
 def test_missing_toolchain_on_the_receiving_side_is_named(kernel, tmp_path):
     fresh = tmp_path / "no-go"
     out = kernel.run(
-        "import multiprocessing, os\n"
-        "def _no_go(path):\n"
-        "    os.environ['IPOLYGLOT_CACHE_DIR'] = path\n"
-        "    os.environ['IPOLYGLOT_GO'] = '/nonexistent/go'\n"
-        f"with multiprocessing.get_context('spawn').Pool(1, _no_go, ({str(fresh)!r},)) as elsewhere:\n"
+        "import multiprocessing\n"
+        f"setup = 'import os; os.environ[\"IPOLYGLOT_CACHE_DIR\"] = {str(fresh)!r}; os.environ[\"IPOLYGLOT_GO\"] = \"/nonexistent/go\"'\n"
+        "with multiprocessing.get_context('spawn').Pool(1, exec, (setup,)) as elsewhere:\n"
         "    elsewhere.map(Square, [4.0])\n"
     )
     assert out.status == "error" and out.error["ename"] == "ToolchainError", out.error_text
