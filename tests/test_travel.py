@@ -133,9 +133,10 @@ def test_cpp_class_instance_says_it_cannot_travel(kernel):
 
 def test_empty_cache_rebuilds_from_the_reference(kernel, tmp_path):
     fresh = tmp_path / "elsewhere"
+    setup = f"import os; os.environ['IPOLYGLOT_CACHE_DIR'] = {str(fresh)!r}"
     kernel.run(
         "import multiprocessing, operator\n"
-        f"setup = 'import os; os.environ[\"IPOLYGLOT_CACHE_DIR\"] = {str(fresh)!r}'\n"
+        f"setup = {setup!r}\n"
         "with multiprocessing.get_context('spawn').Pool(1, exec, (setup,)) as elsewhere:\n"
         "    assert elsewhere.map(Square, [4.0]) == [16.0]\n"
         "    assert elsewhere.map(operator.methodcaller('Norm'), [Point(X=3, Y=4)]) == [5.0]\n"
@@ -146,9 +147,10 @@ def test_empty_cache_rebuilds_from_the_reference(kernel, tmp_path):
 
 def test_missing_toolchain_on_the_receiving_side_is_named(kernel, tmp_path):
     fresh = tmp_path / "no-go"
+    setup = f"import os; os.environ['IPOLYGLOT_CACHE_DIR'] = {str(fresh)!r}; os.environ['IPOLYGLOT_GO'] = '/nonexistent/go'"
     out = kernel.run(
         "import multiprocessing\n"
-        f"setup = 'import os; os.environ[\"IPOLYGLOT_CACHE_DIR\"] = {str(fresh)!r}; os.environ[\"IPOLYGLOT_GO\"] = \"/nonexistent/go\"'\n"
+        f"setup = {setup!r}\n"
         "with multiprocessing.get_context('spawn').Pool(1, exec, (setup,)) as elsewhere:\n"
         "    elsewhere.map(Square, [4.0])\n"
     )
