@@ -103,7 +103,7 @@ class NativeFunction(functools.partial):
         return self
 
     def __reduce__(self):
-        return resolve, (self._build, self._name)
+        return arriving_function, (self._build, self._name)
 
     def __repr__(self) -> str:
         return repr(self.func)
@@ -114,3 +114,31 @@ def traveling(function, build: dict | None, name: str):
     if build is None or isinstance(function, NativeFunction):
         return function
     return NativeFunction(function, build, name)
+
+
+def arriving_function(build: dict, name: str):
+    """A function unpickled here: loaded now, or, when that fails, a callable that raises why.
+
+    A multiprocessing pool cannot report an error raised while it unpickles a
+    task (its worker dies and the map waits forever), so the error waits for
+    the call, whose exception does travel back to the caller.
+    """
+    try:
+        return resolve(build, name)
+    except Exception as error:  # noqa: BLE001 - raised again by every call
+        return UnavailableFunction(build, name, error)
+
+
+@dataclass
+class UnavailableFunction:
+    """A travelled function this process could neither load nor rebuild."""
+
+    build: dict
+    name: str
+    error: Exception
+
+    def __call__(self, *args, **kwargs):
+        raise self.error
+
+    def __reduce__(self):
+        return arriving_function, (self.build, self.name)
