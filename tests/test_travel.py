@@ -160,6 +160,7 @@ def test_missing_toolchain_on_the_receiving_side_is_named(kernel, tmp_path):
 
 def test_dask_local_cluster_maps_a_go_function(kernel):
     kernel.run(
+        "import os\n"
         "from dask.distributed import Client, LocalCluster\n"
         "with LocalCluster(processes=True, n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster, "
         "Client(cluster) as client:\n"
@@ -173,7 +174,8 @@ def test_dask_local_cluster_maps_a_go_function(kernel):
 
 
 def test_go_function_travels_from_worker_mode(kernel):
-    kernel.run(GO_CELL.replace("%%go", "%%go --worker", 1)).ok()
+    kernel.run("%polyglot mode worker").ok()
+    kernel.run(GO_CELL).ok()
     kernel.run(
         "assert type(Square).__name__ == 'RemoteObject'\n"
         "assert pool.map(Square, [3.0]) == [9.0]\n"
