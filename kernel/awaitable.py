@@ -14,6 +14,8 @@ import functools
 import inspect
 from typing import Any, Callable
 
+from .native_signature import annotated_signature
+
 
 def awaitable_form(function: Callable) -> Callable:
     """The `aio` of a function: a coroutine function that runs it in a thread."""
@@ -30,7 +32,8 @@ class AwaitableNative(functools.partial):
     """A builtin native function (a C++ binding, which takes no attributes) with `aio`.
 
     It costs one C-level indirection per call; name, docstring and text
-    signature are the wrapped function's.
+    signature are the wrapped function's, and its `__signature__` carries the
+    annotations the docstring spells.
     """
 
     def __new__(cls, function: Callable):
@@ -40,6 +43,9 @@ class AwaitableNative(functools.partial):
             if value is not None:
                 setattr(self, attribute, value)
         self.aio = awaitable_form(function)
+        signature = annotated_signature(function)
+        if signature is not None:
+            self.__signature__ = signature
         return self
 
     def __repr__(self) -> str:
