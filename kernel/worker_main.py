@@ -1,7 +1,8 @@
 """The native worker: a spawned Python process that builds, loads and runs the session's native code.
 
-Started by the kernel's supervisor as `python -m ipolyglot.kernel.worker_main FD KERNEL_PID`
-with FD one end of a socket pair; it dies with the kernel (parent-death signal). It runs the same backends as the kernel
+Started by the kernel's supervisor as `python -m ipolyglot.kernel.worker_main FD KERNEL_PID LISTENER`
+with FD one end of a socket pair (the kernel's main thread) and LISTENER a listening socket
+where the kernel's other threads connect; it dies with the kernel (parent-death signal). It runs the same backends as the kernel
 does in-process; what they bind stays here and the kernel gets proxies (by
 handle) or copies (Go structs, enums, plain values). A reader thread routes
 what arrives: replies to the thread waiting for them, nested requests to the
@@ -55,7 +56,9 @@ class WorkerCodec:
     """Decides, in the worker, what crosses by copy and what stays behind a handle."""
 
     def __init__(self, channel: "WorkerChannel"):
-        self.channel = channel
+        self.channel = channel  # the kernel's main connection: callbacks from threads that serve no call
+        self.local = threading.local()  # .channel: the connection whose call this thread runs
+        self.released: list[int] = []  # kernel callbacks this side dropped, sent with the next message
         self.handles: dict[int, object] = {}
         self.handle_of: dict[int, int] = {}  # id(obj) -> handle, while the kernel holds it
         self.next_handle = itertools.count(1)
@@ -160,15 +163,17 @@ class WorkerCodec:
         existing = self.callbacks.get(callback_id)
         if existing is not None:
             return existing
-        channel = self.channel
-
         def call_into_kernel(*args, **kwargs):
-            return channel.request("callback", callback_id, args, kwargs)
+            return self.current_channel().request("callback", callback_id, args, kwargs)
 
         proxy = _KernelCallable(call_into_kernel)
-        weakref.finalize(proxy, channel.released.append, callback_id)
+        weakref.finalize(proxy, self.released.append, callback_id)
         self.callbacks[callback_id] = proxy
         return proxy
+
+    def current_channel(self) -> "WorkerChannel":
+        """The connection of the kernel thread whose call this thread serves (else the main one)."""
+        return getattr(self.local, "channel", None) or self.channel
 
     def pickler(self, stream, buffer_callback):
         return CodecPickler(stream, buffer_callback, self.persistent_id)
@@ -190,24 +195,29 @@ class _KernelCallable:
 
 
 class WorkerChannel:
-    """The worker's end of the socket; safe to use from any thread (goroutines call back)."""
+    """One connection to the kernel; safe to use from any thread (goroutines call back).
 
-    def __init__(self, sock: socket.socket):
+    The first connection's calls run on the main thread (an interrupt reaches them there);
+    each further connection is one kernel thread's, and its calls run on a thread of its own,
+    so calls from different kernel threads run at the same time.
+    """
+
+    def __init__(self, sock: socket.socket, codec: WorkerCodec | None = None, handlers: dict | None = None):
         self.sock = sock
-        self.codec = WorkerCodec(self)
+        self.codec = codec or WorkerCodec(self)
         self.send_lock = threading.Lock()
         self.waiters: dict[int, queue.SimpleQueue] = {}
         self.main_queue: queue.SimpleQueue = queue.SimpleQueue()
         self.ids = itertools.count(1)
-        self.released: list[int] = []  # kernel callbacks this side dropped
-        self.handlers = {}
+        self.handlers = handlers if handlers is not None else {}
 
     def send(self, message) -> None:
         with self.send_lock:
-            message.released, self.released[:] = list(self.released), []
+            released = self.codec.released
+            message.released, released[:] = list(released), []
             send_message(self.sock, message, self.codec.pickler)
 
-    def read_forever(self) -> None:
+    def read_forever(self, when_closed=lambda: os._exit(0)) -> None:
         try:
             while True:
                 try:
@@ -224,10 +234,10 @@ class WorkerChannel:
                     self.waiters[message.parent].put(message)
                 else:
                     self.main_queue.put(message)
-        except WorkerGone:
+        except (WorkerGone, OSError):
             pass
         finally:
-            os._exit(0)  # the kernel is gone: nothing left to serve
+            when_closed()  # the main connection: the kernel is gone, nothing left to serve
 
     def _answer_undecodable(self, undecodable: UndecodableMessage):
         """A request is answered with the error; a reply becomes an error reply for its waiter."""
@@ -438,6 +448,32 @@ def exit_when_orphaned(parent: int) -> None:
     os._exit(0)
 
 
+def serve_thread_connection(sock: socket.socket, main_channel: WorkerChannel) -> None:
+    """One kernel thread's connection: its calls run here, one at a time, beside other threads' calls."""
+    channel = WorkerChannel(sock, main_channel.codec, main_channel.handlers)
+    closed = object()
+    threading.Thread(target=channel.read_forever, args=(lambda: channel.main_queue.put(closed),),
+                     name=READER_THREAD, daemon=True).start()
+    main_channel.codec.local.channel = channel
+    while True:
+        request = channel.main_queue.get()
+        if request is closed:
+            sock.close()
+            return
+        channel.execute(request)
+
+
+def accept_thread_connections(listener: socket.socket, main_channel: WorkerChannel) -> None:
+    """Kernel threads other than the main one connect here, each once per worker."""
+    while True:
+        try:
+            sock, _ = listener.accept()
+        except OSError:
+            return
+        threading.Thread(target=serve_thread_connection, args=(sock, main_channel),
+                         name="ipolyglot-worker-call", daemon=True).start()
+
+
 def main(argv: list[str]) -> None:
     kernel_pid = int(argv[1]) if len(argv) > 1 else os.getppid()
     die_with_kernel(kernel_pid)
@@ -446,6 +482,10 @@ def main(argv: list[str]) -> None:
     channel = WorkerChannel(sock)
     Worker(channel)
     threading.Thread(target=channel.read_forever, name=READER_THREAD, daemon=True).start()
+    if len(argv) > 2:
+        listener = socket.socket(fileno=int(argv[2]))
+        threading.Thread(target=accept_thread_connections, args=(listener, channel),
+                         name="ipolyglot-worker-accept", daemon=True).start()
     threading.Thread(target=exit_when_orphaned, args=(kernel_pid,), name="ipolyglot-worker-orphan", daemon=True).start()
     while True:
         try:

@@ -173,6 +173,15 @@ def _kill_at_exit(process: subprocess.Popen) -> None:
     atexit.register(kill)
 
 
+@dataclass
+class Connection:
+    """One kernel thread's socket to the worker, and the worker requests it is serving (innermost last)."""
+
+    sock: socket.socket
+    generation: int
+    serving: list[int] = field(default_factory=list)
+
+
 class WorkerSupervisor:
     """One worker process at a time, replaced after a crash or an interrupt it did not survive."""
 
@@ -184,7 +193,9 @@ class WorkerSupervisor:
         self.codec = KernelCodec(self)
         self.generation = 0
         self.process: subprocess.Popen | None = None
-        self.sock: socket.socket | None = None
+        self.sock: socket.socket | None = None  # the main thread's connection
+        self.address: str | None = None  # where the kernel's other threads connect, one connection each
+        self.local = threading.local()  # .connection: this (non-main) thread's Connection
         self.stderr: _StderrTee | None = None
         self.replay_log: list[ReplayStep] = []
         self.hooks: CellHooks = _QUIET_HOOKS
@@ -218,19 +229,55 @@ class WorkerSupervisor:
     def _start(self) -> None:
         kernel_end, worker_end = socket.socketpair()
         read_end, write_end = os.pipe()
+        listener = self._thread_listener()
         try:
             self.process = spawn_from_lasting_thread(lambda: subprocess.Popen(
-                [sys.executable, "-m", "ipolyglot.kernel.worker_main", str(worker_end.fileno()), str(os.getpid())],
-                pass_fds=(worker_end.fileno(),), stdin=subprocess.DEVNULL, stderr=write_end,
+                [sys.executable, "-m", "ipolyglot.kernel.worker_main", str(worker_end.fileno()), str(os.getpid()),
+                 str(listener.fileno())],
+                pass_fds=(worker_end.fileno(), listener.fileno()), stdin=subprocess.DEVNULL, stderr=write_end,
                 start_new_session=True,  # terminal Ctrl-C reaches the kernel, which decides
             ))
         finally:
             worker_end.close()
+            listener.close()
             os.close(write_end)
         _kill_at_exit(self.process)
         self.sock = kernel_end
         self.stderr = _StderrTee(read_end)
         self.codec.reset()
+
+    def _thread_listener(self) -> socket.socket:
+        """A Unix socket in a directory only this user can enter: the worker accepts threads' connections there."""
+        import tempfile
+
+        directory = tempfile.mkdtemp(prefix="ipolyglot-worker-")
+        self.address = os.path.join(directory, "calls")
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(self.address)
+        listener.listen(64)
+        return listener
+
+    def _thread_connection(self) -> Connection:
+        """This thread's own connection to the current worker (made on its first call to that worker)."""
+        connection = getattr(self.local, "connection", None)
+        if connection is not None and connection.generation == self.generation and self.alive:
+            return connection
+        if not self.alive:
+            with self.lock:
+                self._ensure_started()
+        generation = self.generation
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.connect(self.address)
+        except OSError:
+            sock.close()
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)  # closed: the next read reports the death
+        connection = Connection(sock, generation)
+        self.local.connection = connection
+        return connection
+
+    def _main_connection(self) -> Connection:
+        return Connection(self.sock, self.generation, self.serving)
 
     def _ensure_started(self) -> None:
         if self.alive:
@@ -252,7 +299,11 @@ class WorkerSupervisor:
                 pass
         if self.sock is not None:
             self.sock.close()
-        self.process = self.sock = None
+        if self.address is not None:
+            import shutil
+
+            shutil.rmtree(os.path.dirname(self.address), ignore_errors=True)
+        self.process = self.sock = self.address = None
         self.codec.reset()
         self.building_stack.clear()
 
@@ -337,14 +388,20 @@ class WorkerSupervisor:
         return self.request("info", describe="%polyglot info")
 
     def request(self, op: str, *args, describe: str, hooks: CellHooks | None = None):
+        """Ask the worker; the main thread over the main connection, every other thread over its own."""
         __tracebackhide__ = True  # IPython shows the user's line, not the channel
+        if threading.current_thread() is not threading.main_thread() and not self.replaying:
+            return self._request_once(op, *args, describe=describe, hooks=hooks, connection=self._thread_connection())
         with self.lock:
             self._ensure_started()
             return self._request_once(op, *args, describe=describe, hooks=hooks)
 
-    def _request_once(self, op: str, *args, describe: str, hooks: CellHooks | None = None):
+    def _request_once(self, op: str, *args, describe: str, hooks: CellHooks | None = None,
+                      connection: Connection | None = None):
         __tracebackhide__ = True  # IPython shows the user's line, not the channel
-        outermost = not self.serving and threading.current_thread() is threading.main_thread()
+        connection = connection or self._main_connection()
+        outermost = (not connection.serving and connection.sock is self.sock
+                     and threading.current_thread() is threading.main_thread())
         saved_hooks = self.hooks
         if hooks is not None:
             self.hooks = hooks
@@ -356,12 +413,12 @@ class WorkerSupervisor:
         try:
             request_id = next(self.ids)
             released, self.codec.released[:] = list(self.codec.released), []
-            message = Request(request_id, op, args, self.serving[-1] if self.serving else None, released)
+            message = Request(request_id, op, args, connection.serving[-1] if connection.serving else None, released)
             try:
-                send_message(self.sock, message, self.codec.pickler)
+                send_message(connection.sock, message, self.codec.pickler)
             except OSError:
-                self._crashed(describe, mark)
-            return self._await_reply(request_id, describe, mark, outermost)
+                self._connection_lost(connection, describe, mark)
+            return self._await_reply(connection, request_id, describe, mark, outermost)
         finally:
             self.hooks = saved_hooks
             if outermost:
@@ -370,7 +427,7 @@ class WorkerSupervisor:
     def _note_interrupt(self, signum, frame) -> None:
         self.interrupted = True
 
-    def _await_reply(self, request_id: int, describe: str, mark: int, outermost: bool):
+    def _await_reply(self, connection: Connection, request_id: int, describe: str, mark: int, outermost: bool):
         __tracebackhide__ = True  # IPython shows the user's line, not the channel
         deadline = None
         while True:
@@ -379,7 +436,7 @@ class WorkerSupervisor:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(self.process.pid, signal.SIGINT)
             timeout = 0.1 if deadline is None else max(0.0, deadline - time.monotonic())
-            ready, _, _ = select.select([self.sock], [], [], timeout)
+            ready, _, _ = select.select([connection.sock], [], [], timeout)
             if not ready:
                 if deadline is not None and time.monotonic() >= deadline:
                     self._discard()
@@ -391,14 +448,14 @@ class WorkerSupervisor:
                     )
                 continue
             try:
-                message = receive_message(self.sock, self.codec.unpickler)
+                message = receive_message(connection.sock, self.codec.unpickler)
             except UndecodableMessage as undecodable:
                 if undecodable.is_request:
-                    send_message(self.sock, Reply(undecodable.message_id, error=TypeError(str(undecodable))), self.codec.pickler)
+                    send_message(connection.sock, Reply(undecodable.message_id, error=TypeError(str(undecodable))), self.codec.pickler)
                     continue
                 message = Reply(undecodable.message_id, error=TypeError(str(undecodable)))
             except (WorkerGone, OSError):
-                self._crashed(describe, mark)
+                self._connection_lost(connection, describe, mark)
             if message.released:
                 self.codec.release_callbacks(message.released)
             if isinstance(message, Reply):
@@ -411,23 +468,23 @@ class WorkerSupervisor:
                 if message.error is not None:
                     raise message.error
                 return message.value
-            self._serve(message)
+            self._serve(connection, message)
 
-    def _serve(self, request: Request) -> None:
-        self.serving.append(request.id)
+    def _serve(self, connection: Connection, request: Request) -> None:
+        connection.serving.append(request.id)
         try:
             reply = Reply(request.id, self.served[request.op](*request.args))
         except BaseException as error:  # noqa: BLE001 - carried back to the native caller
             reply = Reply(request.id, error=portable_exception(error, self.codec.pickler))
         finally:
-            self.serving.pop()
+            connection.serving.pop()
         reply.released, self.codec.released[:] = list(self.codec.released), []
         try:
-            send_message(self.sock, reply, self.codec.pickler)
+            send_message(connection.sock, reply, self.codec.pickler)
         except OSError:
             pass  # the worker died meanwhile: the next read says so
         except Exception as error:  # noqa: BLE001 - a value that cannot be copied
-            send_message(self.sock, Reply(request.id, error=TypeError(f"cannot be copied to the worker: {error}")), self.codec.pickler)
+            send_message(connection.sock, Reply(request.id, error=TypeError(f"cannot be copied to the worker: {error}")), self.codec.pickler)
 
     # -- what the worker asks --------------------------------------------------------------------
     def _callback(self, callback_id: int, args: tuple, kwargs: dict):
@@ -453,6 +510,22 @@ class WorkerSupervisor:
         return False, None
 
     # -- death -------------------------------------------------------------------------------------
+    def _connection_lost(self, connection: Connection, describe: str, mark: int):
+        """The main thread handles the death; another thread does too unless someone already did."""
+        __tracebackhide__ = True  # IPython shows the user's line, not the channel
+        if connection.sock is self.sock:
+            self._crashed(describe, mark)
+        with contextlib.suppress(OSError):
+            connection.sock.close()
+        with self.lock:
+            if connection.generation == self.generation:
+                self._crashed(describe, mark)
+        raise NativeCrash(
+            f"the native worker process died during {describe} (a call on another thread ended it). "
+            "The kernel and its Python variables are intact. Native state (C++ globals and objects, "
+            "Go package variables and goroutines) was reset; a new worker reloaded the session's functions."
+        )
+
     def _crashed(self, describe: str, mark: int):
         __tracebackhide__ = True  # IPython shows the user's line, not the channel
         process = self.process
