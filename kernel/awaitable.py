@@ -14,8 +14,6 @@ import functools
 import inspect
 from typing import Any, Callable
 
-from .native_signature import annotated_signature
-
 
 def awaitable_form(function: Callable) -> Callable:
     """The `aio` of a function: a coroutine function that runs it in a thread."""
@@ -28,30 +26,6 @@ def awaitable_form(function: Callable) -> Callable:
     return aio
 
 
-class AwaitableNative(functools.partial):
-    """A builtin native function (a C++ binding, which takes no attributes) with `aio`.
-
-    It costs one C-level indirection per call; name, docstring and text
-    signature are the wrapped function's, and its `__signature__` carries the
-    annotations the docstring spells.
-    """
-
-    def __new__(cls, function: Callable):
-        self = super().__new__(cls, function)
-        for attribute in ("__name__", "__qualname__", "__doc__", "__module__", "__text_signature__"):
-            value = getattr(function, attribute, None)
-            if value is not None:
-                setattr(self, attribute, value)
-        self.aio = awaitable_form(function)
-        signature = annotated_signature(function)
-        if signature is not None:
-            self.__signature__ = signature
-        return self
-
-    def __repr__(self) -> str:
-        return repr(self.func)
-
-
 def with_awaitable_forms(bind: dict[str, Any]) -> dict[str, Any]:
     """The names a native cell binds, each function given its `aio` form (classes
     and values unchanged)."""
@@ -59,12 +33,18 @@ def with_awaitable_forms(bind: dict[str, Any]) -> dict[str, Any]:
 
 
 def _with_aio(value: Any) -> Any:
-    """Functions made in Python (Go's) take the attribute; builtins (C++'s) and the
-    worker's function proxies (whose attributes live in the worker) are wrapped;
+    """Native functions are wrapped once, by travel's NativeFunction (which carries
+    `aio`): builtins (C++'s) and the worker's function proxies (whose attributes
+    live in the worker) are wrapped here; functions made in Python without a
+    known build (Go's) take the attribute;
     anything else (classes, values) is left as it is."""
+    from .travel import NativeFunction  # travel's wrapper takes `aio` from here
+
+    if isinstance(value, NativeFunction):
+        return value
     if inspect.isbuiltin(value) or _is_worker_function(value):
-        return AwaitableNative(value)
-    if inspect.isfunction(value) or type(value) is not AwaitableNative and isinstance(value, functools.partial):
+        return NativeFunction(value)
+    if inspect.isfunction(value) or isinstance(value, functools.partial):
         value.aio = awaitable_form(value)
     return value
 

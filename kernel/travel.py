@@ -19,9 +19,13 @@ from __future__ import annotations
 
 import functools
 import importlib
+import inspect
 import threading
 from dataclasses import dataclass, field
 from typing import Any
+
+from .awaitable import awaitable_form
+from .native_signature import annotated_signature
 
 # language -> module with `open_build(unit: dict, key: str, cache) -> dict[str, object]`
 OPENERS = {"go": "ipolyglot.go_bridge.travel", "cpp": "ipolyglot.cpp_ext.travel"}
@@ -83,30 +87,71 @@ def resolve(build: dict, name: str):
 
 
 class NativeFunction(functools.partial):
-    """A bound Go or C++ function that pickles as a reference to its build.
+    """A bound Go or C++ function, wrapped once: `aio`, its annotated signature, a
+    readable repr, and pickling as a reference to its build.
 
     Plain Python functions always pickle by qualified name, which another
-    process cannot import; this callable costs one C-level indirection per
-    call and pickles as `resolve(build, name)` instead.
+    process cannot import, and a C++ builtin takes no attributes; this callable
+    costs one C-level indirection per call, pickles as `resolve(build, name)`
+    when its build is known, and carries `aio` and `__signature__` (Go's own,
+    or the one a C++ builtin's typed docstring line spells).
     """
 
-    def __new__(cls, function, build: dict, name: str):
+    def __new__(cls, function, build: dict | None = None, name: str | None = None, language: str | None = None):
         self = super().__new__(cls, function)
         self._build = build
-        self._name = name
-        if hasattr(function, "__dict__"):  # Dask tokenizes a partial by its function: name it by its build
+        self._name = name or getattr(function, "__name__", "function")
+        self._language = language or (build["language"] if build else _language_of(function))
+        if build is not None and hasattr(function, "__dict__"):  # Dask tokenizes a partial by its function
             function.__dask_tokenize__ = functools.partial(tuple, ("ipolyglot", build["key"], name))
-        for attribute in ("__name__", "__qualname__", "__doc__", "__module__", "_go_library"):
+        for attribute in ("__name__", "__qualname__", "__doc__", "__module__", "__text_signature__"):
             value = getattr(function, attribute, None)
             if value is not None:
                 setattr(self, attribute, value)
+        if _own_attribute(function, "_go_library") is not None:
+            self._go_library = _own_attribute(function, "_go_library")
+        self.aio = awaitable_form(function)
+        signature = _signature_of(function)
+        if signature is not None:
+            self.__signature__ = signature
         return self
 
     def __reduce__(self):
+        if self._build is None:
+            return super().__reduce__()
         return arriving_function, (self._build, self._name)
 
     def __repr__(self) -> str:
-        return repr(self.func)
+        if self._language is None:  # a worker's proxy: the worker's wrapper names it
+            return repr(self.func)
+        signature = getattr(self, "__signature__", None)
+        shown = f"{self._name}{signature}" if signature is not None else self._name
+        return f"<{_LANGUAGE_NAMES.get(self._language, 'native')} function {shown}>"
+
+
+_LANGUAGE_NAMES = {"go": "Go", "cpp": "C++"}
+
+
+def _language_of(function) -> str | None:
+    """Go's functions are made in Python (and name their library); C++'s are builtins."""
+    if _own_attribute(function, "_go_library") is not None or inspect.isfunction(function):
+        return "go"
+    if inspect.isbuiltin(function):
+        return "cpp"
+    return None
+
+
+def _own_attribute(function, name: str):
+    """An attribute the object itself holds: a worker's proxy would ask the worker for any other."""
+    return getattr(function, "__dict__", {}).get(name)
+
+
+def _signature_of(function) -> inspect.Signature | None:
+    """Go's own `__signature__`, the annotated one of a C++ builtin, or a proxy's."""
+    if inspect.isbuiltin(function):
+        return annotated_signature(function)
+    signature = getattr(function, "__signature__", None)
+    return signature if isinstance(signature, inspect.Signature) else None
 
 
 def traveling(function, build: dict | None, name: str):

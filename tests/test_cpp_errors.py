@@ -250,7 +250,8 @@ def test_numbers_out_of_range_raise_overflow_error(calls):
 
 
 def test_signatures_and_docstrings(calls):
-    assert calls.eval("str(__import__('inspect').signature(add))") == "(a, b=10)"
+    assert calls.eval("str(__import__('inspect').signature(add))") == "(a: int, b: int = 10) -> int"
+    assert calls.eval("repr(add)") == "<C++ function add(a: int, b: int = 10) -> int>"
     assert calls.eval("add.__doc__") == "add(a: int, b: int = 10) -> int\n\nAdds two numbers.\nThe second defaults to ten."
     assert calls.eval("halve.__doc__, echo_unsigned.__doc__") == ("halve(x: float) -> float\n\nHalves a float.", "echo_unsigned(u: int) -> int\n\nEchoes an unsigned number.")
     assert calls.eval("str(__import__('inspect').signature(over))") == "(*args, **kwargs)"
