@@ -33,13 +33,21 @@ def annotated_signature(function: Callable) -> inspect.Signature | None:
     except (TypeError, ValueError):
         return None
     typed = _typed_line(function)
-    if typed is None:
-        return None
+    return None if typed is None else annotate(plain, typed)
+
+
+def annotate(plain: inspect.Signature, typed: str) -> inspect.Signature | None:
+    """`plain` with the annotations of `typed` (`name(a: int) -> int` or `(a: int) -> int`),
+    or None when the two do not name the same parameters."""
+    if typed.startswith("("):
+        typed = f"f{typed}"
     try:
         definition = ast.parse(f"def {typed}: pass").body[0]
     except SyntaxError:
         return None
-    annotations = {arg.arg: arg.annotation for arg in definition.args.args + definition.args.kwonlyargs}
+    arguments = definition.args
+    listed = arguments.posonlyargs + arguments.args + arguments.kwonlyargs + [a for a in (arguments.vararg, arguments.kwarg) if a]
+    annotations = {arg.arg: arg.annotation for arg in listed}
     if set(annotations) != set(plain.parameters):
         return None
     parameters = [

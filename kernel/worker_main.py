@@ -52,6 +52,15 @@ def describe_parameters(obj) -> tuple[Parameter, ...] | None:
     )
 
 
+def signature_text(obj) -> str | None:
+    """The signature as text, annotations included: annotations are objects that
+    need not pickle, so the kernel rebuilds them from their names."""
+    try:
+        return str(inspect.signature(obj))
+    except (TypeError, ValueError):
+        return None
+
+
 class WorkerCodec:
     """Decides, in the worker, what crosses by copy and what stays behind a handle."""
 
@@ -102,7 +111,8 @@ class WorkerCodec:
         kind = "class" if isinstance(obj, type) else "function" if callable(obj) else "object"
         name = getattr(obj, "__name__", None) or getattr(obj, "__qualname__", None) or type(obj).__name__
         parameters = describe_parameters(obj) if kind != "object" else None
-        return HandleInfo(handle, kind, str(name), getattr(obj, "__doc__", None) if kind != "object" else None, parameters)
+        return HandleInfo(handle, kind, str(name), getattr(obj, "__doc__", None) if kind != "object" else None, parameters,
+                          signature_text(obj) if parameters is not None else None)
 
     def release(self, handles: list[int]) -> None:
         with self.lock:

@@ -209,6 +209,7 @@ class HandleInfo:
     name: str
     doc: str | None
     parameters: tuple[Parameter, ...] | None  # None: signature unknown
+    signature_text: str | None = None  # `(a: int) -> int`: the annotations, rebuilt kernel-side
 
 
 @dataclass(frozen=True)

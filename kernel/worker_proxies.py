@@ -17,6 +17,7 @@ import pickle
 import weakref
 from typing import Any, Callable
 
+from .native_signature import annotate
 from .worker_protocol import PROTOCOL_MODULE, importable_by_name, RemoteError, CodecPickler, crosses_by_name, EnumDescription, HandleInfo, NativeCrash, Parameter, StructDescription, StructKey
 
 _PLAIN_TYPES = (type(None), bool, int, float, complex, str, bytes, bytearray, list, tuple, dict, set, frozenset, range, slice,
@@ -53,6 +54,13 @@ def make_signature(parameters: tuple[Parameter, ...] | None) -> inspect.Signatur
         return None
 
 
+def _annotated(plain: inspect.Signature | None, text: str | None) -> inspect.Signature | None:
+    """The proxy's signature with the annotations the worker's signature text spells."""
+    if plain is None or not text:
+        return plain
+    return annotate(plain, text) or plain
+
+
 class RemoteObject:
     """A native object that lives in the worker: calls, attributes, repr and equality go there."""
 
@@ -60,7 +68,7 @@ class RemoteObject:
         object.__setattr__(self, "_supervisor", supervisor)
         object.__setattr__(self, "_info", info)
         object.__setattr__(self, "_generation", generation)
-        object.__setattr__(self, "__signature__", make_signature(info.parameters))
+        object.__setattr__(self, "__signature__", _annotated(make_signature(info.parameters), info.signature_text))
         object.__setattr__(self, "__doc__", info.doc)
         object.__setattr__(self, "__name__", info.name.rsplit(".", 1)[-1])
         object.__setattr__(self, "__qualname__", info.name)
