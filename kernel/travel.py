@@ -151,6 +151,8 @@ def _signature_of(function) -> inspect.Signature | None:
     if inspect.isbuiltin(function):
         return annotated_signature(function)
     signature = getattr(function, "__signature__", None)
+    if signature is None and inspect.isfunction(function):
+        signature = inspect.signature(function)
     return signature if isinstance(signature, inspect.Signature) else None
 
 

@@ -12,8 +12,11 @@ CPP_CELL = '''%%cpp
 int add(int a, int b = 10) { return a + b; }
 '''
 
-SHOWN = "str(__import__('inspect').signature(Add)), str(__import__('inspect').signature(add)), repr(add)"
-EXPECTED = ["(a: int, b: int) -> int", "(a: int, b: int = 10) -> int", "<C++ function add(a: int, b: int = 10) -> int>"]
+SHOWN = "str(__import__('inspect').signature(Add)), str(__import__('inspect').signature(add)), repr(Add), repr(add)"
+EXPECTED = [
+    "(a: int, b: int) -> int", "(a: int, b: int = 10) -> int",
+    "<Go function Add(a: int, b: int) -> int>", "<C++ function add(a: int, b: int = 10) -> int>",
+]
 
 
 def test_signatures_are_annotated_in_process_and_in_worker_mode(kernel):
