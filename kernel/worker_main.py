@@ -360,7 +360,7 @@ class Worker:
             self.cache = BuildCache()
         backend = self.backend(language)
         options = parse_line(make_parser(language, backend), line)
-        channel = self.channel
+        channel = self.channel.codec.current_channel()  # the connection of the kernel thread that asked
 
         @contextlib.contextmanager
         def building(what: str):
