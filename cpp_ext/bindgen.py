@@ -180,9 +180,10 @@ def _shown_type(param: dict) -> str:
     return re.sub(r"^const\s+|\s*&+$", "", spelled.strip())
 
 
-def python_signature(record: dict) -> str:
-    """`add(a: int, b: int = 10) -> int`: the first line of the docstring."""
-    params = []
+def python_signature(record: dict, bound: bool = False) -> str:
+    """`add(a: int, b: int = 10) -> int`: the first line of the docstring
+    (`bump(self, by: int = 1) -> int` for a method, `bound`)."""
+    params = ["self"] if bound else []
     for p in record["params"]:
         text = f"{p['name']}: {python_type(p['type'])}"
         if p["default"] is not None:
@@ -191,11 +192,12 @@ def python_signature(record: dict) -> str:
     return f"{record['name']}({', '.join(params)}) -> {python_type(record['ret'])}"
 
 
-def docstring(record: dict, overloaded: bool, first: bool) -> str:
+def docstring(record: dict, overloaded: bool, first: bool, bound: bool = False) -> str:
     """The docstring of one overload. The first starts with a text signature
-    (`name(a, b=10)` then `--`), which inspect.signature reads from a builtin;
-    annotations cannot be carried that way, so they are in the line after it."""
-    body = python_signature(record)
+    (`name(a, b=10)` then `--`, `name(self, ...)` for a method, `bound`), which
+    inspect.signature reads from a builtin; annotations cannot be carried that
+    way, so they are in the line after it."""
+    body = python_signature(record, bound)
     if record.get("comment"):
         body += "\n\n" + record["comment"]
     if not first:
@@ -203,7 +205,7 @@ def docstring(record: dict, overloaded: bool, first: bool) -> str:
     if overloaded:
         text_signature = "(*args, **kwargs)"
     else:
-        text_signature = "(" + ", ".join(p["name"] + ("" if p["default"] is None else "=" + _python_default(p["default"])) for p in record["params"]) + ")"
+        text_signature = "(" + ", ".join(["self"] * bound + [p["name"] + ("" if p["default"] is None else "=" + _python_default(p["default"])) for p in record["params"]]) + ")"
     return f"{record['name']}{text_signature}\n--\n\n{body}"
 
 
@@ -247,8 +249,9 @@ def class_code(info: dict, bound_classes: set[str], profile: bool) -> str:
     lines = [snippet("class_open", qual=qual, bases="".join(", " + ("::" + b.lstrip(":")) for b in bases), name=info["name"])]
     if not info["abstract"]:
         if info["user_ctors"]:
-            for params in info["ctors"]:
-                lines.append(snippet("ctor", types=", ".join(p["type"] for p in params), args=_arg_list(params)))
+            for index, params in enumerate(info["ctors"]):
+                doc = docstring(_constructor_record(params), len(info["ctors"]) > 1, index == 0, bound=True)
+                lines.append(snippet("ctor", types=", ".join(p["type"] for p in params), doc=cpp_string(doc), args=_arg_list(params)))
         else:
             fields = [f for f in info["fields"] if not f["readonly"]]
             params = ", ".join(f"std::decay_t<{f['type']}> {f['name']}" for f in fields)
@@ -257,6 +260,7 @@ def class_code(info: dict, bound_classes: set[str], profile: bool) -> str:
             lines.append(snippet("aggregate_ctor", params=params, qual=qual, assign=assign, args=args))
     for f in info["fields"]:
         lines.append(snippet("field", access="readonly" if f["readonly"] else "readwrite", name=f["name"], qual=qual))
+    documented: set[str] = set()
     for m in info["methods"]:
         if profile:
             if m.get("static"):
@@ -269,10 +273,14 @@ def class_code(info: dict, bound_classes: set[str], profile: bool) -> str:
         extras = _policy(m, True)
         if _releases_gil(m):
             extras += ", pybind11::call_guard<pybind11::gil_scoped_release>()"
+        overloaded = sum(other["name"] == m["name"] for other in info["methods"]) > 1
+        doc = docstring(m, overloaded, m["name"] not in documented, bound=not m.get("static"))
+        documented.add(m["name"])
         lines.append(snippet(
             "method",
             static="_static" if m.get("static") else "",
             pyname=m["name"],
+            doc=cpp_string(doc),
             fnptr=fnptr_type(m, qual),
             qual=f"{qual}::{m['name']}",
             args=_arg_list(m["params"]),
@@ -286,6 +294,11 @@ def class_code(info: dict, bound_classes: set[str], profile: bool) -> str:
     aggregate = not info["user_ctors"] and not info["abstract"] and all(not f["readonly"] for f in info["fields"])
     lines.append(snippet("finish_class", qual=qual, fields=fields, copy_fields="true" if aggregate else "false"))
     return "\n".join(lines)
+
+
+def _constructor_record(params: list[dict]) -> dict:
+    """A constructor as the record a docstring is made from: `__init__(self, ...) -> None`."""
+    return {"name": "__init__", "params": params, "ret": "void", "comment": ""}
 
 
 def enum_code(info: dict) -> str:
