@@ -198,6 +198,11 @@ class PolyglotMagics(Magics):
     @line_cell_magic
     def go_pprof(self, line, cell=None):
         """Run Python code with Go's CPU profiler (or --heap allocations) on: top functions and a flame graph."""
+        if self.mode == "worker":  # the kernel's Go runtime would profile none of the session's Go code
+            raise PolyglotUsageError(
+                "%go_pprof profiles Go code that runs inside the kernel; in worker mode the session's Go code "
+                "runs in the worker process. Run `%polyglot mode in-process` (and the Go cells again) to profile it."
+            )
         backend = self.backend("go")
         try:
             bundles = backend.pprof(line, cell, self.shell.user_ns, self.shell.ex)

@@ -156,3 +156,9 @@ def test_in_process_cell_flag_and_mode_switch(kernel):
     assert kernel.run("%polyglot mode").ok().stdout.strip() == "mode: worker"
     out = kernel.run("%polyglot mode sideways")
     assert out.status == "error" and "unknown mode" in out.error_text
+
+
+def test_go_pprof_says_it_profiles_only_in_process_go(kernel):
+    out = kernel.run("%go_pprof sum(range(10))")
+    assert out.status == "error" and out.error["ename"] == "PolyglotUsageError", out.error_text
+    assert "worker mode" in out.error_text and "%polyglot mode in-process" in out.error_text
