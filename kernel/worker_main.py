@@ -473,13 +473,26 @@ def serve_thread_connection(sock: socket.socket, main_channel: WorkerChannel) ->
         channel.execute(request)
 
 
-def accept_thread_connections(listener: socket.socket, main_channel: WorkerChannel) -> None:
+def connected_by(sock: socket.socket, kernel_pid: int) -> bool:
+    """Whether the kernel process made this connection (an abstract address is reachable by anyone)."""
+    if not hasattr(socket, "SO_PEERCRED"):
+        return True  # elsewhere the address is a file in a directory only the kernel's user enters
+    import struct
+
+    pid, _, _ = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i")))
+    return pid == kernel_pid
+
+
+def accept_thread_connections(listener: socket.socket, main_channel: WorkerChannel, kernel_pid: int) -> None:
     """Kernel threads other than the main one connect here, each once per worker."""
     while True:
         try:
             sock, _ = listener.accept()
         except OSError:
             return
+        if not connected_by(sock, kernel_pid):
+            sock.close()
+            continue
         threading.Thread(target=serve_thread_connection, args=(sock, main_channel),
                          name="ipolyglot-worker-call", daemon=True).start()
 
@@ -494,7 +507,7 @@ def main(argv: list[str]) -> None:
     threading.Thread(target=channel.read_forever, name=READER_THREAD, daemon=True).start()
     if len(argv) > 2:
         listener = socket.socket(fileno=int(argv[2]))
-        threading.Thread(target=accept_thread_connections, args=(listener, channel),
+        threading.Thread(target=accept_thread_connections, args=(listener, channel, kernel_pid),
                          name="ipolyglot-worker-accept", daemon=True).start()
     threading.Thread(target=exit_when_orphaned, args=(kernel_pid,), name="ipolyglot-worker-orphan", daemon=True).start()
     while True:

@@ -247,11 +247,18 @@ class WorkerSupervisor:
         self.codec.reset()
 
     def _thread_listener(self) -> socket.socket:
-        """A Unix socket in a directory only this user can enter: the worker accepts threads' connections there."""
+        """A Unix socket where the worker accepts threads' connections.
+
+        On Linux an abstract address (no file left behind by a killed kernel; the worker accepts
+        only this process, by its peer credentials); elsewhere a file in a directory only this user enters.
+        """
+        import secrets
         import tempfile
 
-        directory = tempfile.mkdtemp(prefix="ipolyglot-worker-")
-        self.address = os.path.join(directory, "calls")
+        if sys.platform.startswith("linux"):
+            self.address = f"\0ipolyglot-worker-{os.getpid()}-{secrets.token_hex(16)}"
+        else:
+            self.address = os.path.join(tempfile.mkdtemp(prefix="ipolyglot-worker-"), "calls")
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         listener.bind(self.address)
         listener.listen(64)
@@ -299,7 +306,7 @@ class WorkerSupervisor:
                 pass
         if self.sock is not None:
             self.sock.close()
-        if self.address is not None:
+        if self.address is not None and not self.address.startswith("\0"):
             import shutil
 
             shutil.rmtree(os.path.dirname(self.address), ignore_errors=True)
