@@ -2,7 +2,8 @@
 
 The call runs in a thread of the event loop's default executor, so the loop
 keeps serving other tasks while native code runs (Go and C++ calls release
-the GIL by default; in worker mode the worker takes one call at a time). Cancelling the awaiting task ends the wait at once; the
+the GIL by default; in worker mode each calling thread has its own connection to
+the worker, so awaited calls overlap there too). Cancelling the awaiting task ends the wait at once; the
 native call itself cannot be stopped from Python and runs to completion in
 its thread, its result discarded.
 """
