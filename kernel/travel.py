@@ -117,8 +117,8 @@ class NativeFunction(functools.partial):
         return self
 
     def __reduce__(self):
-        if self._build is None:
-            return super().__reduce__()
+        if self._build is None:  # a worker's proxy, or a function of no known build: it travels as itself
+            return self.func.__reduce__()
         return arriving_function, (self._build, self._name)
 
     def __repr__(self) -> str:

@@ -173,11 +173,10 @@ def test_dask_local_cluster_maps_a_go_function(kernel):
     ).ok()
 
 
-@pytest.mark.xfail(reason="in this session the function is not bound as a worker proxy after `%polyglot mode worker`; not yet diagnosed", strict=False)
 def test_go_function_travels_from_worker_mode(kernel):
     kernel.run("%polyglot mode worker").ok()
     kernel.run(GO_CELL).ok()
     kernel.run(
-        "assert type(Square).__name__ == 'RemoteObject'\n"
+        "assert type(Square.func).__name__ == 'RemoteObject', type(Square.func)\n"
         "assert pool.map(Square, [3.0]) == [9.0]\n"
     ).ok()
