@@ -29,7 +29,7 @@ from collections.abc import Mapping
 from types import SimpleNamespace
 
 from .worker_protocol import (
-    CodecPickler,
+    PersistentCodec,
     CellOutcome, EnumDescription, HandleInfo, Parameter, Reply, Request, StructDescription, StructKey, WorkerGone,
     PROTOCOL_MODULE, RemoteError, UndecodableMessage, crosses_by_name, rebuild_exception, portable_exception, receive_message, send_message,
 )
@@ -61,7 +61,7 @@ def signature_text(obj) -> str | None:
         return None
 
 
-class WorkerCodec:
+class WorkerCodec(PersistentCodec):
     """Decides, in the worker, what crosses by copy and what stays behind a handle."""
 
     def __init__(self, channel: "WorkerChannel"):
@@ -185,13 +185,6 @@ class WorkerCodec:
         """The connection of the kernel thread whose call this thread serves (else the main one)."""
         return getattr(self.local, "channel", None) or self.channel
 
-    def pickler(self, stream, buffer_callback):
-        return CodecPickler(stream, buffer_callback, self.persistent_id)
-
-    def unpickler(self, stream, buffers):
-        unpickler = pickle.Unpickler(stream, buffers=buffers)
-        unpickler.persistent_load = self.persistent_load
-        return unpickler
 
 
 class _KernelCallable:

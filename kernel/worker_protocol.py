@@ -176,6 +176,25 @@ class CodecPickler(pickle.Pickler):
         return reduce_exception(obj)
 
 
+class PersistentCodec:
+    """A side's picklers and unpicklers: its own references go through its
+    `persistent_id` / `persistent_load`, everything else is pickled by value."""
+
+    def persistent_id(self, obj):
+        raise NotImplementedError
+
+    def persistent_load(self, pid):
+        raise NotImplementedError
+
+    def pickler(self, stream, buffer_callback):
+        return CodecPickler(stream, buffer_callback, self.persistent_id)
+
+    def unpickler(self, stream, buffers):
+        unpickler = pickle.Unpickler(stream, buffers=buffers)
+        unpickler.persistent_load = self.persistent_load
+        return unpickler
+
+
 def portable_exception(error: BaseException, pickler_factory: Callable) -> BaseException:
     """The exception itself when it survives a pickle round trip, else a RemoteError with its text."""
     import io

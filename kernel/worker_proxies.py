@@ -18,7 +18,7 @@ import weakref
 from typing import Any, Callable
 
 from .native_signature import annotate
-from .worker_protocol import PROTOCOL_MODULE, importable_by_name, RemoteError, CodecPickler, crosses_by_name, EnumDescription, HandleInfo, NativeCrash, Parameter, StructDescription, StructKey
+from .worker_protocol import PROTOCOL_MODULE, importable_by_name, RemoteError, PersistentCodec, crosses_by_name, EnumDescription, HandleInfo, NativeCrash, Parameter, StructDescription, StructKey
 
 _PLAIN_TYPES = (type(None), bool, int, float, complex, str, bytes, bytearray, list, tuple, dict, set, frozenset, range, slice,
                 pickle.PickleBuffer)
@@ -115,7 +115,7 @@ class RemoteObject:
         return self._supervisor.request("dir", self, describe=f"dir({self._info.name})")
 
 
-class KernelCodec:
+class KernelCodec(PersistentCodec):
     """Pickling in the kernel: proxies go back as handles, callables become callbacks."""
 
     def __init__(self, supervisor):
@@ -259,13 +259,6 @@ class KernelCodec:
             self.enum_classes[description] = cls
         return cls
 
-    def pickler(self, stream, buffer_callback):
-        return CodecPickler(stream, buffer_callback, self.persistent_id)
-
-    def unpickler(self, stream, buffers):
-        unpickler = pickle.Unpickler(stream, buffers=buffers)
-        unpickler.persistent_load = self.persistent_load
-        return unpickler
 
 
 def _go_method(supervisor, type_name: str, name: str, doc: str | None, parameters) -> Callable:
