@@ -43,7 +43,7 @@ _MODULE_MACRO = re.compile(r"^\s*(PYBIND11_MODULE|PyMODINIT_FUNC)\b", re.M)
 BIND_CODE = "the generated binding code (the cells' declarations compiled with pybind11)"
 EXT_SUFFIX = sysconfig.get_config_var("EXT_SUFFIX") or ".so"
 # Parse results are cached by cell text; a change to the parser invalidates them.
-PARSE_FORMAT = hashlib.sha256(Path(parser.__file__).read_bytes() + Path(unit.__file__).read_bytes()).hexdigest()[:16]
+PARSE_FORMAT = hashlib.sha256(Path(parser.__file__).read_bytes() + Path(unit.__file__).read_bytes() + Path(__file__).read_bytes()).hexdigest()[:16]
 
 
 def _opt_level(value: str) -> str:
@@ -115,6 +115,7 @@ class CppBackend(Backend):
             if parsed.errors and not parsed.statement:
                 raise CompileError("C++", [Diagnostic(e["message"], e["line"] and e["line"] + 1, e["column"], None) for e in parsed.errors])
             return self._run_statement(source, parsed, cell_id, flags, options, ctx, cells)
+        _refuse_main(parsed, source)
         decls, preamble = self._declarations(parsed, cell_id, ctx.cell_label, source, options.keep_gil)
         store = self.declarations.with_cell(decls)
         self._drop_stale_members(store, decls)
@@ -147,7 +148,11 @@ class CppBackend(Backend):
                 # A cell that reaches pybind11 may release the GIL itself (py::gil_scoped_release).
                 for bind in record["binds"]:
                     for fn in [bind, *bind.get("methods", [])]:
-                        fn["keep_gil"] = True
+                        # --keep-gil spares no release around a Python callable (its calls
+                        # take the GIL anyway), and one called on a C++ thread would wait
+                        # forever for the GIL the caller keeps.
+                        if uses_python or not _takes_callable(fn):
+                            fn["keep_gil"] = True
             if uses_python and _PYTHON_API.search(piece.header_text or piece.user_text):
                 # Only this cell's unit (and the binding unit) is compiled with pybind11.
                 record["python_only"] = True
@@ -252,16 +257,27 @@ class CppBackend(Backend):
         guessed = {p.name for p in alone.pieces}
         rest = [p for p in context_pieces if not _redefined(p, guessed)]
         rest_header = unit._sections(rest, header=True)
-        in_context = parser.split_cell(source, "".join(rest_header[s] for s in unit.SECTIONS), args)
+        rest_text = "".join(rest_header[s] for s in unit.SECTIONS)
+        in_context = parser.split_cell(source, rest_text, args)
         if not in_context.errors:
             return in_context
+        # Declarations that parse with the standard headers a statement cell gets
+        # (a missing `#include <stdexcept>`, say) are still declarations: the
+        # statement reading, which has those headers, must not take them for
+        # statements and silently bind nothing. g++ then says what is missing.
+        generous = parser.split_cell(source, unit.STATEMENT_HEADERS + rest_text, args)
+        if not generous.errors:
+            return generous
         statement = parser.parse_statement(source, context_text + unit.STATEMENT_HEADERS, args, inputs, outputs)
         if not statement.errors:
             return statement
-        # Neither reading parses cleanly with libclang: let g++ judge the declarations.
-        in_context.errors = []
-        in_context.warnings.append("libclang could not fully parse this cell; bindings may be incomplete")
-        return in_context
+        # Neither reading parses cleanly with libclang: let g++ judge the declarations;
+        # what libclang could not read is named in the warnings, not bound.
+        first = generous.errors[0]
+        where = f" (line {first['line'] + 1}: {first['message']})" if first.get("line") else ""
+        generous.errors = []
+        generous.warnings.append(f"libclang could not fully parse this cell{where}; bindings may be incomplete")
+        return generous
 
     def _input_types(self, names: list[str], ctx: CellContext) -> dict[str, str]:
         types = {}
@@ -486,6 +502,29 @@ def _refuse_module_of_its_own(source: str) -> None:
         "`void ipolyglot_bind(pybind11::module_& m) { ... }` (pybind11 is included for you).",
         line, None, source.split("\n")[line - 2],
     )])
+
+
+def _takes_callable(fn: dict) -> bool:
+    return any("std::function<" in p["type"] for p in fn.get("params", []))
+
+
+MAIN_IS_RESERVED = (
+    "a %%cpp cell holds declarations (built into a Python extension module) or statements (run at once); "
+    "`main` is reserved, since the module has no entry point (and C++ forbids calling main): put main's "
+    "statements in a %%cpp cell of their own, or rename it"
+)
+
+
+def _refuse_main(parsed: parser.ParsedCell, source: str) -> None:
+    """A global `main`, as Go cells refuse `func main`."""
+    lines = source.split("\n")
+    found = [
+        Diagnostic(MAIN_IS_RESERVED, p.first_line, None, lines[p.first_line - 2] if 0 <= p.first_line - 2 < len(lines) else None)
+        for p in parsed.pieces
+        if p.kind == "func" and p.name == "main" and not p.ns
+    ]
+    if found:
+        raise CompileError("C++", found[:1])
 
 
 def _attached(pieces: list[dict]) -> bool:

@@ -232,10 +232,15 @@ def call_errors_code(records: list[dict]) -> str:
 
 
 def _extras(record: dict) -> str:
-    extras = _policy(record, False)
+    return _policy(record, False) + _call_guard(record)
+
+
+def _call_guard(record: dict) -> str:
+    """Every call releases the GIL where it may, and ends by raising what a
+    Python callable raised on a thread of C++'s own that did not catch it."""
     if _releases_gil(record):
-        extras += ", pybind11::call_guard<pybind11::gil_scoped_release>()"
-    return extras
+        return ", pybind11::call_guard<ipolyglot::thread_errors_check, pybind11::gil_scoped_release>()"
+    return ", pybind11::call_guard<ipolyglot::thread_errors_check>()"
 
 
 def cpp_string(text: str) -> str:
@@ -270,9 +275,7 @@ def class_code(info: dict, bound_classes: set[str], profile: bool) -> str:
                 code = _profiled(m, m["name"], f"{info['name']}.{m['name']}", m["name"], self_type, "cls", "def")
             lines.append(code)
             continue
-        extras = _policy(m, True)
-        if _releases_gil(m):
-            extras += ", pybind11::call_guard<pybind11::gil_scoped_release>()"
+        extras = _policy(m, True) + _call_guard(m)
         overloaded = sum(other["name"] == m["name"] for other in info["methods"]) > 1
         doc = docstring(m, overloaded, m["name"] not in documented, bound=not m.get("static"))
         documented.add(m["name"])
@@ -299,6 +302,69 @@ def class_code(info: dict, bound_classes: set[str], profile: bool) -> str:
 def _constructor_record(params: list[dict]) -> dict:
     """A constructor as the record a docstring is made from: `__init__(self, ...) -> None`."""
     return {"name": "__init__", "params": params, "ret": "void", "comment": ""}
+
+
+def _signature_types(record: dict) -> list[str]:
+    if record.get("enum"):
+        return []
+    if record.get("class"):
+        types = [f["type"] for f in record["fields"]]
+        types += [p["type"] for params in record["ctors"] for p in params]
+        for m in record["methods"]:
+            types += _signature_types(m)
+        return types
+    return [record["ret"], *(p["type"] for p in record["params"])]
+
+
+def _function_types(t: str) -> list[tuple[str, list[str]]]:
+    """(result, parameters) of every std::function<R (A, B)> spelled in `t`, inner ones too."""
+    found = []
+    start = t.find("std::function<")
+    while start >= 0:
+        i = start + len("std::function<")
+        depth, j = 1, i
+        while j < len(t) and depth:
+            depth += {"<": 1, ">": -1}.get(t[j], 0)
+            j += 1
+        inner = t[i : j - 1].strip()
+        if inner.endswith(")"):
+            depth, k = 0, len(inner) - 1
+            while k >= 0:
+                depth += {")": 1, "(": -1}.get(inner[k], 0)
+                if depth == 0:
+                    break
+                k -= 1
+            result, params = inner[:k].strip(), inner[k + 1 : -1].strip()
+            args = _split_top(params) if params and params != "void" else []
+            if result and "..." not in args:
+                found.append((result, args))
+        start = t.find("std::function<", start + 1)
+    return found
+
+
+def _split_top(text: str) -> list[str]:
+    parts, depth, current = [], 0, ""
+    for ch in text:
+        if ch == "," and depth == 0:
+            parts.append(current.strip())
+            current = ""
+            continue
+        depth += {"<": 1, "(": 1, "[": 1, ">": -1, ")": -1, "]": -1}.get(ch, 0)
+        current += ch
+    parts.append(current.strip())
+    return parts
+
+
+def callback_casters(records: list[dict]) -> list[str]:
+    """IPOLYGLOT_CALLBACK(R, A...) for each std::function type of the bound signatures:
+    a Python callable that raises on a thread of C++'s own then fails the call
+    instead of ending the process (ipolyglot.hpp)."""
+    seen: dict[str, None] = {}
+    for record in records:
+        for t in _signature_types(record):
+            for result, args in _function_types(t):
+                seen.setdefault(f"IPOLYGLOT_CALLBACK({', '.join([result, *args])})", None)
+    return list(seen)
 
 
 def enum_code(info: dict) -> str:

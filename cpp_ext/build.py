@@ -188,6 +188,11 @@ _DIAG = re.compile(r"^(?P<file>[^:\n]+):(?P<line>\d+):(?:(?P<col>\d+):)? (?P<sev
 _REQUIRED_FROM = re.compile(r"^(?P<file>[^:\n]+):(?P<line>\d+):(?:(?P<col>\d+):)?\s+required from")
 
 
+_NOT_IN_STD = re.compile(r"is not a member of .std.$")
+_STD_HINT_TEXT = " (is an #include missing? a declaration cell sees only the headers it includes)"
+_STD_HINT = re.compile(re.escape(_STD_HINT_TEXT) + "$")
+
+
 @dataclass
 class _CellSpot:
     file: str
@@ -211,9 +216,16 @@ def diagnostics(output: str, cells: dict[str, tuple[str, str | None]], current: 
             context = _CellSpot(required.group("file"), int(required.group("line")), _int(required.group("col")))
             continue
         m = _DIAG.match(line)
+        if m and m.group("sev") == "note" and "did you forget to" in m.group("msg") and in_cells:
+            # g++'s own hint for a missing #include belongs with the error it follows.
+            last = in_cells[-1]
+            last.message = _STD_HINT.sub("", last.message) + f" ({m.group('msg')})"
+            continue
         if not m or m.group("sev") not in ("error", "fatal error"):
             continue
         file, lineno, msg = m.group("file"), int(m.group("line")), m.group("msg")
+        if _NOT_IN_STD.search(msg):
+            msg += _STD_HINT_TEXT
         if _cell_line(cells, file, lineno):
             in_cells.append(_cell_diagnostic(cells, current, _CellSpot(file, lineno, _int(m.group("col"))), msg))
         elif context is not None:

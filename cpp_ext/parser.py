@@ -11,6 +11,7 @@ function is a statement cell.
 
 from __future__ import annotations
 
+import ctypes
 import functools
 import re
 import subprocess
@@ -406,10 +407,45 @@ def _param_records(cursor: ci.Cursor, text: _Text) -> list[dict] | None:
 _UNBINDABLE_TYPE = re.compile(r"\(anonymous|\(lambda|\(unnamed")
 
 
+@functools.lru_cache(maxsize=None)
+def _invalid_declaration_fn():
+    try:
+        fn = ci.conf.lib.clang_isInvalidDeclaration  # libclang >= 7
+    except AttributeError:
+        return None
+    fn.argtypes, fn.restype = [ci.Cursor], ctypes.c_uint
+    return fn
+
+
+def _is_invalid(cursor: ci.Cursor) -> bool:
+    fn = _invalid_declaration_fn()
+    return bool(fn and fn(cursor))
+
+
+def _unreadable(cursor: ci.Cursor, where: str, parsed: ParsedCell) -> bool:
+    """A declaration libclang marked invalid (an unknown type in it, say): its
+    types as libclang reports them are guesses (`int`), so it is not bound, and
+    the cell's warnings say why, never silently."""
+    if not _is_invalid(cursor):
+        return False
+    parsed.warnings.append(f"{where!r} is not bound: {_invalid_reason(cursor, parsed)}")
+    return True
+
+
+def _invalid_reason(cursor: ci.Cursor, parsed: ParsedCell) -> str:
+    first, last = cursor.extent.start.line, cursor.extent.end.line
+    for error in parsed.errors:
+        if error.get("line") is not None and first <= error["line"] <= last:
+            return f"its declaration does not parse (line {error['line'] + 1}: {error['message']})"
+    return "its declaration does not parse"
+
+
 def _function_record(cursor: ci.Cursor, ns: list[str], text: _Text, parsed: ParsedCell, cls: str | None = None) -> dict | None:
     name = cursor.spelling
     where = f"{cls}::{name}" if cls else _pyname(ns, name)
     if name.startswith("operator"):
+        return None
+    if _unreadable(cursor, where, parsed):
         return None
     if cursor.type.kind == ci.TypeKind.FUNCTIONPROTO and cursor.type.is_function_variadic():
         parsed.warnings.append(f"{where!r} is not bound: variadic functions cannot be called from Python")
@@ -532,11 +568,15 @@ def _class_piece(cursor, ns, text, start, end, parsed) -> Piece:
         elif m.kind == CK.CONSTRUCTOR:
             info["user_ctors"] = True
             if public and not (m.is_copy_constructor() or m.is_move_constructor() or m.is_deleted_method()):
+                if _unreadable(m, f"{name}({', '.join(a.spelling for a in m.get_arguments())})", parsed):
+                    continue
                 info["ctors"].append(_param_records(m, text))
         elif m.kind == CK.DESTRUCTOR and not public:
             parsed.warnings.append(f"class {qual[2:]!r} is not bound: its destructor is not public")
             return piece
         elif m.kind == CK.FIELD_DECL and public:
+            if _unreadable(m, f"{name}.{m.spelling}", parsed):
+                continue
             t = m.type
             if t.kind in (ci.TypeKind.CONSTANTARRAY, ci.TypeKind.LVALUEREFERENCE, ci.TypeKind.RVALUEREFERENCE) or m.is_bitfield():
                 parsed.warnings.append(f"member {name}.{m.spelling} is not bound (C arrays, references and bit-fields cannot be Python attributes)")

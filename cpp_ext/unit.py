@@ -256,6 +256,7 @@ def build_units(pieces: list[dict], profile: bool, statement: dict | None = None
         for n, piece in enumerate(p for p in pieces if p.get("symbol")):
             # In the order the cells were first run; a later cell's names replace earlier ones.
             calls.append(snippet("custom", index=n, symbol=piece["symbol"]))
+    enum_casters += bindgen.callback_casters([b for p in pieces for b in p.get("binds", [])])
     bind_text = render(
         "bind_unit.cpp",
         preamble=head["preamble"] + stmt_head[0],

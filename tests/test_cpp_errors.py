@@ -231,7 +231,7 @@ def test_wrong_types_raise_one_short_type_error(calls):
     ename, evalue, text = _error(calls, 'add("a", 1)')
     assert (ename, evalue) == ("TypeError", "add() parameter a (C++ type int): expected int, got str")
     assert "incompatible function arguments" not in text and "During handling" not in text and "direct cause" not in text
-    assert _error(calls, "mean_of(['x'])")[:2] == ("TypeError", "mean_of() parameter xs (C++ type std::vector<double>): expected list[float], got list")
+    assert _error(calls, "mean_of(['x'])")[:2] == ("TypeError", "mean_of() parameter xs (C++ type std::vector<double>): item 0: expected float, got str")
     assert _error(calls, "add(1, 2, 3)")[:2] == ("TypeError", "add() takes 2 arguments (3 given)")
     assert _error(calls, "add(1, c=2)")[:2] == ("TypeError", "add() got an unexpected keyword argument 'c'")
     assert _error(calls, "add(b=2)")[:2] == ("TypeError", "add() missing argument 'a'")

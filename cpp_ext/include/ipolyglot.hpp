@@ -17,11 +17,27 @@
 #include <pybind11/functional.h>
 
 #include <array>
+#include <atomic>
 #include <cfloat>
 #include <chrono>
 #include <cmath>
+#include <csetjmp>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
+#include <cxxabi.h>
+#include <deque>
+#include <limits>
+#include <list>
+#include <map>
+#include <set>
+#include <unordered_map>
+#include <unordered_set>
+#include <complex>
+#include <exception>
+#include <memory>
+#include <mutex>
+#include <pthread.h>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -355,26 +371,200 @@ struct param_info {
     throw py::error_already_set();
 }
 
+// Why a value does not load as a C++ type: an OverflowError for a number of
+// the right kind out of range, a TypeError otherwise, naming the item of a
+// container that does not fit ("item 2: 300 is out of range for int8_t"), as
+// Go cells do. `type` is null when there is nothing more precise to say.
+struct misfit {
+    PyObject *type = nullptr;
+    std::string message;
+};
+
+template <typename T> struct is_char_type
+    : std::integral_constant<bool, std::is_same<T, char>::value || std::is_same<T, wchar_t>::value ||
+                                       std::is_same<T, char16_t>::value || std::is_same<T, char32_t>::value> {};
+
+template <typename T> using numeric_t = std::integral_constant<bool, std::is_arithmetic<T>::value && !is_char_type<T>::value>;
+
+inline bool is_integer_value(py::handle value) {
+    PyObject *v = value.ptr();
+    return !PyBool_Check(v) && !PyFloat_Check(v) && (PyLong_Check(v) || PyIndex_Check(v));
+}
+
 // Whether a value that did not load is a number of the right kind, only too large.
 template <typename T> bool out_of_range(py::handle value) {
     using U = py::detail::intrinsic_t<T>;
-    bool is_int = PyLong_Check(value.ptr()) && !PyBool_Check(value.ptr());
-    if (std::is_same<U, bool>::value) return false;
-    if (std::is_integral<U>::value) return is_int;
-    if (std::is_floating_point<U>::value) return is_int || PyFloat_Check(value.ptr());
-    return false;
+    if (std::is_same<U, bool>::value || !numeric_t<U>::value) return false;
+    if (std::is_integral<U>::value) return is_integer_value(value);
+    return is_integer_value(value) || PyFloat_Check(value.ptr());
 }
+
+// A number as Python shows it (numpy scalars as plain numbers), shortened when huge.
+inline std::string shown_number(py::handle value) {
+    std::string shown;
+    try {
+        if (PyFloat_Check(value.ptr())) shown = py::repr(py::float_(PyFloat_AsDouble(value.ptr()))).cast<std::string>();
+        else shown = py::repr(py::reinterpret_steal<py::object>(PyNumber_Index(value.ptr()))).cast<std::string>();
+    } catch (py::error_already_set &) {
+        shown = py::repr(value).cast<std::string>();
+    }
+    if (shown.size() > 40) shown = shown.substr(0, 20) + "..." + " (" + std::to_string(shown.size()) + " digits)";
+    return shown;
+}
+
+template <typename T> std::string number_name() {
+    if (std::is_same<T, bool>::value) return "bool";
+    if (std::is_floating_point<T>::value) return sizeof(T) == sizeof(float) ? "float" : sizeof(T) == sizeof(double) ? "double" : "long double";
+    std::string bits = std::to_string(8 * sizeof(T));
+    std::string name = (std::is_signed<T>::value ? "int" : "uint") + bits + "_t";
+    if (std::is_integral<T>::value && sizeof(T) <= 4) {
+        name += " (" + std::to_string(static_cast<long long>(std::numeric_limits<T>::min())) + ".." +
+                std::to_string(static_cast<unsigned long long>(std::numeric_limits<T>::max())) + ")";
+    }
+    return name;
+}
+
+// The Python type a C++ type crosses as, for messages about items.
+template <typename T, typename SFINAE = void> struct python_name {
+    static std::string get() {
+        if (const py::detail::type_info *info = py::detail::get_type_info(typeid(T))) return info->type->tp_name;
+        int status = 0;
+        std::unique_ptr<char, void (*)(void *)> demangled(abi::__cxa_demangle(typeid(T).name(), nullptr, nullptr, &status), std::free);
+        return std::string("C++ ") + (status == 0 && demangled ? demangled.get() : typeid(T).name());
+    }
+};
+template <typename T> struct python_name<T, py::detail::enable_if_t<numeric_t<T>::value>> {
+    static std::string get() { return std::is_same<T, bool>::value ? "bool" : std::is_integral<T>::value ? "int" : "float"; }
+};
+template <typename C, typename Tr, typename A> struct python_name<std::basic_string<C, Tr, A>> {
+    static std::string get() { return "str"; }
+};
+template <typename T> struct python_name<std::complex<T>> {
+    static std::string get() { return "complex"; }
+};
+
+inline misfit type_misfit(const std::string &expected, py::handle value) {
+    return {PyExc_TypeError, "expected " + expected + ", got " + Py_TYPE(value.ptr())->tp_name};
+}
+
+template <typename T, typename SFINAE = void> struct why_not {
+    static misfit of(py::handle) { return {}; }
+};
+
+template <typename T> misfit explain_misfit(py::handle value) {
+    return why_not<py::detail::intrinsic_t<T>>::of(value);
+}
+
+// Why an item did not load (it did not: the container's caster said so).
+template <typename T> misfit item_misfit(py::handle item) {
+    misfit inner = explain_misfit<T>(item);
+    if (inner.type) return inner;
+    return type_misfit(python_name<py::detail::intrinsic_t<T>>::get(), item);
+}
+
+inline misfit within(const std::string &where, misfit inner) {
+    inner.message = where + ": " + inner.message;
+    return inner;
+}
+
+template <typename T> struct why_not<T, py::detail::enable_if_t<numeric_t<T>::value>> {
+    static misfit of(py::handle value) {
+        if (py::detail::make_caster<T>().load(value, true)) return {};
+        if (out_of_range<T>(value)) return {PyExc_OverflowError, shown_number(value) + " is out of range for " + number_name<T>()};
+        return type_misfit(python_name<T>::get(), value);
+    }
+};
+
+inline bool is_text(py::handle value) {
+    return PyUnicode_Check(value.ptr()) || PyBytes_Check(value.ptr()) || PyByteArray_Check(value.ptr());
+}
+
+// The first item of a sequence (or set) that does not load as Item.
+template <typename Item> misfit sequence_misfit(py::handle value, std::size_t expected_size = 0) {
+    if (is_text(value) || !(PySequence_Check(value.ptr()) || PyAnySet_Check(value.ptr()))) return {};
+    std::size_t i = 0;
+    try {
+        for (py::handle item : py::reinterpret_borrow<py::iterable>(value)) {
+            if (!py::detail::make_caster<Item>().load(item, true)) return within("item " + std::to_string(i), item_misfit<Item>(item));
+            ++i;
+        }
+    } catch (py::error_already_set &) {
+        return {};
+    }
+    if (expected_size && i != expected_size)
+        return {PyExc_TypeError, "expected " + std::to_string(expected_size) + " items, got " + std::to_string(i)};
+    return {};
+}
+
+template <typename T, typename A> struct why_not<std::vector<T, A>> {
+    static misfit of(py::handle value) { return sequence_misfit<T>(value); }
+};
+template <typename T, typename A> struct why_not<std::deque<T, A>> {
+    static misfit of(py::handle value) { return sequence_misfit<T>(value); }
+};
+template <typename T, typename A> struct why_not<std::list<T, A>> {
+    static misfit of(py::handle value) { return sequence_misfit<T>(value); }
+};
+template <typename T, std::size_t N> struct why_not<std::array<T, N>> {
+    static misfit of(py::handle value) { return sequence_misfit<T>(value, N); }
+};
+template <typename T, typename C, typename A> struct why_not<std::set<T, C, A>> {
+    static misfit of(py::handle value) { return sequence_misfit<T>(value); }
+};
+template <typename T, typename H, typename E, typename A> struct why_not<std::unordered_set<T, H, E, A>> {
+    static misfit of(py::handle value) { return sequence_misfit<T>(value); }
+};
+
+template <typename K, typename V> misfit mapping_misfit(py::handle value) {
+    if (!PyDict_Check(value.ptr())) return {};
+    for (auto item : py::reinterpret_borrow<py::dict>(value)) {
+        if (!py::detail::make_caster<K>().load(item.first, true)) return within("a key", item_misfit<K>(item.first));
+        if (!py::detail::make_caster<V>().load(item.second, true))
+            return within("key " + py::repr(item.first).cast<std::string>(), item_misfit<V>(item.second));
+    }
+    return {};
+}
+
+template <typename K, typename V, typename C, typename A> struct why_not<std::map<K, V, C, A>> {
+    static misfit of(py::handle value) { return mapping_misfit<K, V>(value); }
+};
+template <typename K, typename V, typename H, typename E, typename A> struct why_not<std::unordered_map<K, V, H, E, A>> {
+    static misfit of(py::handle value) { return mapping_misfit<K, V>(value); }
+};
+
+template <typename A, typename B> struct why_not<std::pair<A, B>> {
+    static misfit of(py::handle value) {
+        if (!PyTuple_Check(value.ptr()) && !PyList_Check(value.ptr())) return {};
+        py::sequence items = py::reinterpret_borrow<py::sequence>(value);
+        if (items.size() != 2) return {PyExc_TypeError, "expected 2 items, got " + std::to_string(items.size())};
+        if (!py::detail::make_caster<A>().load(items[0], true)) return within("item 0", item_misfit<A>(items[0]));
+        if (!py::detail::make_caster<B>().load(items[1], true)) return within("item 1", item_misfit<B>(items[1]));
+        return {};
+    }
+};
+
+#if defined(PYBIND11_HAS_OPTIONAL)
+template <typename T> struct why_not<std::optional<T>> {
+    static misfit of(py::handle value) {
+        if (value.is_none()) return {};
+        misfit inner = explain_misfit<T>(value);
+        if (inner.type == PyExc_TypeError && inner.message.rfind("expected ", 0) == 0) return {};  // said as "T | None"
+        return inner;
+    }
+};
+template <typename T> struct python_name<std::optional<T>> {
+    static std::string get() { return python_name<py::detail::intrinsic_t<T>>::get() + " | None"; }
+};
+#endif
 
 template <typename T> void check_argument(const char *fn, const param_info &param, py::handle value) {
     if (!value) return;
     py::detail::make_caster<T> caster;
     if (caster.load(value, true)) return;
     std::string where = std::string(fn) + "() parameter " + param.name + " (C++ type " + param.cpp_type + "): ";
-    if (out_of_range<T>(value)) {
-        std::string shown = py::repr(value).cast<std::string>();
-        if (shown.size() > 40) shown = shown.substr(0, 20) + "..." + " (" + std::to_string(shown.size()) + " digits)";
-        raise_error(PyExc_OverflowError, where + shown + " is out of range");
-    }
+    if (out_of_range<T>(value)) raise_error(PyExc_OverflowError, where + shown_number(value) + " is out of range");
+    misfit inner = explain_misfit<T>(value);
+    if (inner.type && !numeric_t<py::detail::intrinsic_t<T>>::value) raise_error(inner.type, where + inner.message);
     raise_error(PyExc_TypeError, where + "expected " + param.expected + ", got " + Py_TYPE(value.ptr())->tp_name);
 }
 
@@ -445,3 +635,167 @@ inline void add_custom_bindings(py::module_ &m, const char *scratch_name, void (
     raise_error(PyExc_TypeError, std::string(fn) + "(): no overload takes (" + got + "); it has:\n" + signatures);
 }
 }  // namespace ipolyglot
+
+// Python exceptions raised by a Python callable that C++ called on a thread of
+// its own (a std::thread, say). On the thread that called into C++ they are
+// ordinary C++ exceptions pybind11 turns back into Python ones. On a thread of
+// C++'s own they are ordinary C++ exceptions too, which the thread may catch (a
+// try block, std::async's future); but when nothing there catches one, C++
+// would call std::terminate and end the process (the kernel, in-process).
+// Instead that thread ends (its destructors run, as when a goroutine panics),
+// and the exception is raised by the call into C++ that is running, or by the
+// next one, when it returns to Python.
+namespace ipolyglot {
+struct thread_error_slot {
+    std::mutex lock;
+    std::unique_ptr<py::error_already_set> error;  // the first one not raised yet
+    std::atomic<bool> pending{false};
+};
+
+// Never destroyed: a thread may still end after the interpreter has gone.
+inline thread_error_slot &thread_errors() {
+    static thread_error_slot *slot = new thread_error_slot();
+    return *slot;
+}
+
+inline void keep_thread_error(const py::error_already_set &error) {
+    thread_error_slot &slot = thread_errors();
+    std::lock_guard<std::mutex> hold(slot.lock);
+    if (!slot.error) slot.error.reset(new py::error_already_set(error));
+    slot.pending.store(true, std::memory_order_release);
+}
+
+// With the GIL held: raises the exception a thread of C++'s own left, if any.
+inline void raise_thread_error() {
+    thread_error_slot &slot = thread_errors();
+    if (!slot.pending.load(std::memory_order_acquire)) return;
+    std::unique_ptr<py::error_already_set> error;
+    {
+        std::lock_guard<std::mutex> hold(slot.lock);
+        error.swap(slot.error);
+        slot.pending.store(false, std::memory_order_relaxed);
+    }
+    if (!error) return;
+    py::error_already_set raised = *error;
+    error.reset();
+    if (py::hasattr(raised.value(), "add_note")) {
+        try {
+            raised.value().attr("add_note")("(raised by a Python callable that C++ called on a thread of its own; "
+                                            "nothing there caught it, so that thread was ended)");
+        } catch (py::error_already_set &) {
+        }
+    }
+    throw raised;
+}
+
+inline bool unwinding() {
+#if defined(__cpp_lib_uncaught_exceptions)
+    return std::uncaught_exceptions() > 0;
+#else
+    return std::uncaught_exception();
+#endif
+}
+
+// A pybind11::call_guard of every bound function (outside the GIL release, so
+// it ends with the GIL held): the call raises what a thread of C++'s own left.
+struct thread_errors_check {
+    ~thread_errors_check() noexcept(false) {
+        if (thread_errors().pending.load(std::memory_order_relaxed) && !unwinding()) raise_thread_error();
+    }
+};
+
+#ifdef PYBIND11_HAS_TYPE_CASTER_STD_FUNCTION_SPECIALIZATIONS
+namespace callbacks = py::detail::type_caster_std_function_specializations;
+
+// Where std::terminate returns to when a callback's exception finds no handler.
+struct thread_escape {
+    std::jmp_buf env;
+    thread_escape *outer;
+};
+
+inline thread_escape *&armed_escape() {
+    static thread_local thread_escape *escape = nullptr;
+    return escape;
+}
+
+inline std::terminate_handler &previous_terminate() {
+    static std::terminate_handler handler = nullptr;
+    return handler;
+}
+
+// std::terminate's handler: back to the callback when its exception is what
+// found no handler (the stack is not unwound then); otherwise the usual one.
+[[noreturn]] inline void escape_or_terminate() {
+    if (thread_escape *escape = armed_escape()) std::longjmp(escape->env, 1);
+    if (std::terminate_handler previous = previous_terminate()) previous();
+    std::abort();
+}
+
+inline void install_escape() {
+    static bool installed = [] {
+        previous_terminate() = std::set_terminate(&escape_or_terminate);
+        return true;
+    }();
+    (void)installed;
+}
+
+// Throws `error` on a thread of C++'s own; when nothing there catches it, keeps
+// it for the call into C++ and ends the thread.
+[[noreturn]] inline void throw_or_end_thread(const py::error_already_set &error) {
+    install_escape();
+    thread_escape escape;
+    escape.outer = armed_escape();
+    if (setjmp(escape.env) == 0) {
+        armed_escape() = &escape;
+        // Disarmed when a handler was found and the stack unwinds past this frame.
+        struct disarm {
+            thread_escape *outer;
+            ~disarm() { armed_escape() = outer; }
+        } unarm{escape.outer};
+        throw error;
+    }
+    // std::terminate came back here: the throw found no handler, nothing was
+    // unwound, and the thrown copy counts as caught; this releases it.
+    armed_escape() = escape.outer;
+    abi::__cxa_end_catch();
+    keep_thread_error(error);
+    pthread_exit(nullptr);  // unwinds this thread, running its destructors
+}
+
+// What a Python callable becomes as a std::function (pybind11's, plus the above).
+template <typename Return, typename... Args> struct callback : callbacks::func_wrapper_base {
+    explicit callback(callbacks::func_handle &&hf) noexcept : callbacks::func_wrapper_base(std::move(hf)) {}
+    Return operator()(Args... args) const {
+        if (PyGILState_GetThisThreadState() != nullptr) {  // a thread Python knows
+            py::gil_scoped_acquire acquire;
+            return hfunc.f(std::forward<Args>(args)...).template cast<Return>();
+        }
+        std::unique_ptr<py::error_already_set> error;
+        {
+            py::gil_scoped_acquire acquire;
+            try {
+                return hfunc.f(std::forward<Args>(args)...).template cast<Return>();
+            } catch (py::error_already_set &e) {
+                error.reset(new py::error_already_set(e));
+            } catch (py::builtin_exception &e) {  // the result did not convert
+                e.set_error();
+                error.reset(new py::error_already_set());
+            }
+        }
+        throw_or_end_thread(*error);  // without the GIL
+    }
+};
+#endif
+}  // namespace ipolyglot
+
+// The std::function types of a module's signatures get ipolyglot::callback.
+#ifdef PYBIND11_HAS_TYPE_CASTER_STD_FUNCTION_SPECIALIZATIONS
+#define IPOLYGLOT_CALLBACK(...)                                                                            \
+    namespace pybind11 { namespace detail { namespace type_caster_std_function_specializations {          \
+    template <> struct func_wrapper<__VA_ARGS__> : ::ipolyglot::callback<__VA_ARGS__> {                   \
+        explicit func_wrapper(func_handle &&hf) noexcept : ::ipolyglot::callback<__VA_ARGS__>(std::move(hf)) {} \
+    };                                                                                                       \
+    }}}
+#else
+#define IPOLYGLOT_CALLBACK(...)
+#endif

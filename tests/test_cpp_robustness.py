@@ -1,0 +1,175 @@
+"""C++ cells a hostile tester wrote: declarations that must be bound or explained,
+callbacks that fail on threads of C++'s own, values out of range inside
+containers, member calls that fail, removals of names still in use; through one
+real kernel.
+
+The tests of this module run in order and share the kernel's C++ session.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from ipolyglot.cpp_ext import bindgen, parser
+
+# Generous for a build, bounded for a call that must not hang.
+BUILD = 300
+CALL = 60
+
+
+def run(kernel, code: str, timeout: float = CALL):
+    return kernel.run(code, timeout=timeout)
+
+
+# -- item 1: a declaration is bound, or the cell says why not --------------------------
+
+MISSING_INCLUDE = r'''%%cpp
+struct Cls { int v = 1; int meth(int k) { if (k < 0) throw std::invalid_argument("neg"); return v + k; } };
+'''
+
+
+def test_declarations_missing_an_include_are_not_taken_for_statements(kernel):
+    out = run(kernel, MISSING_INCLUDE, BUILD)
+    # Before: read as a statement cell (whose standard headers declare
+    # std::invalid_argument), built, and nothing bound, without a word.
+    assert out.status == "error", out.stdout + out.stderr
+    assert "line 2" in out.error_text and "invalid_argument" in out.error_text
+    assert "#include" in out.error_text
+    fixed = run(kernel, "%%cpp\n#include <stdexcept>\n" + MISSING_INCLUDE.split("\n", 1)[1], BUILD).ok()
+    assert "not bound" not in fixed.stderr
+    assert kernel.eval("Cls().meth(2)") == 3
+
+
+def _parse(body: str) -> parser.ParsedCell:
+    return parser.split_cell(body, "", parser.parse_args("c++17", [], [], parser.gcc_builtin_include("g++")))
+
+
+def test_declarations_libclang_cannot_read_are_named_not_dropped():
+    parsed = _parse("int ok() { return 1; }\nint takes(Unknown u) { return 1; }\nstruct S { Unknown f; int g; int m(Unknown) { return 0; } };\n")
+    bound = {r["name"] for p in parsed.pieces for r in p.binds}
+    assert bound == {"ok", "S"}
+    text = "\n".join(parsed.warnings)
+    assert "'takes' is not bound" in text and "unknown type name 'Unknown'" in text and "line 3" in text
+    assert "'S.f' is not bound" in text and "'S::m' is not bound" in text
+    fields = next(r for p in parsed.pieces for r in p.binds if r["name"] == "S")["fields"]
+    assert [f["name"] for f in fields] == ["g"]  # never a guessed `int f`
+
+
+# -- item 2: a callback that raises on a thread of C++'s own -----------------------------
+
+THREADS = r'''%%cpp
+#include <functional>
+#include <future>
+#include <stdexcept>
+#include <string>
+#include <thread>
+int thr(std::function<int(int)> f) { int r = 0; std::thread t([&] { r = f(1); }); t.join(); return r; }
+int asy(std::function<int(int)> f) { return std::async(std::launch::async, [&] { return f(2); }).get(); }
+int caught(std::function<int(int)> f) { int r = 0; std::thread t([&] { try { r = f(1); } catch (std::exception &) { r = -1; } }); t.join(); return r; }
+int unwound = 0;
+int cleans_up(std::function<std::string(int)> f) {
+    struct Mark { ~Mark() { unwound += 1; } };
+    std::thread t([&] { Mark m; f(1); }); t.join(); return unwound;
+}
+int unwound_count() { return unwound; }
+'''
+
+
+def test_a_callback_raising_on_a_cpp_thread_fails_the_call(kernel):
+    run(kernel, THREADS, BUILD).ok()
+    run(kernel, "def cb_raises(x): raise KeyError('x')\ndef cb_ok(x): return x + 41").ok()
+    assert kernel.eval("thr(cb_ok), asy(cb_ok), caught(cb_raises)") == (42, 43, -1)
+    out = run(kernel, "thr(cb_raises)")
+    # Before: std::terminate ended the kernel (the client waited for ever).
+    assert out.error["ename"] == "KeyError", out.error_text
+    assert "thread" in out.error_text
+    out = run(kernel, "asy(cb_raises)")  # std::async's future carries it, as C++ says
+    assert out.error["ename"] == "KeyError"
+    out = run(kernel, "thr(lambda x: 'not an int')")
+    assert out.error is not None and "int" in out.error["evalue"]
+    out = run(kernel, "cleans_up(cb_raises)")
+    assert out.error["ename"] == "KeyError"
+    assert kernel.eval("unwound_count()") == 1  # the ended thread ran its destructors
+    assert kernel.eval("thr(cb_ok)") == 42  # the session carries on
+
+
+def test_a_callback_raising_on_a_cpp_thread_in_the_worker(fresh_kernel):
+    k = fresh_kernel
+    run(k, "%polyglot mode worker").ok()
+    run(k, THREADS, BUILD).ok()
+    run(k, "def cb_raises(x): raise KeyError('x')").ok()
+    out = run(k, "thr(cb_raises)")
+    assert out.error["ename"] == "KeyError", out.error_text
+    assert k.eval("thr(lambda x: x * 2)") == 2
+
+
+def test_keep_gil_is_not_kept_around_a_python_callable(fresh_kernel):
+    k = fresh_kernel
+    cell = "%%cpp --keep-gil\n" + THREADS.split("\n", 1)[1]
+    run(k, cell, BUILD).ok()
+    # A callable called on a C++ thread needs the GIL the caller would keep.
+    assert k.eval("thr(lambda x: x + 1)") == 2
+
+
+def test_callback_types_are_found_in_signatures():
+    found = bindgen._function_types("std::vector<std::function<void (const std::map<int, int> &, std::function<double ()>)>>")
+    assert found == [("void", ["const std::map<int, int> &", "std::function<double ()>"]), ("double", [])]
+
+
+# -- item 3: `main` is refused, as Go refuses `func main` --------------------------------
+
+def test_main_is_refused_with_the_reason(kernel):
+    out = run(kernel, "%%cpp\n#include <cstdio>\nint main() { std::puts(\"hi\"); return 0; }\n", BUILD)
+    assert out.status == "error"
+    assert "line 3" in out.error_text and "`main` is reserved" in out.error_text and "statements" in out.error_text
+    assert kernel.eval("'main' in dir()") is False
+    run(kernel, "%%cpp\nnamespace app { int main() { return 7; } }\n", BUILD).ok()  # not the program's main
+    assert kernel.eval("app.main()") == 7
+
+
+# -- item 4: values out of range inside containers ----------------------------------------
+
+CONTAINERS = r'''%%cpp
+#include <array>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+int vs8(std::vector<int8_t> v) { return v.size(); }
+int vf(const std::vector<float>& v) { return v.size(); }
+int vsh(std::vector<short> v) { return v.size(); }
+int mu8(std::map<std::string, uint8_t> m) { return m.size(); }
+int o8(std::optional<int8_t> o) { return o ? *o : -1; }
+int nest(std::vector<std::vector<int>> v) { return v.size(); }
+int arr3(std::array<int, 3> a) { return a[0]; }
+int pr(std::pair<int, std::string> p) { return p.first; }
+int narrow(int a) { return a; }
+'''
+
+
+def test_items_out_of_range_raise_overflow_error_naming_the_item(kernel):
+    run(kernel, CONTAINERS, BUILD).ok()
+    run(kernel, "import numpy as np").ok()
+
+    def error(code):
+        out = run(kernel, code)
+        assert out.error is not None, code
+        return out.error["ename"], out.error["evalue"]
+
+    assert error("vs8([300])") == ("OverflowError", "vs8() parameter v (C++ type std::vector<int8_t>): item 0: 300 is out of range for int8_t (-128..127)")
+    assert error("vs8(np.array([1, 300]))") == ("OverflowError", "vs8() parameter v (C++ type std::vector<int8_t>): item 1: 300 is out of range for int8_t (-128..127)")
+    assert error("vf([1.0, 1e300])") == ("OverflowError", "vf() parameter v (C++ type std::vector<float>): item 1: 1e+300 is out of range for float")
+    assert error("vf(np.array([1e300]))")[1].endswith("item 0: 1e+300 is out of range for float")
+    assert error("vsh([1, 70000])")[1].endswith("item 1: 70000 is out of range for int16_t (-32768..32767)")
+    assert error("mu8({'a': 300})") == ("OverflowError", "mu8() parameter m (C++ type std::map<std::string, uint8_t>): key 'a': 300 is out of range for uint8_t (0..255)")
+    assert error("mu8({1: 3})") == ("TypeError", "mu8() parameter m (C++ type std::map<std::string, uint8_t>): a key: expected str, got int")
+    assert error("o8(300)") == ("OverflowError", "o8() parameter o (C++ type std::optional<int8_t>): 300 is out of range for int8_t (-128..127)")
+    assert error("o8('x')") == ("TypeError", "o8() parameter o (C++ type std::optional<int8_t>): expected int | None, got str")
+    assert error("nest([[1], [2, 'x']])")[1].endswith("item 1: item 1: expected int, got str")
+    assert error("arr3([1, 2])")[1].endswith("expected 3 items, got 2")
+    assert error("pr((1, 2))")[1].endswith("item 1: expected str, got int")
+    assert error("narrow(np.int64(2**40))") == ("OverflowError", "narrow() parameter a (C++ type int): 1099511627776 is out of range")
+    assert error("vs8(5)") == ("TypeError", "vs8() parameter v (C++ type std::vector<int8_t>): expected list[int], got int")
+    assert kernel.eval("vs8(np.array([1, 2], dtype=np.int8)), vs8([1, 2]), o8(None), o8(5), mu8({'a': 1}), arr3([1, 2, 3])") == (2, 2, -1, 5, 1, 1)
