@@ -218,17 +218,56 @@ def call_errors_code(records: list[dict]) -> str:
         snippet("real_overload", fnptr=fnptr_type(r), qual=r["qual"], pyname=pyname, args=_arg_list(r["params"]), extras=_extras(r))
         for r in records
     )
+    return snippet("call_errors", pyname=pyname, real_chain=chain, explain=_explain_code(pyname, records))
+
+
+def _explain_code(pyname: str, records: list[dict], signatures: list[str] | None = None) -> str:
+    """What a call that fits no overload says: the first parameter that does not
+    fit (one overload), or the overloads' signatures."""
     if len(records) > 1:
-        signatures = "\n".join("    " + python_signature(r) for r in records)
-        explain = snippet("explain_overloads", pyname=pyname, signatures=cpp_string(signatures))
-    else:
-        record = records[0]
-        params = ", ".join(
-            "ipolyglot::param_info{" + ", ".join([cpp_string(p["name"]), cpp_string(_shown_type(p)), cpp_string(python_type(p["type"])), "true" if p["default"] is not None else "false"]) + "}"
-            for p in record["params"]
-        )
-        explain = snippet("explain_call", types=", ".join(p["type"] for p in record["params"]), pyname=pyname, params=params)
-    return snippet("call_errors", pyname=pyname, real_chain=chain, explain=explain)
+        shown = "\n".join("    " + s for s in (signatures or [python_signature(r) for r in records]))
+        return snippet("explain_overloads", pyname=pyname, signatures=cpp_string(shown))
+    record = records[0]
+    params = ", ".join(
+        "ipolyglot::param_info{" + ", ".join([cpp_string(p["name"]), cpp_string(_shown_type(p)), cpp_string(python_type(p["type"])), "true" if p["default"] is not None else "false"]) + "}"
+        for p in record["params"]
+    )
+    return snippet("explain_call", types=", ".join(p["type"] for p in record["params"]), pyname=pyname, params=params)
+
+
+def _member_call_errors(info: dict) -> list[str]:
+    """Last-resort overloads of a class's constructor and methods, as free functions
+    have (call_errors_code): they call the class's own overloads again, with
+    conversions, and when none fits say briefly why, in the cell's terms."""
+    lines = []
+    name = info["name"]
+    if not info["abstract"]:
+        if info["user_ctors"]:
+            ctors = [{"name": name, "params": params, "ret": "void"} for params in info["ctors"]]
+        else:
+            fields = [{**f, "default": f"{info['qual']}{{}}.{f['name']}"} for f in info["fields"] if not f["readonly"]]
+            ctors = [{"name": name, "params": fields, "ret": "void"}]
+        if ctors:
+            signatures = [f"{name}({', '.join(_python_param(p) for p in c['params'])})" for c in ctors]
+            lines.append(snippet("ctor_call_errors", explain=_explain_code(name, ctors, signatures)))
+    by_name: dict[str, list[dict]] = {}
+    for m in info["methods"]:
+        by_name.setdefault(m["name"], []).append(m)
+    for pyname, records in by_name.items():
+        static = bool(records[0].get("static"))
+        lines.append(snippet(
+            "member_call_errors",
+            static="_static" if static else "",
+            pyname=pyname,
+            given="all" if static else "ipolyglot::without_self(all)",
+            explain=_explain_code(pyname, records),
+        ))
+    return lines
+
+
+def _python_param(p: dict) -> str:
+    text = f"{p['name']}: {python_type(p['type'])}"
+    return text if p["default"] is None else text + f" = {_python_default(p['default'])}"
 
 
 def _extras(record: dict) -> str:
@@ -264,7 +303,10 @@ def class_code(info: dict, bound_classes: set[str], profile: bool) -> str:
             args = "".join(f', pybind11::arg("{f["name"]}") = {qual}{{}}.{f["name"]}' for f in fields)
             lines.append(snippet("aggregate_ctor", params=params, qual=qual, assign=assign, args=args))
     for f in info["fields"]:
-        lines.append(snippet("field", access="readonly" if f["readonly"] else "readwrite", name=f["name"], qual=qual))
+        if f["readonly"]:
+            lines.append(snippet("field", access="readonly", name=f["name"], qual=qual))
+        else:  # a value that does not fit is told as a call's argument is
+            lines.append(snippet("field_checked", name=f["name"], qual=qual, where=cpp_string(f"{info['name']}.{f['name']}"), cpp_type=cpp_string(_shown_type(f)), expected=cpp_string(python_type(f["type"]))))
     documented: set[str] = set()
     for m in info["methods"]:
         if profile:
@@ -289,6 +331,8 @@ def class_code(info: dict, bound_classes: set[str], profile: bool) -> str:
             args=_arg_list(m["params"]),
             extras=extras,
         ))
+    if not profile:
+        lines += _member_call_errors(info)
     fields = ", ".join(f'"{f["name"]}"' for f in info["fields"])
     if not any(m["name"] == "__repr__" for m in info["methods"]):
         lines.append(snippet("repr", name=info["name"], fields=fields))

@@ -581,7 +581,7 @@ def _class_piece(cursor, ns, text, start, end, parsed) -> Piece:
             if t.kind in (ci.TypeKind.CONSTANTARRAY, ci.TypeKind.LVALUEREFERENCE, ci.TypeKind.RVALUEREFERENCE) or m.is_bitfield():
                 parsed.warnings.append(f"member {name}.{m.spelling} is not bound (C arrays, references and bit-fields cannot be Python attributes)")
                 continue
-            info["fields"].append({"name": m.spelling, "type": _canonical(t), "readonly": t.is_const_qualified()})
+            info["fields"].append({"name": m.spelling, "type": _canonical(t), "readonly": t.is_const_qualified(), "spelling": t.spelling})
         elif m.kind == CK.CXX_METHOD and public:
             if m.is_deleted_method():
                 continue

@@ -173,3 +173,48 @@ def test_items_out_of_range_raise_overflow_error_naming_the_item(kernel):
     assert error("narrow(np.int64(2**40))") == ("OverflowError", "narrow() parameter a (C++ type int): 1099511627776 is out of range")
     assert error("vs8(5)") == ("TypeError", "vs8() parameter v (C++ type std::vector<int8_t>): expected list[int], got int")
     assert kernel.eval("vs8(np.array([1, 2], dtype=np.int8)), vs8([1, 2]), o8(None), o8(5), mu8({'a': 1}), arr3([1, 2, 3])") == (2, 2, -1, 5, 1, 1)
+
+
+# -- item 5: constructors, fields and methods fail as free functions do ------------------
+
+MEMBERS = r'''%%cpp
+#include <cstdint>
+#include <string>
+#include <vector>
+struct Acc {
+    int n = 0;
+    int bump(int by = 1) { return n += by; }
+    static int twice(int x) { return 2 * x; }
+    int over(int a) { return a; }
+    int over(const std::string &s) { return s.size(); }
+    double scaled(double k) const { return n * k; }
+};
+struct F { int8_t a = 0; float f = 0; std::string s; std::vector<uint8_t> bytes; };
+struct P { P(int x, int y) : x(x), y(y) {} P(double r) : x(int(r * 10)), y(0) {} int x, y; };
+'''
+
+
+def test_member_calls_fail_like_free_functions(kernel):
+    run(kernel, MEMBERS, BUILD).ok()
+
+    def error(code):
+        out = run(kernel, code)
+        assert out.error is not None, code
+        assert "ipolyglot_cpp_" not in out.error_text and "Supports" not in out.error_text, out.error_text
+        return out.error["ename"], out.error["evalue"]
+
+    assert error("Acc().bump('x')") == ("TypeError", "bump() parameter by (C++ type int): expected int, got str")
+    assert error("Acc.twice('x')") == ("TypeError", "twice() parameter x (C++ type int): expected int, got str")
+    assert error("Acc().bump(by=2**40)") == ("OverflowError", "bump() parameter by (C++ type int): 1099511627776 is out of range")
+    assert error("Acc().bump(1, 2)") == ("TypeError", "bump() takes 1 argument (2 given)")
+    assert error("Acc().over(1.5)")[1].startswith("over(): no overload takes (float); it has:\n    over(a: int) -> int")
+    assert error("F(a=300)") == ("OverflowError", "F() parameter a (C++ type int8_t): 300 is out of range")
+    assert error("F(bytes=[1, 256])") == ("OverflowError", "F() parameter bytes (C++ type std::vector<uint8_t>): item 1: 256 is out of range for uint8_t (0..255)")
+    assert error("F(b=1)") == ("TypeError", "F() got an unexpected keyword argument 'b'")
+    assert error("f = F(); f.a = 300") == ("OverflowError", "F.a (C++ type int8_t): 300 is out of range")
+    assert error("f = F(); f.f = 1e300") == ("OverflowError", "F.f (C++ type float): 1e+300 is out of range")
+    assert error("f = F(); f.s = 3") == ("TypeError", "F.s (C++ type std::string): expected str, got int")
+    assert error("P('x', 2)") == ("TypeError", "P(): no overload takes (str, int); it has:\n    P(x: int, y: int)\n    P(r: float)")
+    # What needs a conversion still converts; what fits is unchanged.
+    assert kernel.eval("P(2).x, P(1, 2).y, Acc().scaled(2), Acc().bump(), Acc.twice(3), Acc().over('abc')") == (20, 2, 0.0, 1, 6, 3)
+    assert kernel.eval("f = F(a=3, s='x'); f.a = -4; f.f = 2; f.bytes = [1, 2]; (f.a, f.f, f.s, f.bytes.tolist())") == (-4, 2.0, "x", [1, 2])

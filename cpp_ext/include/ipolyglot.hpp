@@ -557,15 +557,32 @@ template <typename T> struct python_name<std::optional<T>> {
 };
 #endif
 
+// `where` is "f() parameter x (C++ type int): " or "Point.x (C++ type int): ".
+template <typename T> [[noreturn]] void raise_misfit(const std::string &where, const char *expected, py::handle value) {
+    if (out_of_range<T>(value)) raise_error(PyExc_OverflowError, where + shown_number(value) + " is out of range");
+    misfit inner = explain_misfit<T>(value);
+    if (inner.type && !numeric_t<py::detail::intrinsic_t<T>>::value) raise_error(inner.type, where + inner.message);
+    raise_error(PyExc_TypeError, where + "expected " + expected + ", got " + Py_TYPE(value.ptr())->tp_name);
+}
+
 template <typename T> void check_argument(const char *fn, const param_info &param, py::handle value) {
     if (!value) return;
     py::detail::make_caster<T> caster;
     if (caster.load(value, true)) return;
-    std::string where = std::string(fn) + "() parameter " + param.name + " (C++ type " + param.cpp_type + "): ";
-    if (out_of_range<T>(value)) raise_error(PyExc_OverflowError, where + shown_number(value) + " is out of range");
-    misfit inner = explain_misfit<T>(value);
-    if (inner.type && !numeric_t<py::detail::intrinsic_t<T>>::value) raise_error(inner.type, where + inner.message);
-    raise_error(PyExc_TypeError, where + "expected " + param.expected + ", got " + Py_TYPE(value.ptr())->tp_name);
+    raise_misfit<T>(std::string(fn) + "() parameter " + param.name + " (C++ type " + param.cpp_type + "): ", param.expected, value);
+}
+
+// A public data member whose setter says why a value does not fit (pybind11's
+// def_readwrite would say "(): incompatible function arguments").
+template <typename Class, typename D, typename Scope>
+void def_field(Scope &cls, const char *name, D Class::*member, const char *where, const char *cpp_type, const char *expected) {
+    py::cpp_function get([member](const Class &self) -> const D & { return self.*member; }, py::is_method(cls));
+    py::cpp_function set([member, where, cpp_type, expected](Class &self, py::handle value) {
+        py::detail::make_caster<D> caster;
+        if (!caster.load(value, true)) raise_misfit<D>(std::string(where) + " (C++ type " + cpp_type + "): ", expected, value);
+        self.*member = py::detail::cast_op<const D &>(caster);
+    }, py::is_method(cls));
+    cls.def_property(name, get, set, py::return_value_policy::reference_internal);
 }
 
 template <std::size_t N> std::array<py::handle, N> match_arguments(const char *fn, const std::array<param_info, N> &params, const py::args &args, const py::kwargs &kwargs) {
@@ -613,6 +630,52 @@ template <typename Explain> py::object call_or_explain(const py::object &real, c
     }
     explain();
     return py::none();
+}
+
+inline bool incompatible_arguments(const py::error_already_set &e) {
+    return e.matches(PyExc_TypeError) && std::string(e.what()).find("incompatible") != std::string::npos;
+}
+
+// Methods and constructors: their last-resort overload calls the same overloads
+// again (the public chain itself, not a private copy, to keep the binding unit
+// small); reaching itself again then means "try the next overload", so the
+// re-call goes on to the conversion pass and explains only when that refuses too.
+inline PyObject *&retrying_now() {
+    static thread_local PyObject *retrying = nullptr;
+    return retrying;
+}
+
+template <typename Explain> py::object retry_or_explain(const py::object &real, const py::args &args, const py::kwargs &kwargs, Explain explain) {
+    PyObject *&retrying = retrying_now();
+    if (retrying == real.ptr()) {
+        retrying = nullptr;
+        throw py::reference_cast_error();  // pybind11: try the next overload
+    }
+    struct restore {
+        PyObject *&slot;
+        PyObject *outer;
+        ~restore() { slot = outer; }
+    } guard{retrying, retrying};
+    retrying = real.ptr();
+    try {
+        return real(*args, **kwargs);
+    } catch (py::error_already_set &e) {
+        if (!incompatible_arguments(e)) throw;
+    }
+    retrying = guard.outer;
+    explain();
+    return py::none();
+}
+
+inline py::args without_self(const py::args &all) {
+    return py::reinterpret_steal<py::args>(PyTuple_GetSlice(all.ptr(), 1, PY_SSIZE_T_MAX));
+}
+
+inline py::args with_self(py::detail::value_and_holder &self, const py::args &args) {
+    py::tuple all(args.size() + 1);
+    all[0] = py::handle(reinterpret_cast<PyObject *>(self.inst));
+    for (std::size_t i = 0; i < args.size(); ++i) all[i + 1] = args[i];
+    return py::reinterpret_steal<py::args>(all.release());
 }
 
 // A cell's own `ipolyglot_bind` registers into a scratch module whose names are
