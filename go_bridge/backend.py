@@ -50,6 +50,11 @@ MAIN_IS_RESERVED = (
     "`func main` is reserved, since the library has no entry point: put main's statements in a %%go cell "
     "of their own, or rename it"
 )
+PACKAGE_CLAUSE = (
+    "a %%go cell holds declarations (built into a library for Python) or statements (run at once), "
+    "without a package clause: ipolyglot puts the session's cells in a package of its own; remove this line"
+)
+_PACKAGE_CLAUSE_ERROR = re.compile(r"^expected (declaration|statement), found 'package'$")
 _RESERVED = {"_fast", "_slow", "_pending", "_check", "_call", "_MISSING", "result", "list"}
 
 
@@ -96,6 +101,11 @@ class GoBackend(Backend):
             requires[module] = version
         info = inspector.inspect(source, ctx.cache, go)
         if info["mode"] == "error":
+            clause = next((e for e in info["errors"] if _PACKAGE_CLAUSE_ERROR.match(e["msg"])), None)
+            if clause is not None:  # what follows it is misread: the clause is the one thing to say
+                diagnostic = self._syntax_diagnostic({**clause, "msg": PACKAGE_CLAUSE}, source)
+                diagnostic.column = None
+                raise CompileError("Go", [diagnostic])
             raise CompileError("Go", [self._syntax_diagnostic(e, source) for e in info["errors"]])
         cell_id = cell_identifier(source)
         self._cell_sources[cell_id] = source
@@ -164,7 +174,8 @@ class GoBackend(Backend):
             except InferenceError as exc:
                 raise CompileError("Go", [Diagnostic(f"-i {name}: {exc}")]) from None
         return codegen.Statements(
-            cell_id, info["body"]["text"], info["imports"], inputs, list(options.output), info["body"].get("refs") or []
+            cell_id, info["body"]["text"], info["imports"], inputs, list(options.output), info["body"].get("refs") or [],
+            bool(info["body"].get("spawns")), bool(info["body"].get("waits")),
         )
 
     def _generate(self, decls, go: GoTool, requires, profile: bool, statements=None) -> codegen.Plan:
@@ -225,6 +236,11 @@ class GoBackend(Backend):
         -ldflags, which may set it) is unchanged, as a Python global survives a new
         `def`; a changed declaration starts from its new initializer. Values copy
         as encoded bytes (getter result in, setter call) without becoming Python objects.
+        A value that cannot be copied (a sync.Mutex, a channel, an interface, ...)
+        starts from its initializer too; a warning says so only when that loses
+        something, i.e. when the old value differs from the one its runtime started
+        with (so an untouched mutex is never mentioned, and a counter is each time
+        it was changed since the last build).
         """
         old = self._current
         if old is None or old is lib or options.ldflags != self._current_ldflags:
@@ -234,8 +250,10 @@ class GoBackend(Backend):
             if not new_var or not old_var or self._current_vars.get(name) != text:
                 continue
             if not new_var["carried"]:
-                where = self._cell_labels.get(plan.var_cells.get(name, ""), "a cell")
-                ctx.warn(f"{where} var {name} ({new_var['go']}) was reset by this rebuild: {new_var.get('reset') or 'its value cannot cross'}")
+                # Said when the reset loses something: the value differs from the one the old runtime started with.
+                if old.var_changed(old_var):
+                    where = self._cell_labels.get(plan.var_cells.get(name, ""), "a cell")
+                    ctx.warn(f"{where} var {name} ({new_var['go']}) was reset by this rebuild: {new_var.get('reset') or 'its value cannot cross'}")
                 continue
             got = old.raw_call(old_var["get"], bytes(8))
             if got[:1] != bytes([marshal.STATUS_OK]):

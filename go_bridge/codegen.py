@@ -76,6 +76,8 @@ class Statements:
     inputs: list[tuple[str, str]]  # (name, Go type)
     outputs: list[str]
     refs: list[str] = field(default_factory=list)  # package-level names the statements use
+    spawns: bool = False  # the statements hold a go statement
+    waits: bool = False  # ... or may wait for a goroutine (see codegen.reaching)
 
 
 @dataclass
@@ -124,10 +126,15 @@ def _imports_text(label: str, imports: list[dict]) -> str:
     for imp in imports:
         # The directive positions the generated `import` keyword; the path sits 7 columns on.
         preamble = _cgo_preamble(label, imp["preamble"], imp["preamble_line"]) if imp.get("preamble") else []
+        name = f"{imp['name']} " if imp.get("name") else ""
+        if imp["path"] == "C" and not preamble:
+            # A comment directly above `import "C"` is cgo's preamble, C code, even a //line
+            # directive: the block form, on the import's own line, is no comment above it.
+            lines.append(f'/*line {label}:{imp["line"] + 1}:{max(1, imp["col"] - 7)}*/import {name}"C"')
+            continue
         if imp["line"] + 1 - len(preamble) >= 1:  # else the import keeps a generated position
             lines.append(_directive(label, imp["line"] + 1 - len(preamble), imp["col"] - 7))
         lines += preamble
-        name = f"{imp['name']} " if imp.get("name") else ""
         lines.append(f'import {name}"{imp["path"]}"')
     return "\n".join(lines) + ("\n" if lines else "")
 
@@ -149,6 +156,43 @@ def _live_imports(decls: list[Declaration]) -> list[dict]:
         return imports
     used = set().union(*(d.extra["uses"] for d in decls))
     return [imp for imp in imports if imp.get("name") in ("_", ".") or package_name(imp) in used]
+
+
+def reaching(decls: list[Declaration], flag: str, statements: Statements | None = None) -> tuple[set[str], bool]:
+    """The declarations (by name; methods as "T.M") whose code, or the code of a declaration
+    they refer to (transitively), has `flag` set by the inspector ("spawns": a go statement;
+    "waits": a channel operation, a select, a Wait or Lock call), and whether the statements
+    do. A reference to a type reaches its methods (a call x.M() names no method), so this
+    errs towards yes. It decides which calls are supervised (runtime/ipgrt/supervise.go)."""
+    by_name: dict[str, list[Declaration]] = {}
+    for decl in decls:
+        for name in (decl.extra.get("names") or [decl.name]) if decl.kind != "method" else [decl.name]:
+            by_name.setdefault(name, []).append(decl)
+        if decl.kind == "method" and "." in decl.name:
+            by_name.setdefault(decl.name.split(".", 1)[0], []).append(decl)  # a type reaches its methods
+
+    def reached(refs) -> list[Declaration]:
+        return [target for ref in refs for target in by_name.get(ref, [])]
+
+    found = {id(d) for d in decls if d.extra.get(flag)}
+    changed = True
+    while changed:
+        changed = False
+        for decl in decls:
+            if id(decl) not in found and any(id(t) in found for t in reached(decl.extra.get("refs") or [])):
+                found.add(id(decl))
+                changed = True
+    names = {decl.name for decl in decls if id(decl) in found}
+    names |= {n for decl in decls if id(decl) in found and decl.kind != "method" for n in decl.extra.get("names") or []}
+    in_statements = statements is not None and (
+        bool(getattr(statements, flag)) or any(id(t) in found for t in reached(statements.refs))
+    )
+    return names, in_statements
+
+
+def _supervision(name: str, spawns: set[str], waits: set[str]) -> str:
+    """The Func/Type fields of glue.go that say when calls are supervised."""
+    return (", Spawns: true" if name in spawns else "") + (", Waits: true" if name in waits else "")
 
 
 def generate(
@@ -201,6 +245,8 @@ def generate(
     func_lines, type_lines, fast_exports, var_lines, const_names = [], [], [], [], []
     var_index: dict[str, int] = {}  # cell package -> vars registered so far
     method_params: dict[str, dict[str, list[str]]] = {}  # receiver type -> method -> parameter names
+    spawn_names, statements_spawn = reaching(decls, "spawns", statements)
+    wait_names, statements_wait = reaching(decls, "waits", statements)
     for decl in decls:
         if decl.kind == "method" and "." in decl.name:
             receiver, method = decl.name.split(".", 1)
@@ -213,22 +259,31 @@ def generate(
             params = extra.get("params") or []
             entry = {"name": decl.name, "params": params, "id": len(plan.funcs), "fast": None, "cell_id": extra["cell_id"]}
             fast = extra.get("fast")
-            if fast is not None and not profile:
+            spawns = decl.name in spawn_names
+            if fast is not None and not profile and not spawns:  # a supervised call takes the generic path
                 entry["fast"] = {"index": len(fast_exports), **fast}
-                fast_exports.append(_fast_export(len(fast_exports), qualified(decl.name, glue_packages), fast))
+                fast_exports.append(_fast_export(
+                    len(fast_exports), qualified(decl.name, glue_packages), fast, decl.name in wait_names
+                ))
             plan.funcs.append(entry)
             func_lines.append(
-                f"\t\t{{Name: {_go_string(decl.name)}, Params: {_go_strings(params)}, Fn: {qualified(decl.name, glue_packages)}}},\n"
+                f"\t\t{{Name: {_go_string(decl.name)}, Params: {_go_strings(params)}, Fn: {qualified(decl.name, glue_packages)}"
+                f"{_supervision(decl.name, spawn_names, wait_names)}}},\n"
             )
         for spec in extra.get("types") or []:
             if is_exported(spec["name"]) and not spec["generic"] and not spec.get("constraint"):
                 methods = "".join(
                     f"{_go_string(m)}: {_go_strings(p)}, " for m, p in sorted(method_params.get(spec["name"], {}).items())
                 )
+                # Methods (promoted ones too) follow the type and its own methods.
+                def of_type(names: set[str], name: str = spec["name"]) -> set[str]:
+                    return {name} if name in names or any(f"{name}.{m}" in names for m in method_params.get(name, {})) else set()
+
                 type_lines.append(
                     f"\t\t{{Name: {_go_string(spec['name'])}, "
                     f"Type: ipolyglotreflect.TypeOf((*{qualified(spec['name'], glue_packages)})(nil)).Elem(), "
-                    f"Methods: map[string][]string{{{methods}}}}},\n"
+                    f"Methods: map[string][]string{{{methods}}}"
+                    f"{_supervision(spec['name'], of_type(spawn_names), of_type(wait_names))}}},\n"
                 )
         if decl.kind == "var":
             for name in extra.get("names") or []:
@@ -242,7 +297,10 @@ def generate(
         plan.statements_id = len(plan.funcs)
         names = [name for name, _ in statements.inputs]
         plan.funcs.append({"name": STATEMENTS_NAME, "params": names, "id": plan.statements_id, "fast": None})
-        func_lines.append(f"\t\t{{Name: {_go_string(STATEMENTS_NAME)}, Params: {_go_strings(names)}, Fn: ipolyglotStatements}},\n")
+        func_lines.append(
+            f"\t\t{{Name: {_go_string(STATEMENTS_NAME)}, Params: {_go_strings(names)}, Fn: ipolyglotStatements"
+            f"{', Spawns: true' if statements_spawn else ''}{', Waits: true' if statements_wait else ''}}},\n"
+        )
         files["statements.go"] = STATEMENTS.substitute(
             label=statements.cell_id,
             imports=_imports_text(statements.cell_id, statements.imports),
@@ -298,17 +356,20 @@ def _cells_file(packages) -> str:
     return CELLS.substitute(imports="".join(imports), aliases="".join(aliases))
 
 
-def _fast_export(index: int, name: str, sig: dict) -> str:
+def _fast_export(index: int, name: str, sig: dict, waits: bool) -> str:
     params = ", ".join(f"a{i} {CGO_TYPES[t]}" for i, t in enumerate(sig["in"]))
     args = ", ".join(f"{t}(a{i})" for i, t in enumerate(sig["in"]))
     call = f"{name}({args})"
     if sig["out"]:
-        result = CGO_TYPES[sig["out"]]
-        body = f"return {result}({call})"
+        result = f"(ipgResult {CGO_TYPES[sig['out']]})"  # named: Retry's bare return gives the zero value
+        body = f"return {CGO_TYPES[sig['out']]}({call})"
     else:
         result = ""
         body = call
-    return FAST_EXPORT.substitute(index=index, params=params, result=result, body=body)
+    # A function that may wait for a goroutine is supervised while cells' goroutines run:
+    # the fast entry then runs nothing and asks for the generic one (runtime/ipgrt/supervise.go).
+    retry = "if ipolyglotrt.Retry() {\n\t\treturn\n\t}\n\t" if waits else ""
+    return FAST_EXPORT.substitute(index=index, params=params, result=result, body=body, retry=retry)
 
 
 def _go_string(text: str) -> str:

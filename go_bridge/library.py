@@ -27,6 +27,8 @@ ffi.cdef(
     """
     void ipg_call(int id, char *in, size_t n, char **out, size_t *outn);
     void ipg_call_profiled(int id, char *in, size_t n, char **out, size_t *outn, int64_t *copy_out_ns);
+    void ipg_call_wait(uint64_t token, char **out, size_t *outn, int64_t *copy_out_ns);
+    void ipg_call_abandon(uint64_t token);
     void ipg_describe(char **out, size_t *outn);
     int ipg_take_goroutine_panic(char **out, size_t *outn);
     void ipg_thread_panic_taken(void);
@@ -44,6 +46,7 @@ ffi.cdef(
     void ipg_pprof_stop(char **out, size_t *outn);
     void ipg_runtime_stats(char **out, size_t *outn);
     void ipg_set_cell_labels(char *in, size_t n);
+    int ipg_var_changed(int get);
     """
 )
 
@@ -59,6 +62,8 @@ _CELL_ID = re.compile(r"cell-[0-9a-f]{10}")
 
 # Statuses of a call Go refused before running anything (its arguments did not convert).
 REJECTED = frozenset({marshal.STATUS_TYPE_ERROR, marshal.STATUS_OVERFLOW_ERROR, marshal.STATUS_VALUE_ERROR})
+
+_RUNNING = bytes([marshal.STATUS_RUNNING])  # a result's first byte, as cffi reads a char
 
 COLLECT_ABOVE = 1024  # live Python callables in Go before a call asks Go to collect
 
@@ -172,14 +177,20 @@ class GoLibrary:
         self.lib.ipg_runtime_stats(outp, outn)
         return json.loads(self._take(outp, outn))
 
+    def var_changed(self, var: dict) -> bool:
+        """Whether a variable a rebuild cannot carry holds something else than when
+        this runtime started (runtime/ipgrt/fingerprint.go)."""
+        return self.lib.ipg_var_changed(var["get"]) != 0
+
     def fast_pointer(self, index: int, signature: str):
         address = ctypes.cast(getattr(self._symbols, f"ipg_fast_{index}"), ctypes.c_void_p).value
         return ffi.cast(signature, address)
 
     # -- panics kept for Python ----------------------------------------------------
-    def check_pending(self) -> None:
+    def check_pending(self) -> bool:
         """Raise a panic recovered in this thread's fast call or in a user goroutine
-        (and drop the Python callables Go has let go of)."""
+        (and drop the Python callables Go has let go of). True when this thread's
+        fast call ran nothing and asks for the generic entry point (STATUS_RETRY)."""
         if self.released[0]:
             self.drop_released_callables()
         n = ffi.new("size_t *")
@@ -190,6 +201,8 @@ class GoLibrary:
             finally:
                 self.lib.ipg_free(p)
                 self.lib.ipg_thread_panic_taken()
+            if data[0] == marshal.STATUS_RETRY:
+                return True
             self._raise_status(data, 0, "")
         outp = ffi.new("char **")
         outn = ffi.new("size_t *")
@@ -199,10 +212,13 @@ class GoLibrary:
             finally:
                 self.lib.ipg_free(outp[0])
             self._raise_status(data, 0, "panic in a goroutine: ")
+        return False
 
     def _raise_status(self, buf, pos: int, where: str):
         status = buf[pos]
         pos += 1
+        if status == marshal.STATUS_GOROUTINE_PANIC:
+            status, where = marshal.STATUS_PANIC, "panic in a goroutine: "
         if status == marshal.STATUS_CALLBACK_ERROR:
             (eid,) = marshal._Q.unpack_from(buf, pos)
             message, _ = marshal.read_string(buf, pos + 8)
@@ -255,6 +271,8 @@ class GoLibrary:
                 self.lib.ipg_call(func["id"], ffi.from_buffer(data), len(data), outp, outn)
         finally:
             del keep
+        if outn[0] and outp[0][0] == _RUNNING:
+            self._wait(outp, outn, go_copy_out if profile else ffi.new("int64_t *"))
         returned = time.perf_counter_ns() if profile else 0
         try:
             buf = memoryview(ffi.buffer(outp[0], outn[0]))
@@ -291,11 +309,33 @@ class GoLibrary:
             )
         return result
 
+    def _wait(self, outp, outn, copy_out) -> None:
+        """Wait for a supervised call that answered STATUS_RUNNING (runtime/ipgrt/supervise.go):
+        Go waits in short slices, so an interrupt reaches Python between them; it abandons
+        the call (the Go function runs on; its result is dropped) and propagates."""
+        token = None
+        try:
+            while outn[0] and outp[0][0] == _RUNNING:
+                (token,) = marshal._Q.unpack_from(ffi.buffer(outp[0], outn[0]), 1)
+                done, outp[0] = outp[0], ffi.NULL
+                self.lib.ipg_free(done)
+                self.lib.ipg_call_wait(token, outp, outn, copy_out)
+        except BaseException:
+            if token is not None:
+                self.lib.ipg_call_abandon(token)
+            raise
+
     def receive(self, handle: int) -> tuple[Any, bool]:
-        """One receive from a channel a Go function returned (see channels.py)."""
+        """One receive from a channel a Go function returned (see channels.py). Go waits
+        in short slices (STATUS_RUNNING), so an interrupt reaches Python between them."""
         outp = ffi.new("char **")
         outn = ffi.new("size_t *")
         self.lib.ipg_chan_receive(handle, outp, outn)
+        while outp[0][0] == _RUNNING:
+            self.lib.ipg_free(outp[0])
+            if self.pending[0]:
+                self.check_pending()
+            self.lib.ipg_chan_receive(handle, outp, outn)
         try:
             buf = memoryview(ffi.buffer(outp[0], outn[0]))
             if buf[0] != marshal.STATUS_OK:

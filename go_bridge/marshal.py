@@ -26,6 +26,9 @@ MIN_COLUMNS = 16  # smaller dicts are cheaper entry by entry
 
 STATUS_OK, STATUS_GO_ERROR, STATUS_PANIC, STATUS_TYPE_ERROR = 0, 1, 2, 3
 STATUS_OVERFLOW_ERROR, STATUS_VALUE_ERROR, STATUS_CALLBACK_ERROR = 4, 5, 6
+# A supervised call still running (token follows) or a receive still waiting; a goroutine's
+# panic that ended the call; a fast entry point asking for the generic one (runtime/ipgrt/supervise.go).
+STATUS_RUNNING, STATUS_GOROUTINE_PANIC, STATUS_RETRY = 7, 8, 9
 
 # numpy dtype <-> wire element code (runtime/ipgrt/wire.go: dtInt8 ...)
 DTYPES = [None, "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",

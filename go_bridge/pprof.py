@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 # that matters (the bridge's copying, ipgrt.Call, stays visible).
 _PLUMBING = re.compile(
     r"^(runtime\.cgocallback.*|_cgoexp_.*|main\._cgoexp_.*|main\.ipg_.*|ipg_.*|ipgrt\.ipg_call.*|"
+    # The goroutine a supervised call runs on, and the wrapper of a cell's goroutine (runtime/ipgrt/supervise.go).
+    r"ipgrt\.supervise\.func\d+|ipgrt\.Goroutine\.Run|"
     r"reflect\..*|runtime\.call\d+|runtime\.reflectcall.*|"
     r"runtime\.goexit\d*|runtime\.main|runtime\.mstart.*|runtime\.systemstack|"
     # A sample that lands while a goroutine is being preempted belongs to the code preempted.

@@ -8,13 +8,16 @@ runtime is profiled at a time: the one serving the most bound names.
 
 from __future__ import annotations
 
+import linecache
 import shlex
 import time
 from collections import Counter
 from dataclasses import dataclass
+from types import TracebackType
 from typing import Callable
 
 from ipolyglot.kernel.charts import flame_graph_svg, format_seconds, html_table, text_table
+from ipolyglot.kernel.compare import ExpressionFailed
 
 from . import pprof
 
@@ -22,6 +25,8 @@ from . import pprof
 # (Go's default, 512 KiB, misses most allocations of a short statement).
 HEAP_SAMPLE_BYTES = 4096
 DEFAULT_TOP = 15
+
+STATEMENT_FILE = "<go_pprof statement>"  # the profiled code's frames name it, and show its lines
 
 USAGE = "usage: %go_pprof [--heap] [--top N] <python statement>   (or %%go_pprof [--heap] [--top N] with a block of Python)"
 
@@ -86,10 +91,11 @@ def serving_library(user_ns: dict, fallback):
 
 def profile(request: PprofRequest, lib, run: Callable[[str], object], cell_labels: dict[str, str], others: int) -> list[dict]:
     """Run the code with the profiler on in `lib`'s runtime; the display bundles to show."""
+    code = compile_statement(request.code)
     baseline = lib.pprof_start(request.heap, HEAP_SAMPLE_BYTES)
     started = time.perf_counter()
     try:
-        run(request.code)
+        run_statement(code, run)
     finally:
         elapsed = time.perf_counter() - started
         data = lib.pprof_stop()
@@ -133,6 +139,32 @@ def profile(request: PprofRequest, lib, run: Callable[[str], object], cell_label
          "text/html": f"<p>{summary}</p>{html_table(headers, rows)}<p><small>{reading}</small></p>"},
         {"text/plain": f"<flame graph: {len(stacks)} stacks>", "image/svg+xml": svg},
     ]
+
+
+def compile_statement(text: str):
+    """The profiled code, compiled under a name whose lines a traceback can show;
+    a SyntaxError is the user's own (ExpressionFailed)."""
+    linecache.cache[STATEMENT_FILE] = (len(text), None, text.splitlines(True) or ["\n"], STATEMENT_FILE)
+    try:
+        return compile(text, STATEMENT_FILE, "exec")
+    except SyntaxError as error:
+        raise ExpressionFailed(error, None) from None
+
+
+def run_statement(code, run: Callable) -> None:
+    """Run the profiled code; what it raises is the user's own error, handed over as
+    ExpressionFailed with the frames from the statement on (the magic shows it as a
+    cell running the statement would, without the magic's own frames)."""
+    try:
+        run(code)
+    except Exception as error:  # noqa: BLE001 - the user's, shown as theirs
+        raise ExpressionFailed(error, _statement_frames(error.__traceback__)) from None
+
+
+def _statement_frames(tb: TracebackType | None) -> TracebackType | None:
+    while tb is not None and tb.tb_frame.f_code.co_filename != STATEMENT_FILE:
+        tb = tb.tb_next
+    return tb
 
 
 CPU_READING = (

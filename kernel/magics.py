@@ -206,6 +206,9 @@ class PolyglotMagics(Magics):
         backend = self.backend("go")
         try:
             bundles = backend.pprof(line, cell, self.shell.user_ns, self.shell.ex)
+        except compare.ExpressionFailed as failure:  # the profiled code's own error, shown as the user's
+            compare.show_user_error(self.shell, failure)
+            return
         except LookupError as exc:
             if not getattr(exc, "usage", False):  # the user's own code raised it
                 raise

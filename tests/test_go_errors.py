@@ -1,9 +1,13 @@
 """What a Go user is told, through a real kernel: call errors without internals,
 signatures and doc comments, names the generated code reserves, `rm` of a
-name still in use, variables a rebuild resets, and modules fetched for an import."""
+name still in use, variables a rebuild resets, modules fetched for an import,
+a package clause, `//export` cells, goroutine panics at the call waiting for
+them, and errors of code run under %go_pprof."""
 
 import re
 import textwrap
+import threading
+import time
 import zipfile
 
 import pytest
@@ -167,6 +171,159 @@ def test_a_variable_a_rebuild_cannot_carry_is_reset_with_a_warning(kernel):
             "which cannot be carried across a rebuild") in out.stderr, out.stderr
     assert "var Counter" not in out.stderr
     assert kernel.eval("govars.Counter, Open()") == (2, 3)  # Counter carried; the channel and maps start empty
+
+
+def test_a_reset_is_told_only_when_it_loses_a_changed_value(kernel):
+    # Told when the value differs from the one its runtime started with: an untouched mutex never,
+    # a counter after each build in which it changed; never again and again for the same loss.
+    kernel.run(textwrap.dedent("""\
+        %%go
+        import (
+        	"io"
+        	"os"
+        	"sync"
+        	"sync/atomic"
+        	"time"
+        )
+
+        var mu sync.Mutex
+        var wg sync.WaitGroup
+        var hits atomic.Int64
+        var started = time.Now()
+        var out io.Writer = os.Stdout
+
+        func Hit() int64 {
+        	mu.Lock()
+        	defer mu.Unlock()
+        	wg.Add(1)
+        	wg.Done()
+        	_ = started
+        	_ = out
+        	return hits.Add(1)
+        }
+    """)).ok()
+    label = _label_of(kernel, "hits")
+    for version in range(2):  # unrelated rebuilds: nothing was lost
+        out = kernel.run(f"%%go\nfunc Unrelated() int {{ return {version} }}\n").ok()
+        assert "was reset" not in out.stderr, out.stderr
+    assert kernel.eval("Hit(), Hit()") == (1, 2)
+    out = kernel.run("%%go\nfunc Unrelated() int { return 2 }\n").ok()
+    lines = [line for line in out.stderr.splitlines() if "was reset" in line]
+    assert lines == [f"warning: {label} var hits (atomic.Int64) was reset by this rebuild: atomic.Int64 has unexported fields, "
+                     "which cannot be carried across a rebuild"], out.stderr
+    out = kernel.run("%%go\nfunc Unrelated() int { return 3 }\n").ok()
+    assert "was reset" not in out.stderr, out.stderr  # the new runtime's counter was not touched
+    assert kernel.eval("Hit()") == 1
+
+
+def test_a_cell_with_a_package_clause_is_told_what_a_cell_is(kernel):
+    out = kernel.run('%%go\npackage main\n\nimport "fmt"\n\nfunc Hi() { fmt.Println("hi") }\n')
+    assert out.status == "error"
+    text = out.error_text
+    assert ("line 2: a %%go cell holds declarations (built into a library for Python) or statements (run at once), "
+            "without a package clause") in text and "remove this line" in text, text
+    assert "package main" in text and "expected declaration" not in text and "imports must appear" not in text, text
+    out = kernel.run("%%go\n// Package doc.\npackage tools\nfunc Tool() int { return 1 }\n")
+    assert "line 3: a %%go cell holds declarations" in out.error_text, out.error_text
+
+
+def test_an_export_cell_of_its_own_and_its_function_called_from_c_in_another_cell(kernel):
+    # cgo reads the comment directly above `import "C"` as C: no generated directive may sit there.
+    kernel.run('%%go\nimport "C"\n\n//export Exported\nfunc Exported() int { return 3 }\n').ok()
+    assert kernel.eval("Exported()") == 3
+    kernel.run(textwrap.dedent("""\
+        %%go
+        /*
+        extern long long Exported(void);
+        static long long exported_twice(void) { return 2 * Exported(); }
+        */
+        import "C"
+
+        func ExportedTwice() int { return int(C.exported_twice()) }
+    """)).ok()
+    assert kernel.eval("Exported(), ExportedTwice()") == (3, 6)
+    out = kernel.run('%%go\nimport "C"\n\nfunc Half(x int) int { return int(C.int(x) / 2) }\n').ok()  # no preamble, no export
+    assert kernel.eval("Half(8), ExportedTwice()") == (4, 6)
+
+
+GOROUTINES_CELL = """%%go
+import "time"
+
+// Async calls f in a goroutine and waits for its result.
+func Async(f func(int) int) int {
+	ch := make(chan int)
+	go func() { ch <- f(1) }()
+	return <-ch
+}
+
+var jobs = make(chan int)
+var results = make(chan int)
+
+// StartWorker starts a goroutine that doubles jobs; a negative one makes it panic.
+func StartWorker() {
+	go func() {
+		for j := range jobs {
+			if j < 0 {
+				panic("negative job")
+			}
+			results <- 2 * j
+		}
+	}()
+}
+
+// Submit hands the worker a job and waits for its result.
+func Submit(j int) int {
+	jobs <- j
+	return <-results
+}
+
+// Hang waits for a goroutine that never sends.
+func Hang() int {
+	ch := make(chan int)
+	go func() { time.Sleep(time.Millisecond) }()
+	return <-ch
+}
+"""
+
+
+def test_a_callback_failing_in_a_goroutine_ends_the_call_waiting_for_it(kernel):
+    kernel.run(GOROUTINES_CELL).ok()
+    out = kernel.run("def failing(x):\n    raise KeyError('x')\nAsync(failing)", timeout=60)
+    assert out.status == "error", out.stdout
+    text = out.error_text
+    assert last_line(text) == "KeyError: 'x'" and "raise KeyError('x')" in text, text
+    assert "panic in a goroutine" not in out.stderr, out.stderr  # raised where it was waited for: not printed as well
+    out = kernel.run("Async(lambda x: 'notint')", timeout=60)
+    assert out.status == "error"
+    assert ("GoPanic: panic in a goroutine: result 1 of the Python callback (Go type int): expected int, got str"
+            in out.error_text), out.error_text
+    assert re.search(r"In \[\d+\]:\d+", out.error_text), out.error_text
+    assert kernel.eval("Async(lambda x: x + 41), Add(1, 2)") == (42, 3)
+
+
+def test_a_goroutine_panic_ends_a_later_call_waiting_for_it_and_an_interrupt_a_waiting_call(kernel):
+    kernel.run(GOROUTINES_CELL).ok()
+    assert kernel.eval("StartWorker(), Submit(3), Submit(4)") == (None, 6, 8)
+    out = kernel.run("Submit(-1)", timeout=60)  # the worker started by an earlier call dies while Submit waits
+    assert out.status == "error"
+    assert "GoPanic: panic in a goroutine: negative job" in out.error_text, out.error_text
+    started = time.monotonic()
+    threading.Timer(1.0, kernel.km.interrupt_kernel).start()
+    out = kernel.run("Hang()", timeout=60)
+    assert out.status == "error" and out.error["ename"] == "KeyboardInterrupt", out.error_text
+    assert time.monotonic() - started < 30
+    assert kernel.eval("Async(lambda x: x * 5), Add(2, 2)") == (5, 4)
+
+
+def test_go_pprof_shows_only_the_users_error(kernel):
+    out = kernel.run("%go_pprof Boom()")
+    assert out.status == "error"
+    text = out.error_text
+    assert "GoPanic: boom" in text and "Boom()" in text, text
+    assert "run_line_magic" not in text and "Could not get source" not in text and "<string>" not in text, text
+    out = kernel.run("%%go_pprof\nx = 1\n{}['missing']\n")
+    assert out.status == "error" and last_line(out.error_text) == "KeyError: 'missing'", out.error_text
+    assert "run_cell_magic" not in out.error_text and "{}['missing']" in out.error_text, out.error_text
 
 
 def _module_proxy(root):

@@ -104,6 +104,47 @@ assert EchoFloatMap(mixed) == {k: float(v) for k, v in mixed.items()}
 """)
 
 
+def test_complex64_parts_are_range_checked_as_float32_is(kernel):
+    kernel.run(
+        "%%go\n"
+        "type Phasor struct{ Z complex64 }\n"
+        "func C64(c complex64) complex64 { return c }\n"
+        "func C64s(cs []complex64) []complex64 { return cs }\n"
+        "func C64Map(m map[string]complex64) map[string]complex64 { return m }\n"
+        "func C64Field(p Phasor) Phasor { return p }\n"
+        "func C64Back(f func() complex64) complex64 { return f() }\n"
+    ).ok()
+    check(kernel, """
+def raises(exc, fn, *args):
+    try:
+        fn(*args)
+    except exc as e:
+        return str(e)
+    raise AssertionError(f'{fn.__name__}{args} did not raise {exc.__name__}')
+
+m = raises(OverflowError, C64, complex(1e39, 0))
+assert m == 'C64() parameter c (Go type complex64): (1e+39+0j) is out of range for complex64', m
+assert raises(OverflowError, EchoFloat32, 1e39) == 'EchoFloat32() parameter v (Go type float32): 1e+39 is out of range for float32'
+m = raises(OverflowError, C64, complex(1, -1e39)); assert '(1-1e+39j) is out of range for complex64' in m, m
+m = raises(OverflowError, C64, 1e39); assert 'complex64' in m, m           # a float, an int beyond float32 too
+m = raises(OverflowError, C64, 10**39); assert 'complex64' in m, m
+m = raises(OverflowError, C64s, [1j, complex(1e39, 0)]); assert 'item 1' in m and 'complex64' in m, m
+m = raises(OverflowError, C64s, np.array([1e39 + 0j])); assert 'complex64' in m, m
+m = raises(OverflowError, C64Map, {'k': complex(0, 1e39)}); assert 'complex64' in m, m
+m = raises(OverflowError, C64Field, Phasor(Z=complex(1e39, 0))); assert 'complex64' in m, m
+try:
+    C64Back(lambda: complex(1e39, 0))
+except GoPanic as e:
+    assert 'result 1 of the Python callback (Go type complex64): (1e+39+0j) is out of range for complex64' in e.value, e.value
+else:
+    raise AssertionError('no GoPanic')
+assert C64(1 + 2j) == 1 + 2j and C64(complex(float('inf'), 0)) == complex(float('inf'), 0)
+assert C64(complex(3e38, -3e38)) == complex(np.float32(3e38), np.float32(-3e38))
+assert C64s(np.array([1 + 1j], dtype=np.complex128)).tolist() == [1 + 1j]
+assert EchoComplex(complex(1e300, 0)) == complex(1e300, 0)  # complex128 is not limited
+""")
+
+
 def test_structs_by_value_pointer_nil_and_dict(kernel):
     check(kernel, """
 p = Point(X=3, Y=4, Label='p')
@@ -197,9 +238,10 @@ assert Boom(2) == 2   # the library still works after a panic
 
 
 def test_panic_in_a_user_goroutine_is_reported_not_fatal(kernel):
-    # The panic is raised by the call that notices it: this one, or the next.
+    # PanicInGoroutine waits for its goroutine (whose deferred Done runs as it panics): the
+    # panic ends that call, or, when the call returned first, is raised by the next one.
     out = kernel.run("""
-import time
+import re, time
 def next_panic():
     for _ in range(500):
         try:
@@ -213,12 +255,26 @@ try:
 except GoPanic as e:
     caught = e
 print('caught:', caught.value)
+assert str(caught).startswith('panic in a goroutine: goroutine exploded'), str(caught)
+assert re.search(r"In \\[\\d+\\]:\\d+", caught.stack) and "cell-" not in caught.stack, caught.stack
 assert next_panic() is None   # reported once
 print('alive', Boom(1))
 """).ok()
     assert "caught: goroutine exploded" in out.stdout
     assert "alive 1" in out.stdout
-    assert "panic in a goroutine: goroutine exploded" in out.stderr
+    # A goroutine panicking while no call is in progress: Go's own report in the cell's output, raised by the next call.
+    kernel.run('%%go\nimport "time"\n\nfunc PanicSoon() {\n\tgo func() {\n\t\ttime.Sleep(10 * time.Millisecond)\n\t\tpanic("on its own")\n\t}()\n}\n').ok()
+    out = kernel.run("""
+PanicSoon()
+time.sleep(0.5)
+try:
+    EchoInt(1)
+except GoPanic as e:
+    print('next call:', e.where + e.value)
+assert next_panic() is None
+""").ok()
+    assert "next call: panic in a goroutine: on its own" in out.stdout, out.stdout
+    assert "panic in a goroutine: on its own" in out.stderr, out.stderr
     assert re.search(r"In \[\d+\]:\d+", out.stderr) and "cell-" not in out.stderr, out.stderr  # Go's own report
 
 

@@ -65,13 +65,19 @@ type declInfo struct {
 	Generic  bool       `json:"generic,omitempty"`
 	Fast     *fastSig   `json:"fast,omitempty"`
 	Types    []typeSpec `json:"types,omitempty"`
+	// Spawns: the declaration holds a go statement (in a func literal too).
+	Spawns bool `json:"spawns,omitempty"`
+	// Waits: it may wait for another goroutine (see waitsFor).
+	Waits bool `json:"waits,omitempty"`
 }
 
 type bodyInfo struct {
 	position
-	Text string   `json:"text"`
-	Uses []string `json:"uses"`
-	Refs []string `json:"refs"` // package-level names the statements refer to
+	Text   string   `json:"text"`
+	Uses   []string `json:"uses"`
+	Refs   []string `json:"refs"` // package-level names the statements refer to
+	Spawns bool     `json:"spawns,omitempty"`
+	Waits  bool     `json:"waits,omitempty"`
 }
 
 type errorInfo struct {
@@ -255,6 +261,8 @@ func describe(fset *token.FileSet, decl ast.Decl, src string) declInfo {
 	from, to := fset.Position(start).Offset, fset.Position(decl.End()).Offset
 	info.Text = rewriteGoStatements(fset, decl, src, from, to)
 	info.Uses = selectorRoots(decl)
+	info.Spawns = hasGoStatement(decl)
+	info.Waits = waitsFor(decl)
 	return info
 }
 
@@ -421,6 +429,8 @@ func statements(body string) (result, error) {
 		Text:     rewriteGoStatements(fset, fn.Body, src, from, to),
 		Uses:     selectorRoots(fn.Body),
 		Refs:     packageRefs(fn.Body, map[*ast.Object]bool{}),
+		Spawns:   hasGoStatement(fn.Body),
+		Waits:    waitsFor(fn.Body),
 	}
 	return res, nil
 }
@@ -442,9 +452,46 @@ type edit struct {
 	text     string
 }
 
+func hasGoStatement(node ast.Node) bool {
+	found := false
+	ast.Inspect(node, func(n ast.Node) bool {
+		if _, ok := n.(*ast.GoStmt); ok {
+			found = true
+		}
+		return !found
+	})
+	return found
+}
+
+// waitsFor: the code may wait for another goroutine: a channel send or
+// receive, a select, or a call of a method named Wait, Lock or RLock (as
+// sync's WaitGroup, Cond, Mutex and RWMutex have). Without types a range over
+// a channel cannot be told from one over a slice: it is not counted.
+func waitsFor(node ast.Node) bool {
+	found := false
+	ast.Inspect(node, func(n ast.Node) bool {
+		switch x := n.(type) {
+		case *ast.SendStmt, *ast.SelectStmt:
+			found = true
+		case *ast.UnaryExpr:
+			found = x.Op == token.ARROW
+		case *ast.CallExpr:
+			if sel, ok := x.Fun.(*ast.SelectorExpr); ok {
+				switch sel.Sel.Name {
+				case "Wait", "Lock", "RLock":
+					found = true
+				}
+			}
+		}
+		return !found
+	})
+	return found
+}
+
 // rewriteGoStatements returns src[from:to] with each `go f(args)` turned into
-// a goroutine that recovers its panic (ipgrt.GoRecover). Calls among the
-// arguments are evaluated before the goroutine starts, as Go does; the
+// `go ipolyglotrt.Go().Run(func() { f(args) })`: a goroutine the bridge counts
+// while it runs and whose panic it recovers (ipgrt's supervise.go). Calls among
+// the arguments are evaluated before the goroutine starts, as Go does; the
 // rewrite stays on the statement's own lines so positions remain true.
 func rewriteGoStatements(fset *token.FileSet, node ast.Node, src string, from, to int) string {
 	var edits []edit
@@ -493,7 +540,7 @@ func rewriteGoStatements(fset *token.FileSet, node ast.Node, src string, from, t
 		if len(hoist) > 0 {
 			b.WriteString("{ " + strings.Join(names, ", ") + " := " + strings.Join(hoist, ", ") + "; ")
 		}
-		b.WriteString("go func() { defer ipolyglotrt.GoRecover(); " + callText + " }()")
+		b.WriteString("go ipolyglotrt.Go().Run(func() { " + callText + " })")
 		if len(hoist) > 0 {
 			b.WriteString(" }")
 		}

@@ -29,6 +29,12 @@ type Func struct {
 	Name   string
 	Params []string // parameter names as written (blank when unnamed)
 	Fn     any
+	// Spawns: the function may start a goroutine (a go statement in its cell
+	// code or in cell code it refers to): its calls are supervised (supervise.go).
+	Spawns bool
+	// Waits: it may wait for a goroutine (a channel operation, a select, a
+	// Wait or Lock call): supervised while goroutines started by cells run.
+	Waits bool
 }
 
 // Type is one exported named type of the session. Methods holds the
@@ -38,6 +44,8 @@ type Type struct {
 	Name    string
 	Type    reflect.Type
 	Methods map[string][]string
+	// Spawns, Waits: as Func's, for its methods.
+	Spawns, Waits bool
 }
 
 // Var is one package-level variable (exported or not): Python reads it, and
@@ -60,12 +68,18 @@ type entry struct {
 	recv    string // the struct type of a method ("" for a function)
 	pointer bool   // a pointer-receiver method: the receiver is sent back after the call
 	varName string // a variable's accessor: messages name the variable
+	spawns  bool   // may start a goroutine: every call is supervised
+	waits   bool   // may wait for a goroutine: supervised while cells' goroutines run
 }
 
 type varEntry struct {
 	Var
 	get, set int
 	t        reflect.Type
+	// A variable a rebuild cannot carry: its fingerprint when the runtime
+	// started (fingerprint.go), so Python warns only when a reset loses something.
+	fingerprinted bool
+	initial       uint64
 }
 
 var (
@@ -80,14 +94,19 @@ var (
 func Register(fs []Func, ts []Type, vs []Var, cs []Const, withProfile bool) {
 	for _, f := range fs {
 		v := reflect.ValueOf(f.Fn)
-		funcs = append(funcs, entry{Func: f, v: v, t: v.Type()})
+		funcs = append(funcs, entry{Func: f, v: v, t: v.Type(), spawns: f.Spawns, waits: f.Waits})
 	}
 	types = ts
 	for _, ty := range ts {
 		registerMethods(ty)
 	}
 	for _, v := range vs {
-		vars = append(vars, registerVar(v))
+		ve := registerVar(v)
+		if _, reset := carrying(ve.t); reset != "" {
+			ve.fingerprinted = true
+			ve.initial = fingerprintOf(reflect.ValueOf(v.Ptr).Elem())
+		}
+		vars = append(vars, ve)
 	}
 	consts = cs
 	profile = withProfile
@@ -116,7 +135,7 @@ func registerMethods(ty Type) {
 		}
 		funcs = append(funcs, entry{
 			Func: Func{Name: ty.Name + "." + m.Name, Params: params},
-			v:    fn, t: fn.Type(), recv: ty.Name, pointer: pointer,
+			v:    fn, t: fn.Type(), recv: ty.Name, pointer: pointer, spawns: ty.Spawns, waits: ty.Waits,
 		})
 	}
 }
@@ -212,6 +231,9 @@ func cleanStack(stack string) string {
 		if at := strings.LastIndex(loc, " +0x"); at > 0 {
 			loc = loc[:at]
 		}
+		if rest, ok := strings.CutPrefix(fn, "created by "); ok {
+			fn = "created by " + cellFunction.ReplaceAllString(strings.TrimPrefix(rest, "main."), "")
+		}
 		kept = append(kept, cellFunction.ReplaceAllString(strings.TrimPrefix(fn, "main."), ""), loc)
 	}
 	return strings.Join(kept, "\n")
@@ -238,17 +260,20 @@ var (
 	goroutinePanics   []*writer
 )
 
-// GoRecover is deferred at the start of every goroutine a cell starts: a panic
-// there would end the whole process, so it is printed and kept for Python.
-func GoRecover() {
-	p := recover()
-	if p == nil {
-		return
-	}
-	stack := debug.Stack()
+// keepGoroutinePanic prints a panic of a cell's goroutine that no call was
+// waiting for, and keeps it for Python to raise after its next call.
+func keepGoroutinePanic(p any, stack []byte) {
 	fmt.Fprintf(os.Stderr, "panic in a goroutine: %s\n%s\n", panicValue(p), labelCells(cleanStack(string(stack))))
 	goroutinePanicsMu.Lock()
 	goroutinePanics = append(goroutinePanics, panicResult(p, stack))
+	goroutinePanicsMu.Unlock()
+	atomic.AddInt32((*int32)(unsafe.Pointer(&C.ipg_pending)), 1)
+}
+
+// requeueGoroutinePanic keeps a delivered panic that its waiter did not report.
+func requeueGoroutinePanic(w *writer) {
+	goroutinePanicsMu.Lock()
+	goroutinePanics = append(goroutinePanics, w)
 	goroutinePanicsMu.Unlock()
 	atomic.AddInt32((*int32)(unsafe.Pointer(&C.ipg_pending)), 1)
 }
@@ -317,45 +342,80 @@ func ipg_call(id C.int, in *C.char, n C.size_t, out **C.char, outn *C.size_t) {
 }
 
 // Call runs function `id` on encoded arguments and returns the encoded result.
+// The arguments are decoded on the calling goroutine (they may point into the
+// caller's memory, valid only during this C call); a supervised function then
+// runs on a goroutine of its own (supervise.go), every other one right here.
 func Call(id int, input []byte) (result *writer) {
 	if id < 0 || id >= len(funcs) {
 		return statusResult(statusValueError, fmt.Sprintf("no function with id %d in this library", id))
 	}
 	e := &funcs[id]
-	calls := &callContext{}
-	var started time.Time
-	var decodeNs, nativeNs int64
+	c := &pendingCall{e: e}
+	if failed := c.decode(input); failed != nil {
+		return failed
+	}
+	if e.supervised() {
+		return supervise(c.run)
+	}
+	return c.run()
+}
+
+// pendingCall is one call between decoding its arguments and encoding its results.
+type pendingCall struct {
+	e        *entry
+	args     []reflect.Value
+	started  time.Time
+	decodeNs int64
+}
+
+func (c *pendingCall) decode(input []byte) (failed *writer) {
+	e := c.e
 	defer func() {
 		if p := recover(); p != nil {
 			if we, ok := p.(wireError); ok {
-				result = statusResult(statusValueError, "malformed call data: "+string(we))
+				failed = statusResult(statusValueError, "malformed call data: "+string(we))
 				return
 			}
+			failed = panicResult(p, debug.Stack())
+		}
+	}()
+	if profile {
+		c.started = time.Now()
+	}
+	d := decoder{r: reader{buf: input}, calls: &callContext{}}
+	nargs := int(d.r.u64())
+	t := e.t
+	if nargs != t.NumIn() {
+		return statusResult(statusTypeError, fmt.Sprintf("%s takes %d arguments, got %d", callName(e), t.NumIn()-e.implicit(), nargs-e.implicit()))
+	}
+	c.args = make([]reflect.Value, nargs)
+	for i := 0; i < nargs; i++ {
+		v, err := d.value(t.In(i))
+		if err != nil {
+			return statusResult(err.status, fmt.Sprintf("%s (Go type %s): %s", paramLabel(e, i), TypeName(t.In(i)), err.msg))
+		}
+		c.args[i] = v
+	}
+	if profile {
+		c.decodeNs = time.Since(c.started).Nanoseconds()
+	}
+	return nil
+}
+
+// run calls the function on the decoded arguments and encodes what it returned.
+func (c *pendingCall) run() (result *writer) {
+	e, t, args := c.e, c.e.t, c.args
+	var nativeNs int64
+	var started time.Time
+	defer func() {
+		if p := recover(); p != nil {
 			result = panicResult(p, debug.Stack())
 		}
 	}()
 	if profile {
 		started = time.Now()
 	}
-	d := decoder{r: reader{buf: input}, calls: calls}
-	nargs := int(d.r.u64())
-	t := e.t
-	if nargs != t.NumIn() {
-		return statusResult(statusTypeError, fmt.Sprintf("%s takes %d arguments, got %d", callName(e), t.NumIn()-e.implicit(), nargs-e.implicit()))
-	}
-	args := make([]reflect.Value, nargs)
-	for i := 0; i < nargs; i++ {
-		v, err := d.value(t.In(i))
-		if err != nil {
-			return statusResult(err.status, fmt.Sprintf("%s (Go type %s): %s", paramLabel(e, i), TypeName(t.In(i)), err.msg))
-		}
-		args[i] = v
-	}
 	var results []reflect.Value
-	if profile {
-		decodeNs = time.Since(started).Nanoseconds()
-		started = time.Now()
-	}
 	if t.IsVariadic() {
 		results = e.v.CallSlice(args)
 	} else {
@@ -392,7 +452,7 @@ func Call(id int, input []byte) (result *writer) {
 		w.value(args[0].Elem(), 0)
 	}
 	if profile {
-		w.u64(uint64(decodeNs))
+		w.u64(uint64(c.decodeNs))
 		w.u64(uint64(nativeNs))
 		w.u64(uint64(time.Since(started).Nanoseconds()))
 	}
@@ -584,15 +644,8 @@ func ipg_describe(out **C.char, outn *C.size_t) {
 	vs := []varInfo{}
 	for _, v := range vars {
 		ti := info(v.t)
-		if p := crossOut(v.t, map[reflect.Type]bool{}); p != "" {
-			ti.Problem = p
-		} else if p := crossIn(v.t, map[reflect.Type]bool{}); p != "" {
-			ti.Problem = p
-		}
-		reset := resetReason(v.t, map[reflect.Type]bool{})
-		if reset == "" && ti.Problem != "" {
-			reset = "values of type " + ti.Problem + " cannot be carried across a rebuild"
-		}
+		problem, reset := carrying(v.t)
+		ti.Problem = problem
 		vs = append(vs, varInfo{Name: v.Name, Get: v.get, Set: v.set, typeInfo: ti, Carried: reset == "", Reset: reset})
 	}
 	cs := []constInfo{}
@@ -611,6 +664,21 @@ func ipg_describe(out **C.char, outn *C.size_t) {
 	data, _ := json.Marshal(map[string]any{"funcs": fs, "structs": ss, "vars": vs, "consts": cs, "profile": profile})
 	w := &writer{buf: data}
 	toC(w, out, outn)
+}
+
+// carrying says why a variable of type t cannot cross to Python (problem) and
+// why a rebuild cannot carry its value (reset); "" when it can.
+func carrying(t reflect.Type) (problem, reset string) {
+	if p := crossOut(t, map[reflect.Type]bool{}); p != "" {
+		problem = p
+	} else if p := crossIn(t, map[reflect.Type]bool{}); p != "" {
+		problem = p
+	}
+	reset = resetReason(t, map[reflect.Type]bool{})
+	if reset == "" && problem != "" {
+		reset = "values of type " + problem + " cannot be carried across a rebuild"
+	}
+	return problem, reset
 }
 
 func info(t reflect.Type) typeInfo {

@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"runtime/debug"
 	"sync"
+	"time"
 )
 
 // A Go function whose result is a channel Python can receive from (`chan T`
@@ -71,6 +72,9 @@ func resultType(t reflect.Type, channel bool) reflect.Type {
 
 // ipg_chan_receive waits for the next value of a kept channel: (value, ok),
 // as Go's `v, ok := <-ch` (ok is false once the channel is closed and drained).
+// It waits at most pollInterval (then statusRunning: Python asks again, so an
+// interrupt reaches it), and ends with the panic of a goroutine a cell
+// started, which may have been the one to send (supervise.go).
 //
 //export ipg_chan_receive
 func ipg_chan_receive(id C.int64_t, out **C.char, outn *C.size_t) {
@@ -87,13 +91,31 @@ func receive(id int64) (result *writer) {
 			result = panicResult(p, debug.Stack())
 		}
 	}()
-	v, received := ch.Recv()
-	w := &writer{}
-	w.byte(statusOK)
-	w.u64(2)
-	w.value(v, 0)
-	w.value(reflect.ValueOf(received), 0)
-	return w
+	w := waiting.add()
+	timer := time.NewTimer(pollInterval)
+	chosen, v, received := reflect.Select([]reflect.SelectCase{
+		{Dir: reflect.SelectRecv, Chan: ch},
+		{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(w.abort)},
+		{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(timer.C)},
+	})
+	timer.Stop()
+	p := waiting.remove(w)
+	switch {
+	case chosen == 1:
+		return v.Interface().(*writer)
+	case p != nil && chosen == 0: // the value is not lost: the panic comes right after it
+		requeueGoroutinePanic(p)
+	case p != nil:
+		return p
+	case chosen == 2:
+		return statusResult(statusRunning, "")
+	}
+	result = &writer{}
+	result.byte(statusOK)
+	result.u64(2)
+	result.value(v, 0)
+	result.value(reflect.ValueOf(received), 0)
+	return result
 }
 
 // ipg_chan_release forgets a kept channel: Python no longer receives from it.

@@ -158,9 +158,15 @@ func (d *decoder) value(t reflect.Type) (reflect.Value, *convError) {
 		switch k := t.Kind(); {
 		case k >= reflect.Int && k <= reflect.Uint64:
 			return out, overflowErr("%s is out of range for %s", text, TypeName(t))
-		case k == reflect.Float32 || k == reflect.Float64:
+		case k == reflect.Float32 || k == reflect.Float64 || k == reflect.Complex64 || k == reflect.Complex128:
 			f, _ := new(big.Float).SetString(text)
 			x, _ := f.Float64()
+			if math.IsInf(x, 0) { // an integer no float64 holds
+				return out, overflowErr("%s is out of range for %s", text, TypeName(t))
+			}
+			if k == reflect.Complex64 || k == reflect.Complex128 {
+				return out, setComplex(out, complex(x, 0))
+			}
 			return out, setFloat(out, x)
 		}
 	case tagFloat:
@@ -169,14 +175,12 @@ func (d *decoder) value(t reflect.Type) (reflect.Value, *convError) {
 		case reflect.Float32, reflect.Float64:
 			return out, setFloat(out, x)
 		case reflect.Complex64, reflect.Complex128:
-			out.SetComplex(complex(x, 0))
-			return out, nil
+			return out, setComplex(out, complex(x, 0))
 		}
 	case tagComplex:
 		re, im := d.r.f64(), d.r.f64()
 		if t.Kind() == reflect.Complex64 || t.Kind() == reflect.Complex128 {
-			out.SetComplex(complex(re, im))
-			return out, nil
+			return out, setComplex(out, complex(re, im))
 		}
 	case tagString:
 		s := d.r.str()
@@ -275,7 +279,7 @@ func setInt(out reflect.Value, x int64) *convError {
 	case k == reflect.Float32 || k == reflect.Float64:
 		out.SetFloat(float64(x))
 	case k == reflect.Complex64 || k == reflect.Complex128:
-		out.SetComplex(complex(float64(x), 0))
+		return setComplex(out, complex(float64(x), 0))
 	default:
 		return typeErr("expected %s, got int", describeExpected(t))
 	}
@@ -295,7 +299,7 @@ func setUint(out reflect.Value, x uint64) *convError {
 	case k == reflect.Float32 || k == reflect.Float64:
 		out.SetFloat(float64(x))
 	case k == reflect.Complex64 || k == reflect.Complex128:
-		out.SetComplex(complex(float64(x), 0))
+		return setComplex(out, complex(float64(x), 0))
 	default:
 		return typeErr("expected %s, got int", describeExpected(t))
 	}
@@ -303,11 +307,24 @@ func setUint(out reflect.Value, x uint64) *convError {
 }
 
 func setFloat(out reflect.Value, x float64) *convError {
-	if out.Kind() == reflect.Float32 && !math.IsInf(x, 0) && !math.IsNaN(x) && math.Abs(x) > math.MaxFloat32 {
+	if out.Kind() == reflect.Float32 && beyondFloat32(x) {
 		return overflowErr("%g is out of range for %s", x, TypeName(out.Type()))
 	}
 	out.SetFloat(x)
 	return nil
+}
+
+// setComplex range-checks both parts for complex64, as setFloat does for float32.
+func setComplex(out reflect.Value, c complex128) *convError {
+	if out.Kind() == reflect.Complex64 && (beyondFloat32(real(c)) || beyondFloat32(imag(c))) {
+		return overflowErr("(%g%+gj) is out of range for %s", real(c), imag(c), TypeName(out.Type()))
+	}
+	out.SetComplex(c)
+	return nil
+}
+
+func beyondFloat32(x float64) bool {
+	return !math.IsInf(x, 0) && !math.IsNaN(x) && math.Abs(x) > math.MaxFloat32
 }
 
 func (d *decoder) list(t reflect.Type, n int) (reflect.Value, *convError) {
@@ -391,7 +408,7 @@ func (d *decoder) array(t reflect.Type, dt byte, n int, raw []byte) (reflect.Val
 			if k := cell.Kind(); k == reflect.Float32 || k == reflect.Float64 {
 				err = setFloat(cell, x)
 			} else if k == reflect.Complex64 || k == reflect.Complex128 {
-				cell.SetComplex(complex(x, 0))
+				err = setComplex(cell, complex(x, 0))
 			} else if k == reflect.Interface && cell.NumMethod() == 0 {
 				cell.Set(reflect.ValueOf(x))
 			} else {
@@ -405,7 +422,7 @@ func (d *decoder) array(t reflect.Type, dt byte, n int, raw []byte) (reflect.Val
 				c = *(*complex128)(p)
 			}
 			if k := cell.Kind(); k == reflect.Complex64 || k == reflect.Complex128 {
-				cell.SetComplex(c)
+				err = setComplex(cell, c)
 			} else {
 				err = typeErr("expected %s, got complex", describeExpected(cell.Type()))
 			}

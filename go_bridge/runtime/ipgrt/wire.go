@@ -42,6 +42,13 @@ const (
 	statusOverflowError = 4
 	statusValueError    = 5
 	statusCallbackError = 6
+	// A supervised call still running (a u64 token follows), or a channel
+	// receive still waiting: Python waits again (supervise.go).
+	statusRunning = 7
+	// A panic in a goroutine a cell started ended the call (value, stack).
+	statusGoroutinePanic = 8
+	// A fast entry point ran nothing: call again through ipg_call (supervise.go).
+	statusRetry = 9
 )
 
 // Numeric element types of bulk arrays (numpy dtypes).
