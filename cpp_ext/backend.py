@@ -108,6 +108,7 @@ class CppBackend(Backend):
         flags = self._flags_from(options)
         cell_id = "cell-" + hashlib.sha256(source.encode()).hexdigest()[:12]
         _refuse_module_of_its_own(source)
+        _check_braces(source)
         inputs = self._input_types(options.input, ctx)
         parsed = self._parse(source, flags, ctx, inputs, list(options.output))
         cells = {**self._cells, cell_id: (source, ctx.cell_label)}
@@ -403,13 +404,20 @@ class CppBackend(Backend):
             if notes.exists():  # shown on cache hits too
                 for warning in json.loads(notes.read_text()):
                     ctx.warn(warning)
-            return _import_module(module_name, path / f"{module_name}{EXT_SUFFIX}")
+            try:
+                return _import_module(module_name, path / f"{module_name}{EXT_SUFFIX}")
+            except ImportError as exc:
+                raise _undefined_symbol_error(exc, cells, current) or exc
 
         with ctx.building(f"C++ cell {ctx.cell_label}") as fb:
             module, report = ctx.cache.get_or_build(module_parts, build_module, load, force=options.force)
             if report.cache_hit:
                 fb.outcome = "from cache"
         self._modules.append(module)
+        for name in units.undefined:
+            owner = store.get(name.rsplit(".", 1)[0])
+            if owner is not None and owner.extra.get("cell_id") == current:
+                ctx.warn(f"{name!r} is not bound yet: it is declared, and no cell defines it (the cell that defines it binds it)")
         module._ipolyglot_build_ = travel.module_reference(report.key, module_name, f"{module_name}{EXT_SUFFIX}")
         if current in generated:
             ctx.verbose(f"generated code: {generated[current]}")
@@ -462,12 +470,56 @@ class CppBackend(Backend):
         return self._bind_result(module, units, report)
 
     def remove(self, name: str) -> CellResult:
+        """Forget a declaration (a class with its out-of-line members), unless others
+        still use it: those are named, as Go cells name theirs, from the references
+        libclang resolves in the session's code."""
+        name = self._declaration_named(name)
+        going = {name} | {d.name for d in self.declarations if d.kind == "member-def" and d.name.startswith(name + "::")}
+        users = self._users_of(going)
+        if users:
+            listed = ", ".join(d.name if "(private to " in d.name else f"{d.name} ({self._cells.get(d.extra['cell_id'], ('', d.cell))[1]})" for d in users)
+            raise ValueError(f"cannot remove {name}: still used by {listed}; remove or redefine those first")
         candidate = self.declarations.with_cell([])
-        candidate.remove(name)
+        for gone in going:
+            candidate.remove(gone)
         _drop_stale_private(candidate, "", set())
-        result = self._rebuild(candidate)
+        try:
+            result = self._rebuild(candidate)
+        except CompileError as exc:
+            first = exc.diagnostics[0].render().split("\n")[0] if exc.diagnostics else "the build fails"
+            raise ValueError(f"cannot remove {name}: the session does not build without it ({first})") from None
         self.declarations.replace_with(candidate)
         return result
+
+    def _declaration_named(self, name: str) -> str:
+        """The declaration `%polyglot cpp rm` means: namespace members are listed as
+        ns.f, and may be named as C++ does (ns::f); `Cls::m` names an out-of-line member."""
+        plain = name.strip().removeprefix("::")
+        for candidate in (plain, plain.replace("::", ".")):
+            if self.declarations.get(candidate) is not None:
+                return candidate
+        members = [d.name for d in self.declarations if d.kind == "member-def" and d.name.startswith(plain + "(")]
+        if len(members) == 1:
+            return members[0]
+        hint = " (`%polyglot cpp` lists them: a namespace member is named ns.f or ns::f, an out-of-line member Cls::f)"
+        raise KeyError(f"no declaration named {name!r} in this session{hint}")
+
+    def _users_of(self, going: set[str]) -> list[Declaration]:
+        """The other declarations whose code refers to what `going` declares."""
+        pieces = self._session_pieces(self.declarations, self._preamble, self._order)
+        owner = {id(p): d.name for d in self.declarations for p in d.extra["pieces"]}
+        sections: dict[str, list[tuple[str, str | None]]] = {s: [] for s in unit.SECTIONS}
+        for piece in pieces:
+            for section, text, marked in unit._placements(piece, header=False, own=True):
+                sections[section].append((unit._emit(piece, text, marked), owner.get(id(piece))))
+        chunks = sections["preamble"] + [(unit._early_prototypes(pieces), None)] + sections["decl"] + sections["func"]
+        include_dirs = list(dict.fromkeys(d for f in [*self._cell_flags.values(), self._flags] for d in f.include_dirs))
+        args = parser.parse_args(self._flags.std, [*include_dirs, *builder.python_includes()[1::2]], self._flags.defines(), parser.gcc_builtin_include(_compiler_path()))
+        try:
+            names = parser.users_of(chunks, going, args)
+        except parser.ParseFailure:
+            return []  # the rebuild below still refuses a removal that does not build
+        return [d for d in self.declarations if d.name in names]
 
     def reset(self) -> CellResult:
         unbind = sorted(self._bound)
@@ -527,6 +579,80 @@ def _refuse_main(parsed: parser.ParsedCell, source: str) -> None:
         raise CompileError("C++", found[:1])
 
 
+def _brace_tokens(source: str):
+    """(character, line, column) of each `{` and `}` of C++ code, outside comments,
+    string and character literals and preprocessor lines (lines and columns of
+    the cell body, 1-based)."""
+    i, line, col, n = 0, 1, 1, len(source)
+    at_line_start = True
+    while i < n:
+        ch = source[i]
+        nxt = source[i + 1] if i + 1 < n else ""
+        if ch == "\n":
+            i, line, col, at_line_start = i + 1, line + 1, 1, True
+            continue
+        if at_line_start and ch == "#":  # a directive, with its continuation lines
+            while i < n and not (source[i] == "\n" and source[i - 1] != "\\"):
+                if source[i] == "\n":
+                    line += 1
+                i += 1
+            continue
+        if not ch.isspace():
+            at_line_start = False
+        if ch == "/" and nxt == "/":
+            while i < n and source[i] != "\n":
+                i += 1
+            continue
+        if ch == "/" and nxt == "*":
+            end = source.find("*/", i + 2)
+            end = n if end < 0 else end + 2
+            line += source.count("\n", i, end)
+            col = 1 if "\n" in source[i:end] else col + (end - i)
+            i = end
+            continue
+        raw = re.match(r'(?:u8|[uUL])?R"([^()\\\s]{0,16})\(', source[i:i + 20]) if ch in "uULR" and (i == 0 or not (source[i - 1].isalnum() or source[i - 1] == "_")) else None
+        if raw:
+            end = source.find(")" + raw.group(1) + '"', i + raw.end())
+            end = n if end < 0 else end + len(raw.group(1)) + 2
+            line += source.count("\n", i, end)
+            i, col = end, col + 1
+            continue
+        prev = source[i - 1] if i else ""
+        before = re.search(r"\w*$", source[max(0, i - 3):i]).group(0)
+        # A ' after a digit separates digits (1'000); after an encoding prefix (u'x') it opens a character.
+        if ch == '"' or (ch == "'" and before in ("", "L", "u", "U", "u8")):
+            j = i + 1
+            while j < n and source[j] != ch and source[j] != "\n":
+                j += 2 if source[j] == "\\" else 1
+            col += j + 1 - i
+            i = j + 1
+            continue
+        if ch in "{}":
+            yield ch, line, col
+        i, col = i + 1, col + 1
+
+
+def _check_braces(source: str) -> None:
+    """A `{` the cell never closes (or a `}` that closes nothing) is said as such,
+    at its line, before the compiler reads the rest as something else."""
+    if re.search(r"^\s*#\s*(if|ifdef|ifndef|elif|else)\b|^\s*#\s*define\b.*[{}]", source, re.M):
+        return  # conditional branches may each open what one `}` closes; a macro may hold a brace
+    lines = source.split("\n")
+    opened: list[tuple[int, int]] = []
+    for ch, line, col in _brace_tokens(source):
+        if ch == "{":
+            opened.append((line, col))
+        elif opened:
+            opened.pop()
+        else:
+            raise CompileError("C++", [Diagnostic("this ‘}’ closes no ‘{’", line + 1, col, lines[line - 1])])
+    if opened:
+        line, col = opened[-1]
+        raise CompileError("C++", [Diagnostic(
+            "expected ‘}’ at the end of the cell: the ‘{’ here is never closed", line + 1, col, lines[line - 1]
+        )])
+
+
 def _attached(pieces: list[dict]) -> bool:
     """Declarations that belong to their cell rather than to a name: private ones
     (static, anonymous namespace) and the cell's own `ipolyglot_bind`."""
@@ -558,6 +684,49 @@ def _import_module(name: str, path: Path):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+_UNDEFINED_SYMBOL = re.compile(r"undefined symbol: (\S+)")
+
+
+def _undefined_symbol_error(exc: ImportError, cells: dict, current: str) -> CompileError | None:
+    """A module that does not load because something declared is defined nowhere
+    (an `extern` variable, a function or member declared but never defined):
+    said in the cells' terms instead of the loader's ImportError."""
+    found = _UNDEFINED_SYMBOL.search(str(exc))
+    if not found:
+        return None
+    name = _demangle(found.group(1))
+    if name.startswith("vtable for "):
+        what = f"a virtual member function of {name.removeprefix('vtable for ')!r} is declared but no cell defines it"
+    else:
+        what = f"{name!r} is declared but no cell defines it"
+    return CompileError("C++", [Diagnostic(
+        f"{what}, so the module cannot load (undefined symbol); define it in this cell or an earlier one, "
+        "or link the library that defines it (-l)"
+    )], str(exc))
+
+
+def _demangle(symbol: str) -> str:
+    import shutil
+    import subprocess
+
+    tool = shutil.which("c++filt")
+    if not tool:
+        return symbol
+    try:
+        return subprocess.run([tool, symbol], capture_output=True, text=True, timeout=10).stdout.strip() or symbol
+    except (OSError, subprocess.SubprocessError):
+        return symbol
+
+
+def _compiler_path() -> str:
+    from ipolyglot.kernel.toolchains import find_cxx
+
+    try:
+        return find_cxx().path
+    except Exception:  # noqa: BLE001 - without a compiler, libclang reads without its builtin headers
+        return "g++"
 
 
 def _libclang_version() -> str:

@@ -163,22 +163,88 @@ def _statements(parent: ci.Cursor, text: _Text) -> list[list[ci.Cursor]]:
 
 def _collect_statement(group: list[ci.Cursor], ns: list[str], text: _Text, parsed: ParsedCell, covered: list) -> None:
     kinds = {c.kind for c in group}
+    types = [c for c in group if c.kind in _TYPE_KINDS]
+    variables = [c for c in group if c.kind == CK.VAR_DECL]
     if len(group) > 1 and len(kinds) == 1 and kinds <= {CK.VAR_DECL, CK.TYPEDEF_DECL}:
         _collect_declarators(group, ns, text, parsed, covered)
+    elif len(types) == 1 and variables and len(group) == 1 + len(variables) and _nameable(types[0]):
+        # `struct P {...} p1, p2;`: the type, then each variable as if declared `struct P p1;`
+        # (a type is whole in every unit; its variables must be defined in one).
+        kind_word = next(iter(types[0].get_tokens())).spelling
+        _collect(types[0], ns, text, parsed, covered)
+        piece = parsed.pieces[-1]
+        piece.user_text += ";"
+        piece.header_text += ";" if piece.header_text.strip() else ""
+        _collect_declarators(variables, ns, text, parsed, covered, prefix=f"{kind_word} {types[0].spelling}", begin=types[0].extent.end.offset)
     else:
-        # A type defined together with variables (`struct P {...} p;`) stays one piece.
-        _collect(group[0], ns, text, parsed, covered, group_end=max(_extent(c, text)[1] for c in group))
+        # Other statements declaring several things (`typedef struct {...} T;`) stay one piece.
+        start = min(c.extent.start.offset for c in group)
+        _collect(group[0], ns, text, parsed, covered, group_end=max(_extent(c, text)[1] for c in group), group_start=start)
+
+
+_SPECIALIZABLE = {CK.FUNCTION_DECL, CK.STRUCT_DECL, CK.CLASS_DECL, CK.UNION_DECL, CK.CLASS_TEMPLATE, CK.CLASS_TEMPLATE_PARTIAL_SPECIALIZATION}
+
+
+def _closing(tokens: list[str], i: int, opening: str, closing: str) -> int:
+    """Index of the token closing the bracket opened at tokens[i] (`>>` closes two)."""
+    depth = 0
+    for j in range(i, len(tokens)):
+        if tokens[j] == opening:
+            depth += 1
+        elif tokens[j] == closing or (closing == ">" and tokens[j] == ">>"):
+            depth -= 2 if tokens[j] == ">>" else 1
+            if depth <= 0:
+                return j
+    return len(tokens) - 1
+
+
+def _specialization_name(cursor: ci.Cursor) -> str | None:
+    """`f<int>(int)` for `template <> int f<int>(int) {...}`, `S<T *>` for a partial
+    specialization: read from the tokens, so a cell read without its template (which
+    libclang then cannot know) names it as the reading with it does."""
+    if cursor.kind not in _SPECIALIZABLE:
+        return None
+    tokens = [t.spelling for t in cursor.get_tokens()]
+    if len(tokens) >= 3 and tokens[0] == "template" and tokens[1] == "<":
+        explicit = tokens[2] == ">"
+        rest = tokens[_closing(tokens, 1, "<", ">") + 1:]
+    elif cursor.kind in (CK.STRUCT_DECL, CK.CLASS_DECL, CK.UNION_DECL) and len(tokens) > 2 and tokens[2] == "<":
+        explicit, rest = True, tokens  # `struct S<int> {...}` read without its template: its header is not in its extent
+    else:
+        return None
+    if cursor.spelling not in rest:
+        return None
+    at = rest.index(cursor.spelling)
+    after = rest[at + 1:]
+    name = [cursor.spelling]
+    if after and after[0] == "<":
+        close = _closing(after, 0, "<", ">")
+        name += after[: close + 1]
+        after = after[close + 1:]
+    elif cursor.kind != CK.FUNCTION_DECL or not explicit:
+        return None  # a template itself, not a specialization
+    if cursor.kind == CK.FUNCTION_DECL:
+        if not explicit or not after or after[0] != "(":
+            return None
+        name += after[: _closing(after, 0, "(", ")") + 1]
+    return re.sub(r"\s*([<>(),*&\[\]])\s*", r"\1", " ".join(name)).replace(",", ", ")
+
+
+def _nameable(cursor: ci.Cursor) -> bool:
+    return bool(cursor.spelling) and not _UNBINDABLE_TYPE.search(cursor.spelling) and not cursor.is_anonymous()
 
 
 _DECLARATOR_START = {"*", "&", "&&", "("}
 _DECLARATOR_PART = _DECLARATOR_START | {"const", "volatile", "__restrict", "__restrict__"}
 
 
-def _collect_declarators(group: list[ci.Cursor], ns: list[str], text: _Text, parsed: ParsedCell, covered: list) -> None:
+def _collect_declarators(group: list[ci.Cursor], ns: list[str], text: _Text, parsed: ParsedCell, covered: list, prefix: str | None = None, begin: int | None = None) -> None:
     """One piece per declarator of `int a = 1, *b = &a;`, each carrying the shared
-    specifiers, so each name can be replaced, removed or declared `extern` alone."""
+    specifiers, so each name can be replaced, removed or declared `extern` alone.
+    `prefix` and `begin` replace the specifiers the statement spells, and where its
+    declarators begin (after the `}` of a type defined with them)."""
     group = sorted(group, key=lambda c: c.location.offset)
-    start = min(_extent(c, text)[0] for c in group)
+    start = min(_extent(c, text)[0] for c in group) if begin is None else begin
     end = max(_extent(c, text)[1] for c in group)
     covered.append((start, end))
     widest = max(group, key=lambda c: c.extent.end.offset)
@@ -195,7 +261,7 @@ def _collect_declarators(group: list[ci.Cursor], ns: list[str], text: _Text, par
     commas = _separating_commas(tokens, names)
     bounds = [first, *(c + 1 for c in commas)]
     ends = [*commas, _statement_end(text, start, end)]
-    prefix = text.cut(start, first).strip()
+    prefix = text.cut(start, first).strip() if prefix is None else prefix
     prefix_line, prefix_column = _line_col(text, start)
     for cursor, a, b in zip(group, bounds, ends):
         raw = text.cut(a, b)
@@ -204,7 +270,7 @@ def _collect_declarators(group: list[ci.Cursor], ns: list[str], text: _Text, par
         declarator = raw.strip()
         b = a + len(declarator.encode())
         if cursor.kind == CK.VAR_DECL:
-            piece = _var_piece(cursor, ns, text, a, b, declarator=declarator, prefix=prefix)
+            piece = _var_piece(cursor, ns, text, a, b, declarator=declarator, prefix=prefix, parsed=parsed)
         else:
             piece = _piece(text, a, b, _pyname(ns, cursor.spelling), "typedef", "type", ns)
             piece.user_text = declarator + ";"
@@ -270,7 +336,7 @@ def _pyname(ns: list[str], name: str) -> str:
     return ".".join([*ns, name])
 
 
-def _collect(cursor: ci.Cursor, ns: list[str], text: _Text, parsed: ParsedCell, covered: list, group_end: int | None = None) -> None:
+def _collect(cursor: ci.Cursor, ns: list[str], text: _Text, parsed: ParsedCell, covered: list, group_end: int | None = None, group_start: int | None = None) -> None:
     kind = cursor.kind
     if kind == CK.NAMESPACE:
         if not cursor.spelling:
@@ -289,8 +355,19 @@ def _collect(cursor: ci.Cursor, ns: list[str], text: _Text, parsed: ParsedCell, 
     start, end = _extent(cursor, text)
     if group_end is not None:
         end = max(end, group_end)
+    if group_start is not None:
+        start = min(start, group_start)
     covered.append((start, end))
     name = cursor.spelling
+    specialization = _specialization_name(cursor)
+    if specialization:
+        # A specialization (`template <> int f<int>(int)`, `struct S<int>`) adds to its
+        # template, named by its arguments: it never replaces the template itself.
+        piece = _piece(text, start, end, _pyname(ns, specialization), "template", "other", ns)
+        if kind == CK.FUNCTION_DECL and _is_strippable(cursor):
+            piece.header_text = _strip_body(cursor, text, start, end, piece.user_text)  # declared elsewhere, defined here
+        parsed.pieces.append(piece)
+        return
     if kind in (CK.USING_DIRECTIVE, CK.USING_DECLARATION, CK.NAMESPACE_ALIAS, CK.STATIC_ASSERT):
         piece = _piece(text, start, end, "", "preamble", "preamble", ns)
         piece.name = f"#{kind.name.lower()}:{piece.user_text.strip()}"
@@ -311,7 +388,7 @@ def _collect(cursor: ci.Cursor, ns: list[str], text: _Text, parsed: ParsedCell, 
     elif kind in (CK.TYPEDEF_DECL, CK.TYPE_ALIAS_DECL):
         parsed.pieces.append(_piece(text, start, end, _pyname(ns, name), "typedef", "type", ns))
     elif kind == CK.VAR_DECL:
-        parsed.pieces.append(_var_piece(cursor, ns, text, start, end))
+        parsed.pieces.append(_var_piece(cursor, ns, text, start, end, parsed=parsed))
     elif kind in _MEMBER_DEF_KINDS:
         parent = cursor.semantic_parent
         # Out-of-line member definitions live in the user unit only; the class
@@ -342,8 +419,16 @@ def _collect(cursor: ci.Cursor, ns: list[str], text: _Text, parsed: ParsedCell, 
 
 
 def _member_def_name(cursor: ci.Cursor, ns: list[str]) -> str:
+    """`geo.P::area(double () const)`: by the class's own namespaces (a definition
+    may be written outside them, as `double geo::P::area() const {...}`)."""
     parent = cursor.semantic_parent
-    return f"{_pyname(ns, parent.spelling)}::{cursor.spelling}({cursor.type.spelling})"
+    scopes, scope = [], parent.semantic_parent
+    while scope is not None and scope.kind == CK.NAMESPACE:
+        scopes.insert(0, scope.spelling)
+        scope = scope.semantic_parent
+    if scope is None or scope.kind != CK.TRANSLATION_UNIT:
+        scopes = list(ns)  # a nested class, or what libclang could not place
+    return f"{_pyname(scopes, parent.spelling)}::{cursor.spelling}({cursor.type.spelling})"
 
 
 def _piece(text: _Text, start: int, end: int, name: str, kind: str, section: str, ns: list[str]) -> Piece:
@@ -587,6 +672,9 @@ def _class_piece(cursor, ns, text, start, end, parsed) -> Piece:
                 continue
             record = _function_record(m, ns, text, parsed, cls=name)
             if record:
+                if not m.is_definition() and not m.is_virtual_method():
+                    # Defined out of line, maybe in a later cell: bound once a cell defines it.
+                    record["defined_as"] = f"{_pyname(ns, name)}::{m.spelling}("
                 info["methods"].append(record)
                 if not polymorphic and _is_strippable(m):
                     strip.append(m)
@@ -609,7 +697,7 @@ def _class_piece(cursor, ns, text, start, end, parsed) -> Piece:
     return piece
 
 
-def _var_piece(cursor, ns, text, start, end, declarator: str | None = None, prefix: str = "") -> Piece:
+def _var_piece(cursor, ns, text, start, end, declarator: str | None = None, prefix: str = "", parsed: ParsedCell | None = None) -> Piece:
     """A namespace-scope variable. Other units see it as `extern` (they must refer to
     the defining unit's variable); constants are copied whole (each unit may hold
     its own); a `static` variable is private to its cell."""
@@ -632,7 +720,17 @@ def _var_piece(cursor, ns, text, start, end, declarator: str | None = None, pref
         piece.private = True
         return piece
     # The binding unit and other cells must refer to this unit's variable, not define their own.
-    declarator_end = start + len(own_text.encode()) if declarator is not None else end
+    if words & {"auto", "decltype"}:
+        # `extern auto x;` declares nothing: other units name the type libclang deduced.
+        deduced = cursor.type.spelling
+        if _UNBINDABLE_TYPE.search(deduced):
+            piece.header_text = ""
+            if parsed is not None:
+                parsed.warnings.append(f"{_pyname(ns, name)!r} can be used only in its own cell: its type ({deduced.split(' at ')[0].lstrip('(')}) has no name other cells could declare it with")
+        else:
+            piece.header_text = f"extern {'thread_local ' if 'thread_local' in words else ''}{deduced} {name};"
+        return piece
+    declarator_end = start + len(declarator.encode()) if declarator is not None else end
     cut = _initializer_start(cursor, declarator_end)
     if declarator is None:
         head = text.cut(start, cut).strip()
@@ -749,3 +847,50 @@ def parse_statement(body: str, context_header: str, args: list[str], inputs: dic
             parsed.errors.append({"message": f"-o {name}: no variable named {name!r} is declared at the top level of the cell", "line": None, "column": None, "in_cell": False})
     parsed.statement = {"directives": directives, "statements": statements, "inputs": inputs, "outputs": out_types}
     return parsed
+
+
+# -- who uses a declaration (for %polyglot cpp rm) ------------------------------------
+
+_REFERENCE_KINDS = {CK.DECL_REF_EXPR, CK.MEMBER_REF_EXPR, CK.TYPE_REF, CK.TEMPLATE_REF, CK.MEMBER_REF, CK.CALL_EXPR, CK.OVERLOADED_DECL_REF}
+
+
+def users_of(chunks: list[tuple[str, str | None]], targets: set[str], args: list[str]) -> set[str]:
+    """Which owners of `chunks` (text, owner) refer to a declaration in a chunk
+    owned by one of `targets`, as libclang resolves the references (the session's
+    code is parsed whole, bodies included)."""
+    spans: list[tuple[int, int, str | None]] = []
+    parts, line = [], 1
+    for text, owner in chunks:
+        text = text if text.endswith("\n") else text + "\n"
+        lines = text.count("\n")
+        spans.append((line, line + lines - 1, owner))
+        parts.append(text)
+        line += lines
+    tu = _parse("".join(parts), {}, args, skip_bodies=False)
+
+    def owner_at(cursor: ci.Cursor) -> str | None:
+        loc = cursor.location
+        if loc.file is None or loc.file.name != MAIN_PATH:
+            return None
+        for first, last, owner in spans:
+            if first <= loc.line <= last:
+                return owner
+        return None
+
+    found: set[str] = set()
+    for top in tu.cursor.get_children():
+        if top.location.file is None or top.location.file.name != MAIN_PATH:
+            continue
+        for cursor in top.walk_preorder():
+            if cursor.kind not in _REFERENCE_KINDS:
+                continue
+            user = owner_at(cursor)
+            if user is None or user in targets or user in found:
+                continue
+            if cursor.kind == CK.OVERLOADED_DECL_REF:
+                referenced = [ci.conf.lib.clang_getOverloadedDecl(cursor, i) for i in range(ci.conf.lib.clang_getNumOverloadedDecls(cursor))]
+            else:
+                referenced = [cursor.referenced] if cursor.referenced is not None else []
+            if any(owner_at(r) in targets for r in referenced):
+                found.add(user)
+    return found

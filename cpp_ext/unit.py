@@ -28,6 +28,7 @@ class Units:
     top_names: list[str] = field(default_factory=list)  # Python names the module offers
     registered: dict[int, str] = field(default_factory=dict)  # registration index -> declaration name
     fallbacks: dict[int, list[int]] = field(default_factory=dict)  # call-error registration -> its overloads' indices
+    undefined: list[str] = field(default_factory=list)  # methods declared, defined by no cell yet: not bound
 
 
 def _emit(piece: dict, text: str, marked: bool) -> str:
@@ -180,6 +181,16 @@ def _function_overloads(pieces: list[dict], skip: frozenset[int]) -> dict[str, l
     return found
 
 
+def _defined_methods_only(info: dict, defined: set[str], undefined: list[str]) -> dict:
+    """A class's bindings leave out methods it declares that no cell defines yet
+    (binding one would need its symbol, and the module would not load)."""
+    kept = [m for m in info["methods"] if not m.get("defined_as") or m["defined_as"] in defined]
+    if len(kept) == len(info["methods"]):
+        return info
+    undefined += [f"{m['defined_as'][:-1].replace('::', '.')}" for m in info["methods"] if m not in kept]
+    return {**info, "methods": kept}
+
+
 def build_units(pieces: list[dict], profile: bool, statement: dict | None = None, statement_cell: str = "", body_lines: int = 0, custom: bool = False, skip: frozenset[int] = frozenset()) -> Units:
     """The user units and the binding unit; `skip` leaves out registrations
     whose signatures pybind11 cannot compile."""
@@ -196,6 +207,7 @@ def build_units(pieces: list[dict], profile: bool, statement: dict | None = None
     else:
         user_units = {c: _user_unit(pieces, c) for c in cells}
     enum_casters, registrations, calls, top = [], [], [], []
+    undefined: list[str] = []
     registered: dict[int, str] = {}
     fallbacks: dict[int, list[int]] = {}
     submodules: dict[tuple, str] = {}
@@ -220,6 +232,7 @@ def build_units(pieces: list[dict], profile: bool, statement: dict | None = None
         calls.append("    ipolyglot_register_0(m);")
     else:
         classes = {b["qual"].lstrip(":") for p in pieces for b in p.get("binds", []) if b.get("class")}
+        defined = {p["name"].split("(")[0] + "(" for p in pieces if p["kind"] == "member-def"}
         overloads = _function_overloads(pieces, skip)
         documented: set[str] = set()
         index = 0
@@ -234,7 +247,7 @@ def build_units(pieces: list[dict], profile: bool, statement: dict | None = None
                     enum_casters.append(f"IPOLYGLOT_ENUM_CASTER({record['qual']})")
                     body = bindgen.enum_code(record)
                 elif record.get("class"):
-                    body = bindgen.class_code(record, classes, profile)
+                    body = bindgen.class_code(_defined_methods_only(record, defined, undefined), classes, profile)
                 else:
                     group = [r for _, r in overloads[record["qual"]]]
                     body = bindgen.function_code(record, profile, bindgen.docstring(record, len(group) > 1, record["qual"] not in documented))
@@ -268,4 +281,4 @@ def build_units(pieces: list[dict], profile: bool, statement: dict | None = None
         registrations="\n\n".join(registrations),
         calls="\n".join(calls),
     )
-    return Units(user=user_units, bind=bind_text, top_names=top, registered=registered, fallbacks=fallbacks)
+    return Units(user=user_units, bind=bind_text, top_names=top, registered=registered, fallbacks=fallbacks, undefined=undefined)

@@ -218,3 +218,92 @@ def test_member_calls_fail_like_free_functions(kernel):
     # What needs a conversion still converts; what fits is unchanged.
     assert kernel.eval("P(2).x, P(1, 2).y, Acc().scaled(2), Acc().bump(), Acc.twice(3), Acc().over('abc')") == (20, 2, 0.0, 1, 6, 3)
     assert kernel.eval("f = F(a=3, s='x'); f.a = -4; f.f = 2; f.bytes = [1, 2]; (f.a, f.f, f.s, f.bytes.tolist())") == (-4, 2.0, "x", [1, 2])
+
+
+# -- item 6: removing a name still in use names its users ---------------------------------
+
+USED = r'''%%cpp
+int dbl(int x) { return 2 * x; }
+struct Node { int v; int twice() const; };
+namespace ns { int f(int x) { return x + 1; } }
+int unused_helper() { return 1; }
+'''
+
+USERS = r'''%%cpp
+int quad(int x) { return dbl(dbl(x)); }
+int Node::twice() const { return dbl(v); }
+Node mk(int v) { return Node{v}; }
+int ns_user() { return ns::f(1); }
+'''
+
+
+def test_removing_a_name_in_use_names_its_users(fresh_kernel):
+    k = fresh_kernel
+    out = run(k, USED, BUILD).ok()
+    # Declared in the class, defined by no cell yet: not bound (the module would not load), and said so.
+    assert "'Node.twice' is not bound yet" in out.stderr
+    run(k, USERS, BUILD).ok()
+    assert k.eval("mk(4).twice(), quad(1)") == (8, 4)
+    out = run(k, "%polyglot cpp rm dbl")
+    assert out.status == "error"
+    assert "cannot remove dbl: still used by quad (In [2]), Node::twice(int () const) (In [2])" in out.error_text
+    assert "not declared" not in out.error_text
+    out = run(k, "%polyglot cpp rm Node")
+    assert "cannot remove Node: still used by mk (In [2])" in out.error_text
+    out = run(k, "%polyglot cpp rm ns::f")  # a namespace member, named as C++ names it
+    assert "cannot remove ns.f: still used by ns_user (In [2])" in out.error_text
+    out = run(k, "%polyglot cpp rm nothere")
+    assert "no declaration named 'nothere'" in out.error_text and "ns::f" in out.error_text
+    run(k, "%polyglot cpp rm unused_helper", BUILD).ok()
+    assert k.eval("'unused_helper' in dir(), quad(2)") == (False, 8)
+
+
+# -- what is declared and defined nowhere -------------------------------------------------
+
+def test_an_extern_defined_nowhere_is_a_clear_error(kernel):
+    out = run(kernel, "%%cpp\nextern int later_v;\nint use_later() { return later_v; }\n", BUILD)
+    assert out.status == "error"
+    assert "'later_v' is declared but no cell defines it" in out.error_text, out.error_text
+    assert "ImportError" not in out.error_text and "Traceback" not in out.error_text
+    run(kernel, "%%cpp\nextern int later_v;\nint use_later() { return later_v; }\nint later_v = 5;\n", BUILD).ok()
+    assert kernel.eval("use_later()") == 5
+
+
+# -- item 7: an unterminated function is a missing `}` -----------------------------------
+
+def test_an_unclosed_brace_is_a_missing_brace_at_the_end_of_the_cell(kernel):
+    out = run(kernel, "%%cpp\nint unterminated() {\n    return 1;\n", BUILD)
+    assert out.status == "error"
+    assert "line 2, column 20: expected ‘}’ at the end of the cell" in out.error_text, out.error_text
+    assert "function-definition is not allowed" not in out.error_text
+    out = run(kernel, "%%cpp\nint too_many() { return 1; } }\n", BUILD)
+    assert "line 2, column 30: this ‘}’ closes no ‘{’" in out.error_text, out.error_text
+    # Braces in strings, characters, comments and raw strings are not counted.
+    cell = '%%cpp\nconst char *brace_text = "{"; char brace_char = \'{\'; // {\n/* } */ const char *brace_raw = R"x({)x";\nint braces_ok() { return 1\'000; }\n'
+    run(kernel, cell, BUILD).ok()
+    assert kernel.eval("braces_ok()") == 1000
+
+
+# -- item 8: what C++ allows at namespace scope -------------------------------------------
+
+def test_types_defined_with_variables_typedefs_auto_and_specializations(fresh_kernel):
+    k = fresh_kernel
+    run(k, "%%cpp\nstruct P8 { int x = 3; } p1, *p2 = &p1;\nint get_p1() { return p1.x + p2->x; }\n", BUILD).ok()
+    run(k, "%%cpp\ntypedef struct { int y = 4; } TP;\n", BUILD).ok()
+    run(k, "%%cpp\nTP tp1, tp2;\nint tpy() { return tp1.y + tp2.y + p1.x; }\n", BUILD).ok()
+    out = run(k, "%%cpp\nauto gauto = 5;\nauto lam = [](int x) { return x + 1; };\nint use_auto() { return gauto + lam(1); }\n", BUILD).ok()
+    assert "'lam' can be used only in its own cell" in out.stderr
+    run(k, "%%cpp\nint use_gauto() { return gauto * 2; }\n", BUILD).ok()
+    run(k, "%%cpp\ntemplate <typename T> int kind(T) { return 0; }\ntemplate <typename T> struct Tr { static int v() { return 0; } };\nint kind_int() { return kind(1) + Tr<int>::v(); }\n", BUILD).ok()
+    run(k, "%%cpp\ntemplate <> int kind<int>(int) { return 40; }\ntemplate <> struct Tr<int> { static int v() { return 2; } };\nint kind_int2() { return kind(1) + Tr<int>::v() + kind('c'); }\n", BUILD).ok()
+    assert k.eval("get_p1(), tpy(), use_auto(), use_gauto(), kind_int(), kind_int2(), P8().x") == (6, 11, 7, 10, 42, 42, 3)
+    listing = run(k, "%polyglot cpp").ok().stdout
+    assert "kind<int>(int)" in listing and "Tr<int>" in listing and "kind " in listing
+
+
+def test_a_method_declared_now_is_bound_when_a_later_cell_defines_it(kernel):
+    out = run(kernel, "%%cpp\nnamespace geo { struct Sq { double s = 2; double area() const; }; }\n", BUILD).ok()
+    assert "'geo.Sq.area' is not bound yet" in out.stderr
+    assert kernel.eval("hasattr(geo.Sq(), 'area')") is False
+    run(kernel, "%%cpp\ndouble geo::Sq::area() const { return s * s; }\n", BUILD).ok()
+    assert kernel.eval("geo.Sq(s=3).area()") == 9.0
