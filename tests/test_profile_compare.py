@@ -147,7 +147,7 @@ def test_cpp_profile_measures_the_call_overhead_and_keeps_methods_working(kernel
     kernel.run(CPP_PROFILED).ok()
     kernel.run(
         "from ipolyglot.kernel.profiling import PROFILER\nPROFILER.reset()\n"
-        "for _ in range(5): cpp_spin(100_000)\n"
+        "for _ in range(5): cpp_spin(10_000_000)\n"
         "tally = Tally()\nbumps = [tally.bump() for _ in range(3)]\n"
     ).ok()
     assert kernel.eval("bumps, Tally.twice(4), tally.twice(5), tally.n") == ([1, 2, 3], 8, 10, 3)
@@ -162,7 +162,9 @@ def test_cpp_profile_measures_the_call_overhead_and_keeps_methods_working(kernel
             # The whole call is timed as Python sees it, outside pybind11's dispatcher: the rest is measured, not zero.
             assert overhead > 0 and copy_in + native + copy_out < total
     total, _, native, _, _ = stats["cpp_spin"][1][1]
-    assert native > total / 2  # 100,000 iterations dominate a call with one int in and out
+    # Ten million iterations (milliseconds) dominate a call with one int in and out, even when the
+    # scheduler preempts the Python side of a call on a busy machine.
+    assert native > total / 2
 
 
 @pytest.mark.parametrize("seconds,text", [
