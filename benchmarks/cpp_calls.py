@@ -87,8 +87,8 @@ BASELINES = {
 class Session:
     def __init__(self, cache_dir: Path):
         from ipolyglot.cpp_ext.backend import CppBackend
-        from ipolyglot.kernel.cache import BuildCache
-        from ipolyglot.kernel.options import make_parser
+        from ipolyglot.kernel.core.cache import BuildCache
+        from ipolyglot.kernel.core.options import make_parser
 
         self.backend = CppBackend()
         self.cache = BuildCache(cache_dir)
@@ -97,9 +97,9 @@ class Session:
 
     def run(self, cell: str, line: str = "-q") -> dict:
         """Run one cell body (the text after the %%cpp line); returns the names it bound."""
-        from ipolyglot.kernel.backend import CellContext
-        from ipolyglot.kernel.options import parse_line
-        from ipolyglot.kernel.toolchains import find_cxx
+        from ipolyglot.kernel.core.backend import CellContext
+        from ipolyglot.kernel.core.options import parse_line
+        from ipolyglot.kernel.core.toolchains import find_cxx
 
         self.count += 1
         ctx = CellContext(

@@ -39,10 +39,10 @@ from cffi import FFI
 from benchmarks.common import Pairs, Row, against_fixed, interleaved, seconds_per_call, table
 from ipolyglot.go_bridge.backend import GoBackend
 from ipolyglot.go_bridge.library import FAST_WRAPPER
-from ipolyglot.kernel import toolchains
-from ipolyglot.kernel.backend import CellContext
-from ipolyglot.kernel.cache import BuildCache
-from ipolyglot.kernel.options import make_parser, parse_line
+from ipolyglot.kernel.core import toolchains
+from ipolyglot.kernel.core.backend import CellContext
+from ipolyglot.kernel.core.cache import BuildCache
+from ipolyglot.kernel.core.options import make_parser, parse_line
 
 CELL = """\
 func Add(a, b float64) float64 { return a + b }

@@ -27,9 +27,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from ipolyglot.kernel.backend import Backend, CellContext, CellResult, Declaration, DeclarationStore
-from ipolyglot.kernel.cache import cache_key, read_private, write_private
-from ipolyglot.kernel.diagnostics import CompileError, Diagnostic
+from ipolyglot.kernel.core.backend import Backend, CellContext, CellResult, Declaration, DeclarationStore
+from ipolyglot.kernel.core.cache import cache_key, read_private, write_private
+from ipolyglot.kernel.core.diagnostics import CompileError, Diagnostic
 
 from . import build as builder
 from . import parser, travel, unit
@@ -721,7 +721,7 @@ def _demangle(symbol: str) -> str:
 
 
 def _compiler_path() -> str:
-    from ipolyglot.kernel.toolchains import find_cxx
+    from ipolyglot.kernel.core.toolchains import find_cxx
 
     try:
         return find_cxx().path
@@ -760,9 +760,9 @@ def _quiet_context():
     """What remove() needs to rebuild: the shared cache, no cell output."""
     import contextlib
 
-    from ipolyglot.kernel.cache import BuildCache
-    from ipolyglot.kernel.backend import CellContext
-    from ipolyglot.kernel.toolchains import find_cxx
+    from ipolyglot.kernel.core.cache import BuildCache
+    from ipolyglot.kernel.core.backend import CellContext
+    from ipolyglot.kernel.core.toolchains import find_cxx
 
     @contextlib.contextmanager
     def building(_description):

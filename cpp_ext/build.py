@@ -27,8 +27,8 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from ipolyglot.kernel.cache import FILE_MODE, check_private, private_dir, write_private
-from ipolyglot.kernel.diagnostics import CompileError, Diagnostic
+from ipolyglot.kernel.core.cache import FILE_MODE, check_private, private_dir, write_private
+from ipolyglot.kernel.core.diagnostics import CompileError, Diagnostic
 
 from .templating import INCLUDE_DIR, TEMPLATES
 from .unit import GENERATED_FILE

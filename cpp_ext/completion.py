@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 
 import clang.cindex as ci
 
-from ipolyglot.kernel import toolchains
-from ipolyglot.kernel.backend import Backend
-from ipolyglot.kernel.cell_context import identifier_end, identifier_start
-from ipolyglot.kernel.completion import Completion, Inspection
-from ipolyglot.kernel.source_scan import scan
+from ipolyglot.kernel.core import toolchains
+from ipolyglot.kernel.core.backend import Backend
+from ipolyglot.kernel.core.cell_context import identifier_end, identifier_start
+from ipolyglot.kernel.core.completion import Completion, Inspection
+from ipolyglot.kernel.core.source_scan import scan
 
 from . import parser
 

@@ -1,4 +1,4 @@
-"""C++ builds opened by reference in another process (the C++ half of kernel/travel.py).
+"""C++ builds opened by reference in another process (the C++ half of kernel/core/travel.py).
 
 A C++ build is one extension module in the cache, named by its key. Its
 functions travel as references; values of a struct whose state is its public
@@ -13,8 +13,8 @@ import importlib.util
 import os
 import socket
 
-from ipolyglot.kernel.cache import BuildCache, BuildFailed
-from ipolyglot.kernel.travel import LOADED_BUILDS, build_reference, resolve, traveling
+from ipolyglot.kernel.core.cache import BuildCache, BuildFailed
+from ipolyglot.kernel.core.travel import LOADED_BUILDS, build_reference, resolve, traveling
 
 
 def module_reference(key: str, module_name: str, file_name: str) -> dict:

@@ -21,10 +21,10 @@ import sys
 import time
 from pathlib import Path
 
-from ipolyglot.kernel.backend import Backend, CellContext, CellResult, Declaration
-from ipolyglot.kernel.diagnostics import CompileError, Diagnostic
+from ipolyglot.kernel.core.backend import Backend, CellContext, CellResult, Declaration
+from ipolyglot.kernel.core.diagnostics import CompileError, Diagnostic
 
-from ipolyglot.kernel.travel import LOADED_BUILDS, traveling
+from ipolyglot.kernel.core.travel import LOADED_BUILDS, traveling
 
 from . import codegen, inspector, library, marshal, pprof_view, travel
 from .infer import InferenceError, go_type_of

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ipolyglot.kernel.backend import Declaration
+from ipolyglot.kernel.core.backend import Declaration
 
 MODULE = "ipolyglot.local/cell"
 MIN_LINES = 200  # a smaller cell compiles in a blink: one package main is simpler

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from string import Template
 
-from ipolyglot.kernel.backend import Declaration
+from ipolyglot.kernel.core.backend import Declaration
 
 from .cell_packages import MODULE as MODULE_PATH
 from .cell_packages import CellPackage, plan_packages

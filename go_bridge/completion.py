@@ -20,13 +20,13 @@ from pathlib import Path
 
 import platformdirs
 
-from ipolyglot.kernel import toolchains
-from ipolyglot.kernel.backend import Backend
-from ipolyglot.kernel.cache import BuildCache, default_cache_dir
-from ipolyglot.kernel.cell_context import identifier_end, identifier_start
-from ipolyglot.kernel.completion import Completion, Inspection
-from ipolyglot.kernel.lsp import LanguageServer, LanguageServerError, utf16_column
-from ipolyglot.kernel.source_scan import scan
+from ipolyglot.kernel.core import toolchains
+from ipolyglot.kernel.core.backend import Backend
+from ipolyglot.kernel.core.cache import BuildCache, default_cache_dir
+from ipolyglot.kernel.core.cell_context import identifier_end, identifier_start
+from ipolyglot.kernel.core.completion import Completion, Inspection
+from ipolyglot.kernel.core.lsp import LanguageServer, LanguageServerError, utf16_column
+from ipolyglot.kernel.core.source_scan import scan
 
 GOPLS_VERSION = "v0.23.0"  # the newest gopls that builds with Go 1.26
 CURRENT_CELL = "cell_current.go"

@@ -12,8 +12,8 @@ import os
 import subprocess
 from pathlib import Path
 
-from ipolyglot.kernel.cache import BuildCache
-from ipolyglot.kernel.toolchains import MIN_GO_TEXT, ToolchainError
+from ipolyglot.kernel.core.cache import BuildCache
+from ipolyglot.kernel.core.toolchains import MIN_GO_TEXT, ToolchainError
 
 from .toolchain import GoTool
 

@@ -300,7 +300,7 @@ class GoLibrary:
             result = GoChannel(self, result, func["out"][0]["go"]) if result else None
         if profile and timings is not None:
             done = time.perf_counter_ns()
-            from ipolyglot.kernel.profiling import PROFILER
+            from ipolyglot.kernel.core.profiling import PROFILER
 
             decode_ns, native_ns, encode_ns = timings
             PROFILER.record(

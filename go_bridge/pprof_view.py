@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Callable
 
-from ipolyglot.kernel.charts import flame_graph_svg, format_seconds, html_table, text_table
-from ipolyglot.kernel.compare import ExpressionFailed
+from ipolyglot.kernel.core.charts import flame_graph_svg, format_seconds, html_table, text_table
+from ipolyglot.kernel.core.compare import ExpressionFailed
 
 from . import pprof
 

@@ -13,9 +13,9 @@ import hashlib
 import os
 from typing import Callable
 
-from ipolyglot.kernel import toolchains
-from ipolyglot.kernel.cache import BuildCache, read_private, write_private
-from ipolyglot.kernel.toolchains import Toolchain, ToolchainError
+from ipolyglot.kernel.core import toolchains
+from ipolyglot.kernel.core.cache import BuildCache, read_private, write_private
+from ipolyglot.kernel.core.toolchains import Toolchain, ToolchainError
 
 # Environment variables that change what `go build` produces.
 BUILD_ENV = ("GOEXPERIMENT", "GOFLAGS", "GOARCH", "GOAMD64", "GOOS", "CGO_CFLAGS", "CGO_LDFLAGS", "CC", "GODEBUG")

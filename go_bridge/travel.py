@@ -1,4 +1,4 @@
-"""Go builds opened by reference in another process (the Go half of kernel/travel.py).
+"""Go builds opened by reference in another process (the Go half of kernel/core/travel.py).
 
 A Go build unit is the generated package (its files), the `go build` flags,
 the bridge runtime's hash and what binding needs (the plan's function table
@@ -18,10 +18,10 @@ import subprocess
 from pathlib import Path
 from types import SimpleNamespace
 
-from ipolyglot.kernel import toolchains
-from ipolyglot.kernel.cache import BuildCache, BuildFailed
-from ipolyglot.kernel.toolchains import ToolchainError
-from ipolyglot.kernel.travel import LOADED_BUILDS, build_reference
+from ipolyglot.kernel.core import toolchains
+from ipolyglot.kernel.core.cache import BuildCache, BuildFailed
+from ipolyglot.kernel.core.toolchains import ToolchainError
+from ipolyglot.kernel.core.travel import LOADED_BUILDS, build_reference
 
 from . import codegen, library
 from .marshal import GoStruct

@@ -7,8 +7,8 @@ completion.py), anywhere else IPython does, exactly as before.
 
 from __future__ import annotations
 
-from .cell_context import MagicCell, magic_cell_at
-from .completion import CellCompletion
+from .core.cell_context import MagicCell, magic_cell_at
+from .core.completion import CellCompletion
 
 
 class CellCompletionRequests:

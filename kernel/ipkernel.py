@@ -7,7 +7,7 @@ from ipykernel.kernelapp import IPKernelApp
 
 from ._version import __version__
 from .completion_requests import CellCompletionRequests
-from .cells import CellTextError, check_text
+from .core.cells import CellTextError, check_text
 
 
 class IPolyglotKernel(CellCompletionRequests, IPythonKernel):

@@ -15,20 +15,21 @@ from importlib import metadata
 
 from IPython.core.magic import Magics, cell_magic, line_cell_magic, line_magic, magics_class
 
-from . import native_output, toolchains, tracebacks
+from .core import toolchains
+from . import native_output, tracebacks
 from ._version import __version__
-from .awaitable import with_awaitable_forms
-from .backend import Backend, CellContext, CellResult
-from .cache import BuildCache, CacheSecurityError
-from .cells import CellTextError, cell_label, check_text
-from .diagnostics import CompileError
+from .core.awaitable import with_awaitable_forms
+from .core.backend import Backend, CellContext, CellResult
+from .core.cache import BuildCache, CacheSecurityError
+from .core.cells import CellTextError, cell_label, check_text
+from .core.diagnostics import CompileError
 from .feedback import BuildFeedback, progress_line_for
-from .options import OptionError, make_parser, parse_line
+from .core.options import OptionError, make_parser, parse_line
 from .worker_protocol import NativeCrash
 from . import profile_view
-from . import compare
-from .compare import split_expressions
-from .profiling import PROFILER
+from .core import compare
+from .core.compare import split_expressions
+from .core.profiling import PROFILER
 
 # Where each language backend lives; imported on first use so a broken or
 # missing backend never stops the kernel from starting.

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from .charts import format_ratio, format_seconds, html_table, log_bars_svg, stacked_bars_svg, text_table
-from .profiling import FunctionStats
+from .core.charts import format_ratio, format_seconds, html_table, log_bars_svg, stacked_bars_svg, text_table
+from .core.profiling import FunctionStats
 
 PHASES = ["copy in", "native code", "copy out", "call overhead"]
 

@@ -85,13 +85,13 @@ class Step:
         return CppBackend()
 
     def toolchain(self) -> Callable:
-        from . import toolchains
+        from .core import toolchains
 
         return toolchains.find_go if self.language == "go" else toolchains.find_cxx
 
     def run(self, cache, out: TextIO) -> None:
-        from .backend import CellContext
-        from .options import make_parser, parse_line
+        from .core.backend import CellContext
+        from .core.options import make_parser, parse_line
 
         backend = self.backend()
         ctx = CellContext(
@@ -111,8 +111,8 @@ STEPS = {
 
 def warm(languages: list[str], out: TextIO = sys.stdout) -> int:
     """Build each language's warm-up cell; 0 unless a toolchain that exists failed to build."""
-    from .cache import BuildCache
-    from .toolchains import ToolchainError
+    from .core.cache import BuildCache
+    from .core.toolchains import ToolchainError
 
     cache = BuildCache()
     failed = 0

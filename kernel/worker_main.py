@@ -35,7 +35,7 @@ from .worker_protocol import (
 )
 
 # Modules whose objects the kernel gets as copies (a build error's diagnostics).
-_COPIED_INSTANCES_OF = ("ipolyglot.kernel.diagnostics",)
+_COPIED_INSTANCES_OF = ("ipolyglot.kernel.core.diagnostics",)
 READER_THREAD = "ipolyglot-worker-reader"
 _PLAIN_TYPES = (type(None), bool, int, float, complex, str, bytes, bytearray, list, tuple, dict, set, frozenset, range, slice,
                 pickle.PickleBuffer)
@@ -344,10 +344,10 @@ class Worker:
         return self.backends[language]
 
     def run_cell(self, language: str, line: str, cell: str, label: str, profile_always: bool) -> CellOutcome:
-        from . import toolchains
-        from .backend import CellContext
-        from .cache import BuildCache
-        from .options import make_parser, parse_line
+        from .core import toolchains
+        from .core.backend import CellContext
+        from .core.cache import BuildCache
+        from .core.options import make_parser, parse_line
 
         if self.cache is None:
             self.cache = BuildCache()

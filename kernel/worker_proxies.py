@@ -17,7 +17,7 @@ import pickle
 import weakref
 from typing import Any, Callable
 
-from .native_signature import annotate
+from .core.native_signature import annotate
 from .worker_protocol import PROTOCOL_MODULE, importable_by_name, RemoteError, PersistentCodec, crosses_by_name, EnumDescription, HandleInfo, NativeCrash, Parameter, StructDescription, StructKey
 
 _PLAIN_TYPES = (type(None), bool, int, float, complex, str, bytes, bytearray, list, tuple, dict, set, frozenset, range, slice,
@@ -101,8 +101,8 @@ class RemoteObject:
     __hash__ = object.__hash__
 
     def __reduce__(self):
-        """A native function pickles as a reference to its build (kernel/travel.py), as in-process."""
-        from .travel import resolve
+        """A native function pickles as a reference to its build (kernel/core/travel.py), as in-process."""
+        from .core.travel import resolve
 
         try:
             build = self._supervisor.request("getattr", self, "_build", describe=f"pickle {self._info.name}")

@@ -28,7 +28,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from .diagnostics import CompileError, Diagnostic
+from .core.diagnostics import CompileError, Diagnostic
 from .worker_protocol import NativeCrash, Reply, Request, UndecodableMessage, WorkerGone, portable_exception, receive_message, send_message
 from .worker_proxies import KernelCodec
 

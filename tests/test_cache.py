@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from ipolyglot.kernel import cache as cache_mod
-from ipolyglot.kernel.cache import BuildCache, CacheSecurityError, cache_key
+from ipolyglot.kernel.core import cache as cache_mod
+from ipolyglot.kernel.core.cache import BuildCache, CacheSecurityError, cache_key
 
 BASE_PARTS = {
     "unit": "func F() int { return 1 }",
@@ -222,7 +222,7 @@ def test_everything_created_under_umask_002_is_private(tmp_path, umask_002):
 
 
 def test_scratch_files_are_private_and_checked(tmp_path, umask_002):
-    from ipolyglot.kernel.cache import read_private, write_private
+    from ipolyglot.kernel.core.cache import read_private, write_private
 
     scratch = BuildCache(tmp_path / "c").scratch_dir("some-state")
     assert mode(scratch) == 0o700

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from conftest import RunningKernel
 
-from ipolyglot.kernel.cache import BuildCache
+from ipolyglot.kernel.core.cache import BuildCache
 
 GO_CELL = "%%go -v\nfunc UmaskAdd(a, b int) int { return a + b }"
 CPP_CELL = "%%cpp -v\nint umask_mul(int a, int b) { return a * b; }"

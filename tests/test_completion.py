@@ -17,8 +17,8 @@ from conftest import RunningKernel
 from go_cells import GO_TEST_ENV
 
 from ipolyglot.go_bridge.completion import GOPLS_VERSION, find_gopls
-from ipolyglot.kernel.cell_context import magic_cell_at
-from ipolyglot.kernel.completion import CellCompletion, Completion
+from ipolyglot.kernel.core.cell_context import magic_cell_at
+from ipolyglot.kernel.core.completion import CellCompletion, Completion
 
 WARM_UP_SECONDS = 90
 
@@ -211,7 +211,7 @@ class SlowCompleter:
 
 
 def test_a_late_answer_is_an_empty_one(monkeypatch):
-    from ipolyglot.kernel import completion
+    from ipolyglot.kernel.core import completion
 
     monkeypatch.setitem(completion.COMPLETERS, "go", (__name__, "SlowCompleter"))
     completer = CellCompletion(lambda language: None, timeout=0.2)

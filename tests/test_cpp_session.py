@@ -189,7 +189,7 @@ def test_std_and_include_options(kernel):
 
 def test_profiling_records_boundary_costs(kernel):
     kernel.run("%%cpp --profile\n#include <vector>\ndouble prof_sum(const std::vector<double>& v) { double s = 0; for (double x : v) s += x; return s; }\n").ok()
-    kernel.run("from ipolyglot.kernel.profiling import PROFILER; PROFILER.reset()\nfor _ in range(5): prof_sum(np.ones(1000))").ok()
+    kernel.run("from ipolyglot.kernel.core.profiling import PROFILER; PROFILER.reset()\nfor _ in range(5): prof_sum(np.ones(1000))").ok()
     stats = kernel.eval("[(s.language, s.name, s.calls, s.copy_in_ns > 0, s.total_ns >= s.copy_in_ns + s.native_ns + s.copy_out_ns) for s in PROFILER.stats()]")
     assert ("cpp", "prof_sum", 5, True, True) in stats
     assert kernel.eval("prof_sum(np.ones(10))") == 10.0

@@ -15,7 +15,7 @@ import pytest
 from jupyter_client.session import json_default
 
 from conftest import RunningKernel
-from ipolyglot.kernel.cells import CellTextError, check_text
+from ipolyglot.kernel.core.cells import CellTextError, check_text
 
 GO_CELL = """%%go
 import "errors"

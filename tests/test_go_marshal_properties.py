@@ -16,10 +16,10 @@ from hypothesis.extra import numpy as hnp
 
 from go_cells import GO_TEST_ENV, TYPES_CELL
 from ipolyglot.go_bridge.backend import GoBackend
-from ipolyglot.kernel import toolchains
-from ipolyglot.kernel.backend import CellContext
-from ipolyglot.kernel.cache import BuildCache
-from ipolyglot.kernel.options import make_parser, parse_line
+from ipolyglot.kernel.core import toolchains
+from ipolyglot.kernel.core.backend import CellContext
+from ipolyglot.kernel.core.cache import BuildCache
+from ipolyglot.kernel.core.options import make_parser, parse_line
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import numpy as np
 
 from ipolyglot.go_bridge import cell_packages
 from ipolyglot.go_bridge.signatures import annotation
-from ipolyglot.kernel.backend import Declaration
+from ipolyglot.kernel.core.backend import Declaration
 
 
 class Point:

@@ -41,7 +41,7 @@ func ProfFirst(xs []float64) []float64 { return xs[:1] }
 func ProfEcho(xs []float64) []float64 { return xs }
 """
 
-PROFILER = "__import__('ipolyglot.kernel.profiling', fromlist=['PROFILER']).PROFILER"
+PROFILER = "__import__('ipolyglot.kernel.core.profiling', fromlist=['PROFILER']).PROFILER"
 
 
 @pytest.fixture(scope="module")

@@ -214,7 +214,7 @@ def test_profiled_calls_record_the_four_phases(kernel):
     kernel.run("import numpy as np\nfor _ in range(3): Profiled(np.ones(1000))").ok()
     stats = kernel.eval(
         "[(s.calls, s.total_ns > 0, s.native_ns >= 0, s.copy_in_ns > 0, s.copy_out_ns > 0) "
-        "for s in __import__('ipolyglot.kernel.profiling', fromlist=['PROFILER']).PROFILER.stats() if s.name == 'Profiled']"
+        "for s in __import__('ipolyglot.kernel.core.profiling', fromlist=['PROFILER']).PROFILER.stats() if s.name == 'Profiled']"
     )
     assert stats == [(3, True, True, True, True)]
 

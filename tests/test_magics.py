@@ -39,7 +39,7 @@ def test_usage_for_no_or_wrong_arguments(kernel):
 
 def test_cache_clear(kernel, tmp_path):
     cache_dir = os.environ["IPOLYGLOT_CACHE_DIR"]
-    kernel.run("from ipolyglot.kernel.cache import BuildCache").ok()
+    kernel.run("from ipolyglot.kernel.core.cache import BuildCache").ok()
     # Publish a throwaway artifact into a cache of its own, then clear it through the magic.
     kernel.run(
         f"import os; os.environ['IPOLYGLOT_CACHE_DIR'] = {str(tmp_path / 'c')!r}\n"

@@ -6,7 +6,7 @@ import pytest
 
 from ipolyglot.cpp_ext.backend import CppBackend
 from ipolyglot.go_bridge.backend import GoBackend
-from ipolyglot.kernel.options import OptionError, make_parser, parse_line
+from ipolyglot.kernel.core.options import OptionError, make_parser, parse_line
 
 FAST_MATH_PROBE = """
 int {name}() {{

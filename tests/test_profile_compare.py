@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from ipolyglot.kernel.compare import results_agree, split_expressions
+from ipolyglot.kernel.core.compare import results_agree, split_expressions
 
 
 @pytest.mark.parametrize("line,expected", [
@@ -112,7 +112,7 @@ def test_compare_a_misspelled_name_is_the_user_s_name_error_alone(kernel):
 
 def test_profile_table_sorted_by_total(kernel):
     kernel.run(
-        "from ipolyglot.kernel.profiling import PROFILER\n"
+        "from ipolyglot.kernel.core.profiling import PROFILER\n"
         "PROFILER.reset()\n"
         "for _ in range(4): PROFILER.record('go', 'Cheap', 1000, 100, 600, 100)\n"
         "for _ in range(2): PROFILER.record('cpp', 'costly', 900000, 800000, 50000, 10000)\n"
@@ -146,7 +146,7 @@ struct Tally {
 def test_cpp_profile_measures_the_call_overhead_and_keeps_methods_working(kernel):
     kernel.run(CPP_PROFILED).ok()
     kernel.run(
-        "from ipolyglot.kernel.profiling import PROFILER\nPROFILER.reset()\n"
+        "from ipolyglot.kernel.core.profiling import PROFILER\nPROFILER.reset()\n"
         "for _ in range(5): cpp_spin(10_000_000)\n"
         "tally = Tally()\nbumps = [tally.bump() for _ in range(3)]\n"
     ).ok()
@@ -171,7 +171,7 @@ def test_cpp_profile_measures_the_call_overhead_and_keeps_methods_working(kernel
     (0.0175, "17.5 ms"), (0.0009996, "1 ms"), (5.53e-8, "55.3 ns"), (2.5, "2.5 s"), (1234.0, "1,230 s"),
 ])
 def test_durations_have_one_format_without_e_notation(seconds, text):
-    from ipolyglot.kernel.charts import format_seconds
+    from ipolyglot.kernel.core.charts import format_seconds
 
     assert format_seconds(seconds) == text
 
@@ -180,7 +180,7 @@ def test_durations_have_one_format_without_e_notation(seconds, text):
     (1.0, "1×"), (0.01724, "0.0172×"), (58.04, "58×"), (44312.0, "44,300×"), (3.16e-6, "0.00000316×"),
 ])
 def test_ratios_have_one_format_without_e_notation(ratio, text):
-    from ipolyglot.kernel.charts import format_ratio
+    from ipolyglot.kernel.core.charts import format_ratio
 
     assert format_ratio(ratio) == text
 
@@ -192,7 +192,7 @@ def test_speed_up_in_words():
 
 
 def test_profiler_keeps_the_first_call_apart():
-    from ipolyglot.kernel.profiling import BoundaryProfiler
+    from ipolyglot.kernel.core.profiling import BoundaryProfiler
 
     profiler = BoundaryProfiler()
     profiler.record("go", "F", 5_000_000, 10_000, 4_000_000, 900_000)  # first call: one-time costs
@@ -205,7 +205,7 @@ def test_profiler_keeps_the_first_call_apart():
 
 
 def test_timed_entry_times_the_whole_call_and_records_nothing_for_a_raising_call():
-    from ipolyglot.kernel.profiling import BoundaryProfiler
+    from ipolyglot.kernel.core.profiling import BoundaryProfiler
 
     profiler = BoundaryProfiler()
     phases = [(10, 20, 30)]

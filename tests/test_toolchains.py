@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from ipolyglot.kernel import toolchains
-from ipolyglot.kernel.toolchains import ToolchainError, find_cxx, find_go
+from ipolyglot.kernel.core import toolchains
+from ipolyglot.kernel.core.toolchains import ToolchainError, find_cxx, find_go
 
 
 def fake_tool(directory: Path, name: str, version_line: str) -> Path:

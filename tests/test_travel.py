@@ -70,7 +70,7 @@ def test_go_function_maps_over_a_spawn_pool(kernel):
 def test_go_function_pickles_as_a_small_reference(kernel):
     kernel.run(
         "import pickle\n"
-        "from ipolyglot.kernel.travel import resolve\n"
+        "from ipolyglot.kernel.core.travel import resolve\n"
         "data = pickle.dumps(Square)\n"
         "assert b'Square' in data and len(data) < 200_000, len(data)\n"
         "assert pickle.loads(data)(3.0) == 9.0\n"

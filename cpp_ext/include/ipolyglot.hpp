@@ -177,7 +177,7 @@ inline void untime_entry(py::object scope, const char *pyname) {
 
 // After it: the name reaches the function through an entry point that times the whole call.
 inline void time_entry(py::object scope, const char *pyname, const char *profile_name, bool is_static) {
-    static py::handle wrap = py::object(py::module_::import("ipolyglot.kernel.profiling").attr("PROFILER").attr("timed_entry")).release();
+    static py::handle wrap = py::object(py::module_::import("ipolyglot.kernel.core.profiling").attr("PROFILER").attr("timed_entry")).release();
     py::object entry = wrap(scope.attr(pyname), "cpp", profile_name, phase_reader());
     if (is_static) entry = py::reinterpret_steal<py::object>(PyStaticMethod_New(entry.ptr()));
     py::setattr(scope, pyname, entry);

@@ -34,7 +34,7 @@ from typing import Callable, Mapping, TypeVar
 import platformdirs
 from filelock import FileLock
 
-from ._version import __version__
+from .._version import __version__
 
 T = TypeVar("T")
 
