@@ -347,3 +347,21 @@ class BuildCache:
         `check_private` first."""
         self.ensure_root()
         return private_dir(self.root / name)
+
+    def remembered(self, parts: Mapping[str, str], compute: Callable[[], dict]) -> dict:
+        """A JSON value computed once per `parts` (a parse of a cell's text, say) and read back after.
+
+        Both backends' parse results go through here: a cell run again, in this
+        session or a later one, is not parsed again. A remembered value that
+        cannot be read is computed anew.
+        """
+        path = self.scratch_dir("remembered") / (cache_key(parts) + ".json")
+        known = read_private(path)
+        if known is not None:
+            try:
+                return json.loads(known)
+            except ValueError:
+                pass
+        value = compute()
+        write_private(path, json.dumps(value))
+        return value

@@ -1,10 +1,15 @@
-"""What the magics need to know about the cell being run: its label and whether its text is text.
+"""Cells: the running cell's label, whether its text is text, and the registry of cells run.
 
 IPython-free on purpose: it reads only a shell's history lists, so it can be
 tested without a kernel.
 """
 
 from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+CELL_ID_DIGITS = 12  # hex digits of the text's SHA-256 in a cell id
 
 
 class CellTextError(ValueError):
@@ -47,3 +52,56 @@ def check_text(text: str) -> None:
             f"line {line}, column {column}: U+{ord(text[exc.start]):04X} is not a character "
             "(a lone surrogate, left by text that was not valid UTF-8): remove or retype it"
         ) from None
+
+
+def cell_id(text: str) -> str:
+    """How generated code and the cache name a cell: by its text, so a re-run is the same build.
+
+    Generated files say `//line cell-…:N` / `#line N "cell-…"` with this id, and
+    compiler messages are mapped back through it (kernel/core/diagnostics.py).
+    """
+    return "cell-" + hashlib.sha256(text.encode()).hexdigest()[:CELL_ID_DIGITS]
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One run of a native cell: its id (from its text), its label, its text (after the %%magic line)."""
+
+    id: str
+    label: str
+    text: str
+
+    def line(self, number: int) -> str | None:
+        """The text of a line numbered as diagnostics number them (the %%magic line is line 1)."""
+        lines = self.text.split("\n")
+        return lines[number - 2] if 2 <= number <= len(lines) + 1 else None
+
+
+class CellRegistry:
+    """Every native cell this session ran, by id: the one place labels are kept.
+
+    A cell run again (the same text) keeps its id and takes its newest label,
+    so a message about a line in another cell names the cell as the notebook
+    shows it now.
+    """
+
+    def __init__(self) -> None:
+        self._cells: dict[str, Cell] = {}
+
+    def register(self, text: str, label: str) -> Cell:
+        cell = Cell(cell_id(text), label, text)
+        self._cells[cell.id] = cell
+        return cell
+
+    def get(self, identifier: str) -> Cell | None:
+        return self._cells.get(identifier)
+
+    def __contains__(self, identifier: str) -> bool:
+        return identifier in self._cells
+
+    def label(self, identifier: str, default: str = "a cell") -> str:
+        cell = self._cells.get(identifier)
+        return cell.label if cell else default
+
+    def labels(self) -> dict[str, str]:
+        return {i: c.label for i, c in self._cells.items()}

@@ -1,14 +1,17 @@
 """Compile errors in the user's own line numbers, shared by both backends.
 
-A backend generates code around the user's cells; `SourceMap` remembers which
-generated lines came from which cell line so compiler messages can be told in
-the user's terms. `CompileError` is rendered by the magic as one short error,
+A backend generates code around the user's cells with line directives naming
+each cell by its id (`//line cell-…:N`, `#line N "cell-…"`), so a compiler
+message names a cell line; `cell_diagnostic` turns that into the user's terms
+for both backends. `CompileError` is rendered by the magic as one short error,
 with no traceback through ipolyglot.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+
+from .cells import CellRegistry
 
 MAX_SHOWN = 5
 
@@ -60,32 +63,20 @@ class CompileError(Exception):
         return "\n".join(lines)
 
 
-@dataclass
-class Segment:
-    """A run of generated lines copied from a cell."""
+def cell_diagnostic(
+    cells: CellRegistry, current: str, file: str, line: int, column: int | None, message: str
+) -> Diagnostic | None:
+    """A compiler message at `file:line` in the user's terms, or None when `file` is no cell.
 
-    generated_start: int  # 1-based line in the generated file of the segment's first line
-    length: int
-    cell_first_line: int  # the cell line the segment starts at (the %%magic line is line 1)
-    cell: str | None  # label of the cell, None for the cell being run
-    cell_lines: list[str]
-
-
-@dataclass
-class SourceMap:
-    """Maps generated-file lines back to cell lines, per generated file."""
-
-    files: dict[str, list[Segment]] = field(default_factory=dict)
-
-    def add(self, filename: str, generated_start: int, cell_lines: list[str], cell_first_line: int, cell: str | None) -> None:
-        self.files.setdefault(filename, []).append(
-            Segment(generated_start, len(cell_lines), cell_first_line, cell, cell_lines)
-        )
-
-    def lookup(self, filename: str, line: int) -> tuple[int, str | None, str] | None:
-        """(cell line, cell label, source text) for a generated line, or None if generated."""
-        for seg in self.files.get(filename, []):
-            if seg.generated_start <= line < seg.generated_start + seg.length:
-                offset = line - seg.generated_start
-                return seg.cell_first_line + offset, seg.cell, seg.cell_lines[offset]
+    `file` is a cell id (the line directives' file name), `line` counts the
+    %%magic line as line 1, as every message shown to the user does. A line in
+    another cell than the one run (`current`) is named by that cell's label.
+    """
+    cell = cells.get(file)
+    if cell is None:
         return None
+    text = cell.line(line)
+    shown = text if text is not None and text.strip() else None
+    if text is not None and shown is None:
+        column = None  # a caret under a blank line points at nothing
+    return Diagnostic(message, line, column, shown, None if file == current else cell.label)

