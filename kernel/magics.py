@@ -21,7 +21,8 @@ from ._version import __version__
 from .core.awaitable import with_awaitable_forms
 from .core.backend import Backend, CellContext, CellResult
 from .core.cache import BuildCache, CacheSecurityError
-from .core.cells import CellTextError, cell_label, check_text
+from .core.cells import CellRegistry, CellTextError, cell_label, check_text
+from .core.pipeline import InProcessLoader, Pipeline
 from .core.diagnostics import CompileError
 from .feedback import BuildFeedback, progress_line_for
 from .core.options import OptionError, make_parser, parse_line
@@ -37,6 +38,9 @@ BACKENDS = {
     "go": ("ipolyglot.go_bridge.backend", "GoBackend"),
     "cpp": ("ipolyglot.cpp_ext.backend", "CppBackend"),
 }
+# Magics a backend adds of its own (Backend.line_magics), registered at load
+# by name, so the backend is still imported only when one is used.
+BACKEND_MAGICS = {"go_pprof": "go"}
 
 USAGE = """\
 Usage: %polyglot <command>
@@ -89,6 +93,8 @@ class PolyglotMagics(Magics):
     def __init__(self, shell):
         super().__init__(shell)
         self.cache = BuildCache()
+        self.cells = CellRegistry()
+        self.pipeline = Pipeline(InProcessLoader())
         self._backends: dict[str, Backend] = {}
         self.mode = os.environ.get("IPOLYGLOT_MODE", DEFAULT_MODE)
         if self.mode not in MODES:
@@ -107,9 +113,6 @@ class PolyglotMagics(Magics):
                 raise NotImplementedYet(f"%%{language} cells are not implemented yet in this build ({exc})") from None
             self._backends[language] = cls()
         return self._backends[language]
-
-    def _toolchain_finder(self, language: str):
-        return toolchains.find_go if language == "go" else toolchains.find_cxx
 
     def _cell_label(self) -> str:
         return cell_label(self.shell)
@@ -135,20 +138,21 @@ class PolyglotMagics(Magics):
 
         ctx = CellContext(
             cell_label=self._cell_label(),
-            user_ns=self.shell.user_ns,
             cache=self.cache,
-            toolchain=self._toolchain_finder(language),
+            cells=self.cells,
+            toolchain=backend.find_toolchain,
             verbose=verbose,
             warn=warn,
             building=feedback.building,
             profile=options.profile or PROFILER.always,
+            force=options.force,
         )
         try:
             if (options.place or self.mode) == "worker":
                 result = self._run_in_worker(language, line, cell, ctx)
             else:
                 self._note_in_process()
-                result = backend.run_cell(cell, options, ctx)
+                result = self.pipeline.run_cell(backend, cell, options, self.shell.user_ns, ctx)
         finally:
             native_output.drain()
         self._apply(result)
@@ -164,6 +168,15 @@ class PolyglotMagics(Magics):
 
             self._worker = WorkerSupervisor(rebind=lambda outcome: self._apply(CellResult(outcome.bind, outcome.unbind)))
         return self._worker
+
+    def _session_context(self, backend: Backend) -> CellContext:
+        """For `%polyglot <language> rm/reset`: the session's cache, quiet feedback, warnings shown."""
+        feedback = BuildFeedback(quiet=True, line_factory=progress_line_for(self.shell))
+        return CellContext(
+            cell_label=self._cell_label(), cache=self.cache, cells=self.cells, toolchain=backend.find_toolchain,
+            verbose=lambda message: None, warn=lambda message: print(f"warning: {message}", file=sys.stderr, flush=True),
+            building=feedback.building, profile=PROFILER.always,
+        )
 
     def _run_in_worker(self, language: str, line: str, cell: str, ctx: CellContext) -> CellResult:
         from .worker_supervisor import CellHooks
@@ -196,18 +209,17 @@ class PolyglotMagics(Magics):
         """Compile C++ declarations into Python objects, or run C++ statements."""
         self._run("cpp", line, cell)
 
-    @line_cell_magic
-    def go_pprof(self, line, cell=None):
-        """Run Python code with Go's CPU profiler (or --heap allocations) on: top functions and a flame graph."""
-        if self.mode == "worker":  # the kernel's Go runtime would profile none of the session's Go code
-            raise PolyglotUsageError(
-                "%go_pprof profiles Go code that runs inside the kernel; in worker mode the session's Go code "
-                "runs in the worker process. Run `%polyglot mode in-process` (and the Go cells again) to profile it."
-            )
-        backend = self.backend("go")
+    def backend_magic(self, name: str, line: str, cell: str | None = None):
+        """A magic a backend adds of its own (BACKEND_MAGICS), e.g. %go_pprof.
+
+        The backend's function gets these magics (for the shell and the mode), the
+        line and the cell; a LookupError it raises with `usage` set is a usage
+        error, and the user's own code failing is shown as the user's error.
+        """
+        backend = self.backend(BACKEND_MAGICS[name])
         try:
-            bundles = backend.pprof(line, cell, self.shell.user_ns, self.shell.ex)
-        except compare.ExpressionFailed as failure:  # the profiled code's own error, shown as the user's
+            bundles = backend.line_magics()[name](self, line, cell)
+        except compare.ExpressionFailed as failure:
             compare.show_user_error(self.shell, failure)
             return
         except LookupError as exc:
@@ -216,7 +228,7 @@ class PolyglotMagics(Magics):
             raise PolyglotUsageError(str(exc)) from None
         finally:
             native_output.drain()
-        display_bundles(bundles)
+        display_bundles(bundles or [])
 
     # -- %polyglot ---------------------------------------------------------------
     @line_magic
@@ -259,13 +271,13 @@ class PolyglotMagics(Magics):
                 print(f"{name:<{width}}  {kind:<{kind_width}}  {cell}")
         elif rest[0] == "rm" and len(rest) == 2:
             try:
-                result = backend.remove(rest[1])
+                result = self.pipeline.remove(backend, rest[1], self._session_context(backend))
             except (KeyError, ValueError) as exc:  # no such name, or a removal the backend refuses
                 raise PolyglotUsageError(exc.args[0]) from None
             self._apply(result)
             print(f"removed {rest[1]}")
         elif rest == ["reset"]:
-            self._apply(backend.reset())
+            self._apply(self.pipeline.reset(backend, self._session_context(backend)))
             print(f"forgot every {backend.display_name} declaration of this session")
         else:
             raise PolyglotUsageError(f"unknown command: %polyglot {language} {' '.join(rest)}\n\n{USAGE}")
@@ -347,6 +359,18 @@ class PolyglotMagics(Magics):
         return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
 
 
+def _backend_magic_function(magics: PolyglotMagics, name: str):
+    def run(line, cell=None):
+        return magics.backend_magic(name, line, cell)
+
+    run.__name__ = name
+    run.__doc__ = BACKEND_MAGIC_DOCS.get(name)
+    return run
+
+
+BACKEND_MAGIC_DOCS = {"go_pprof": "Run Python code with Go's CPU profiler (or --heap allocations) on: top functions and a flame graph."}
+
+
 def display_bundles(bundles: list[dict]) -> None:
     from IPython.display import display
 
@@ -372,7 +396,10 @@ def _human(size: int) -> str:
 
 def load(shell) -> None:
     """Register the magics, short error display, native-call tracebacks and in-order native output."""
-    shell.register_magics(PolyglotMagics)
+    magics = PolyglotMagics(shell)
+    shell.register_magics(magics)
+    for name in BACKEND_MAGICS:
+        shell.register_magic_function(_backend_magic_function(magics, name), "line_cell", name)
     shell.set_custom_exc(SHORT_ERRORS + (NativeCrash,), _show_short_error)
     tracebacks.install(shell)
     if native_output.install():

@@ -12,6 +12,7 @@ thread whose callback is being served, everything else to the main thread.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import ctypes
 import enum
 import faulthandler
@@ -325,9 +326,15 @@ class Worker:
     """The operations the kernel can ask for, over the session's backends."""
 
     def __init__(self, channel: WorkerChannel):
+        from .core.cells import CellRegistry
+        from .core.pipeline import InProcessLoader, Pipeline
+
         self.channel = channel
         self.backends: dict = {}
         self.cache = None
+        self.cells = CellRegistry()
+        self.pipeline = Pipeline(InProcessLoader())
+        self.session_context = None  # the last cell's context: rm and reset build with its cache and messages
         channel.handlers.update(
             run_cell=self.run_cell, command=self.command, call=self.call, getattr=getattr, setattr=setattr,
             repr=repr, eq=lambda a, b: a == b, dir=dir, gomethod=self.gomethod, info=self.info, ping=lambda: os.getpid(),
@@ -344,7 +351,6 @@ class Worker:
         return self.backends[language]
 
     def run_cell(self, language: str, line: str, cell: str, label: str, profile_always: bool) -> CellOutcome:
-        from .core import toolchains
         from .core.backend import CellContext
         from .core.cache import BuildCache
         from .core.options import make_parser, parse_line
@@ -368,16 +374,18 @@ class Worker:
 
         ctx = CellContext(
             cell_label=label,
-            user_ns=KernelNamespace(channel),
             cache=self.cache,
-            toolchain=toolchains.find_go if language == "go" else toolchains.find_cxx,
+            cells=self.cells,
+            toolchain=backend.find_toolchain,
             verbose=lambda message: channel.request("verbose", message),
             warn=lambda message: channel.request("warn", message),
             building=building,
             profile=options.profile or profile_always,
+            force=options.force,
         )
+        self.session_context = ctx
         before = backend.declarations.table()
-        result = backend.run_cell(cell, options, ctx)
+        result = self.pipeline.run_cell(backend, cell, options, KernelNamespace(channel), ctx)
         report = result.report
         return CellOutcome(
             dict(result.bind), list(result.unbind),
@@ -394,10 +402,15 @@ class Worker:
         backend = self.backend(language)
         if not words:
             return backend.declarations.table()
+        if self.session_context is None:  # no cell ran in this worker: nothing to remove
+            if words[0] == "rm":
+                raise KeyError(f"no declaration named {words[1]!r} in this session")
+            return CellOutcome({}, [], None, None, None, False)
+        ctx = dataclasses.replace(self.session_context, profile=False, force=False)
         if words[0] == "rm":
-            result = backend.remove(words[1])
+            result = self.pipeline.remove(backend, words[1], ctx)
         else:
-            result = backend.reset()
+            result = self.pipeline.reset(backend, ctx)
         return CellOutcome(dict(result.bind), list(result.unbind), None, None, None, True)
 
     @staticmethod
