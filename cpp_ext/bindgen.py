@@ -8,8 +8,18 @@ binding unit.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
-from .templating import snippet
+from ipolyglot.kernel.core.templates import TemplateFolder
+
+from .records import fnptr_type
+
+TEMPLATES = TemplateFolder(Path(__file__).resolve().parent / "templates")
+
+
+def snippet(name: str, /, **values: object) -> str:
+    """One piece of registration code: templates/pybind_<name>.cpp filled in."""
+    return TEMPLATES.render(f"pybind_{name}.cpp", **values)
 
 _PYOBJECT_MARK = "pybind11::"
 
@@ -27,7 +37,7 @@ def _releases_gil(record: dict) -> bool:
     return not any(_PYOBJECT_MARK in t for t in types)
 
 
-def _arg_list(params: list[dict], profiled: bool = False) -> str:
+def _arg_list(params: list[dict]) -> str:
     out = []
     for p in params:
         if p["default"] is None:
@@ -43,13 +53,6 @@ def _policy(record: dict, method: bool) -> str:
     if ret.endswith("*") and not _is_char_pointer(ret):
         return ", pybind11::return_value_policy::" + ("reference_internal" if method else "reference")
     return ""
-
-
-def fnptr_type(record: dict, cls_qual: str | None = None) -> str:
-    params = ", ".join(p["type"] for p in record["params"])
-    if cls_qual and not record.get("static"):
-        return f"{record['ret']} ({cls_qual}::*)({params}){' const' if record.get('const') else ''}"
-    return f"{record['ret']} (*)({params})"
 
 
 def _profiled(record: dict, pyname: str, profile_name: str, callee: str, self_type: str | None,
@@ -87,7 +90,6 @@ def _profiled(record: dict, pyname: str, profile_name: str, callee: str, self_ty
         convert_result=convert,
         profile_name=profile_name,
         args=_arg_list(params),
-        policy="",
     )
 
 
@@ -95,7 +97,7 @@ def function_code(record: dict, profile: bool, doc: str = "") -> str:
     pyname = record["name"]
     if profile:
         return _profiled(record, pyname, ".".join([*record["ns"], pyname]), record["qual"], None)
-    return snippet("function", pyname=pyname, fnptr=fnptr_type(record), qual=record["qual"], doc=cpp_string(doc), args=_arg_list(record["params"]), extras=_extras(record))
+    return snippet("def", scope="m", static="", pyname=pyname, fnptr=fnptr_type(record), qual=record["qual"], doc=cpp_string(doc), args=_arg_list(record["params"]), extras=_extras(record))
 
 
 # -- what Python sees of a function: its signature, docstring and call errors ----------
@@ -322,7 +324,8 @@ def class_code(info: dict, bound_classes: set[str], profile: bool) -> str:
         doc = docstring(m, overloaded, m["name"] not in documented, bound=not m.get("static"))
         documented.add(m["name"])
         lines.append(snippet(
-            "method",
+            "def",
+            scope="cls",
             static="_static" if m.get("static") else "",
             pyname=m["name"],
             doc=cpp_string(doc),
@@ -426,3 +429,17 @@ def registration(index: int, ns: list[str], body: str) -> str:
 
 def module_var(ns: list[str]) -> str:
     return "m" if not ns else "ipolyglot_ns_" + "_".join(ns)
+
+
+def submodule(ns: list[str]) -> str:
+    """The line making the Python submodule of namespace `ns` (its parent made already)."""
+    return snippet("submodule", var=module_var(ns), parent=module_var(ns[:-1]), name=ns[-1])
+
+
+def registration_call(index: int, ns: list[str]) -> str:
+    return snippet("call", register="::".join(["", *ns, f"ipolyglot_register_{index}"]), module=module_var(ns))
+
+
+def custom_call(index: int, symbol: str) -> str:
+    """A cell's own `ipolyglot_bind`, run after ipolyglot's registrations."""
+    return snippet("custom", index=index, symbol=symbol)

@@ -12,92 +12,33 @@ and flag set and kept in the build cache's scratch space.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import os
 import re
 import shutil
 import subprocess
-import sys
-import sysconfig
 import tempfile
+import threading
 import time
-from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from filelock import FileLock
 
+from ipolyglot.kernel.core.backend import CellContext
 from ipolyglot.kernel.core.cache import FILE_MODE, check_private, private_dir, write_private
-from ipolyglot.kernel.core.diagnostics import CompileError, Diagnostic
+from ipolyglot.kernel.core.cells import CellRegistry
+from ipolyglot.kernel.core.diagnostics import CompileError, Diagnostic, cell_diagnostic
 
-from .templating import INCLUDE_DIR, TEMPLATES
-from .unit import GENERATED_FILE
+from .flags import PCH_SOURCE, support_digest
+from .unit import GENERATED_FILE, CppUnit, ObjectUnit
 
-BIND_OPT = "-O1"
-
-
-@dataclass
-class Flags:
-    """Everything from the cell's options that changes a build."""
-
-    opt: str = "-O2"
-    std: str = "c++17"
-    debug: bool = False
-    include_dirs: list[str] = field(default_factory=list)
-    lib_dirs: list[str] = field(default_factory=list)
-    libs: list[str] = field(default_factory=list)
-    cflags: list[str] = field(default_factory=list)
-    ldflags: list[str] = field(default_factory=list)
-
-    def canonical(self) -> str:
-        return repr((self.opt, self.std, self.debug, self.include_dirs, self.lib_dirs, self.libs, self.cflags, self.ldflags))
-
-    def defines(self) -> list[str]:
-        return [f[2:] for f in self.cflags if f.startswith("-D")]
-
-    def common(self) -> list[str]:
-        flags = [f"-std={self.std}", "-fPIC", "-fvisibility=hidden", "-fdiagnostics-color=never", "-fno-diagnostics-show-caret", "-fmax-errors=8"]
-        for d in self.include_dirs:
-            flags += ["-I", d]
-        return flags + list(self.cflags)
-
-    def user_compile(self) -> list[str]:
-        level = ["-g", "-O0"] if self.debug else [self.opt]
-        return self.common() + level
-
-    def bind_compile(self) -> list[str]:
-        return self.common() + [BIND_OPT, *python_includes()]
-
-    def link(self) -> list[str]:
-        flags = []
-        for d in self.lib_dirs:
-            flags += ["-L", d, f"-Wl,-rpath,{d}"]
-        flags += [f"-l{lib}" for lib in self.libs]
-        return flags + list(self.ldflags)
+BIND_CODE = "the generated binding code (the cells' declarations compiled with pybind11)"
 
 
-def python_includes() -> list[str]:
-    import pybind11
-
-    return ["-I", str(INCLUDE_DIR), "-I", pybind11.get_include(), "-I", sysconfig.get_paths()["include"]]
-
-
-def compiler_identity() -> str:
-    """Which compiler a build would use, found without starting it (cache hits
-    must not run the compiler): the same search as toolchains.find_cxx, keyed
-    by the binary's path, size and modification time."""
-    explicit = os.environ.get("CXX")
-    candidates = [explicit] if explicit else ["c++", "g++", "clang++"]
-    for name in candidates:
-        path = shutil.which(name) or (name if os.path.isfile(name) else None)
-        if path:
-            real = os.path.realpath(path)
-            try:
-                st = os.stat(real)
-            except OSError:
-                continue
-            return f"{path}|{real}|{st.st_size}|{st.st_mtime_ns}"
-    return "none"
+class BindingsDoNotCompile(CompileError):
+    """The binding unit failed while the cells' own code compiled: some
+    registrations may be what cannot cross to Python (cpp_ext/backend.py)."""
 
 
 def launcher() -> list[str]:
@@ -128,25 +69,6 @@ def run_compiler(argv: list[str], verbose, abort=None) -> tuple[int, str]:
         return proc.returncode, log.read()
 
 
-def _pch_source() -> str:
-    return (TEMPLATES / "pch.hpp").read_text()
-
-
-@functools.lru_cache(maxsize=None)
-def support_digest() -> str:
-    """What every binding unit includes besides its own text (ipolyglot's header,
-    pybind11, Python): part of the binding object's cache key."""
-    digest = hashlib.sha256(_pch_source().encode())
-    for path in sorted(INCLUDE_DIR.rglob("*")):
-        if path.is_file():
-            digest.update(path.read_bytes())
-    import pybind11
-
-    digest.update(pybind11.__version__.encode())
-    digest.update(sys.version.encode())
-    return digest.hexdigest()
-
-
 def precompiled_header(scratch: Path, compiler: str, flags: list[str], version: str, verbose) -> Path:
     """The precompiled header for these flags (built once, then reused by every build).
 
@@ -157,7 +79,7 @@ def precompiled_header(scratch: Path, compiler: str, flags: list[str], version: 
     IPOLYGLOT_CPP_NO_PCH=1 returns the plain header instead (for measuring what
     the precompiled header saves)."""
     if os.environ.get("IPOLYGLOT_CPP_NO_PCH") == "1":
-        return TEMPLATES / "pch.hpp"
+        return PCH_SOURCE
     key = hashlib.sha256("\n".join([version, support_digest(), *flags]).encode()).hexdigest()[:24]
     home = scratch / key
     header = home / "ipolyglot_pch.hpp"
@@ -170,7 +92,7 @@ def precompiled_header(scratch: Path, compiler: str, flags: list[str], version: 
         if gch.exists():
             check_private(home, header, gch)
             return header
-        write_private(header, _pch_source())
+        write_private(header, PCH_SOURCE.read_text())
         fd, tmp = tempfile.mkstemp(prefix="pch-", suffix=".gch", dir=home)
         os.close(fd)
         started = time.perf_counter()
@@ -193,15 +115,8 @@ _STD_HINT_TEXT = " (is an #include missing? a declaration cell sees only the hea
 _STD_HINT = re.compile(re.escape(_STD_HINT_TEXT) + "$")
 
 
-@dataclass
-class _CellSpot:
-    file: str
-    line: int
-    column: int | None
-
-
-def diagnostics(output: str, cells: dict[str, tuple[str, str | None]], current: str, generated_what: str = "the code ipolyglot generates around the cells (-v shows it)") -> list[Diagnostic]:
-    """g++ errors mapped to cells: `cells` maps a #line file name to (cell text, label).
+def diagnostics(output: str, cells: CellRegistry, current: str, generated_what: str = "the code ipolyglot generates around the cells (-v shows it)") -> list[Diagnostic]:
+    """g++ errors mapped to the cells' lines (the #line file names are cell ids).
 
     Every message names a line of a cell or says it is not the user's code. An
     error inside a library header that a cell line led to is shown at that line.
@@ -209,11 +124,11 @@ def diagnostics(output: str, cells: dict[str, tuple[str, str | None]], current: 
     from them); otherwise they are named `generated_what`."""
     in_cells: list[Diagnostic] = []
     generated: list[Diagnostic] = []
-    context: _CellSpot | None = None  # the last cell line g++ said an instantiation came from
+    context: tuple[str, int, int | None] | None = None  # the last cell line g++ said an instantiation came from
     for line in output.splitlines():
         required = _REQUIRED_FROM.match(line)
         if required and _cell_line(cells, required.group("file"), int(required.group("line"))):
-            context = _CellSpot(required.group("file"), int(required.group("line")), _int(required.group("col")))
+            context = (required.group("file"), int(required.group("line")), _int(required.group("col")))
             continue
         m = _DIAG.match(line)
         if m and m.group("sev") == "note" and "did you forget to" in m.group("msg") and in_cells:
@@ -227,10 +142,9 @@ def diagnostics(output: str, cells: dict[str, tuple[str, str | None]], current: 
         if _NOT_IN_STD.search(msg):
             msg += _STD_HINT_TEXT
         if _cell_line(cells, file, lineno):
-            in_cells.append(_cell_diagnostic(cells, current, _CellSpot(file, lineno, _int(m.group("col"))), msg))
+            in_cells.append(cell_diagnostic(cells, current, file, lineno, _int(m.group("col")), msg))
         elif context is not None:
-            where = os.path.basename(file)
-            in_cells.append(_cell_diagnostic(cells, current, context, f"{msg} (inside {where}, reached from this line)"))
+            in_cells.append(cell_diagnostic(cells, current, *context, f"{msg} (inside {os.path.basename(file)}, reached from this line)"))
         elif _is_generated(file):
             generated.append(Diagnostic(f"in {generated_what}: {msg}"))
         else:
@@ -247,17 +161,10 @@ def _int(text: str | None) -> int | None:
     return int(text) if text else None
 
 
-def _cell_line(cells: dict[str, tuple[str, str | None]], file: str, lineno: int) -> bool:
+def _cell_line(cells: CellRegistry, file: str, lineno: int) -> bool:
     """Whether file:lineno is a line the cell really has (the %%cpp line is line 1)."""
-    return file in cells and 2 <= lineno <= cells[file][0].count("\n") + 2
-
-
-def _cell_diagnostic(cells, current: str, spot: _CellSpot, message: str) -> Diagnostic:
-    text, label = cells[spot.file]
-    lines = text.split("\n")
-    source = lines[spot.line - 2] if 0 <= spot.line - 2 < len(lines) else None
-    column = spot.column if source is not None and source.strip() else None
-    return Diagnostic(message, spot.line, column, source if source and source.strip() else None, None if spot.file == current else label)
+    cell = cells.get(file)
+    return cell is not None and 2 <= lineno <= cell.text.count("\n") + 2
 
 
 def _unique(found: list[Diagnostic]) -> list[Diagnostic]:
@@ -296,3 +203,87 @@ def first_error(output: str) -> str:
         if m and m.group("sev") in ("error", "fatal error"):
             return m.group("msg")
     return "it does not compile"
+
+
+# -- one module: the objects (in parallel, each cached by its text), then the link ------------
+
+class ModuleBuild:
+    """The build of one CppUnit into a directory: its compiles share one toolchain,
+    one log of verbose lines (written from worker threads, said at the end) and
+    one failure flag that stops the sibling compiles."""
+
+    def __init__(self, unit: CppUnit, ctx: CellContext):
+        self.unit = unit
+        self.ctx = ctx
+        self.toolchain = ctx.toolchain()
+        self.pch_scratch = ctx.cache.scratch_dir("cpp-pch")
+        self.messages: list[str] = []
+        self.failed = threading.Event()
+
+    def run(self, out: Path) -> None:
+        cells = sorted(self.unit.objects, key=lambda c: c != self.unit.current)
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            # The cell run first, then the bindings, beside it: its errors come soonest.
+            objects = [pool.submit(self.compile_object, cells[0])] if cells else []
+            bind = pool.submit(self.compile_bind)
+            objects += [pool.submit(self.compile_object, c) for c in cells[1:]]
+            errors = [e for e in (_error_of(f) for f in [*objects, bind]) if e is not None]
+        for line in self.messages:
+            self.ctx.verbose(line)
+        if errors:
+            raise errors[0]
+        self.link([bind.result(), *(f.result() for f in objects)], out / self.unit.file_name)
+
+    def compile_object(self, cell: str) -> Path:
+        unit = self.unit.objects[cell]
+
+        def build(d: Path) -> None:
+            self._compile(d / "user.cpp", unit.text, self._with_header(unit.flags) if unit.with_python else unit.flags, d / "user.o", CompileError, None)
+
+        obj, _ = self.ctx.cache.get_or_build(unit.key_parts(self.unit.compiler), build, lambda d: d / "user.o", force=self.ctx.force)
+        return obj
+
+    def compile_bind(self) -> Path:
+        """The binding object; a failure is BindingsDoNotCompile (some registrations may not cross)."""
+        unit = self.unit.bind
+
+        def build(d: Path) -> None:
+            self._compile(d / "bind.cpp", unit.text, self._with_header(unit.flags), d / "bind.o", BindingsDoNotCompile, BIND_CODE)
+
+        obj, report = self.ctx.cache.get_or_build(unit.key_parts(self.unit.compiler), build, lambda d: d / "bind.o", force=self.ctx.force)
+        self.messages.append(f"binding unit: {'cached' if report.cache_hit else f'compiled in {report.build_seconds:.2f} s'} ({report.path / 'bind.cpp'})")
+        return obj
+
+    def _with_header(self, flags: list[str]) -> list[str]:
+        tc = self.toolchain
+        header = precompiled_header(self.pch_scratch, tc.path, flags, tc.version, self.messages.append)
+        return [*flags, "-include", str(header)]
+
+    def _compile(self, source: Path, text: str, flags: list[str], target: Path, error: type[CompileError], generated_what: str | None) -> None:
+        source.write_text(text)
+        cmd = [*launcher(), self.toolchain.path, *flags, "-c", str(source), "-o", str(target)]
+        code, output = run_compiler(cmd, self.messages.append, self.failed.is_set)
+        if code != 0:
+            if error is not BindingsDoNotCompile:  # a binding failure may be retried without some registrations
+                self.failed.set()
+            found = diagnostics(output, self.ctx.cells, self.unit.current, *([generated_what] if generated_what else []))
+            raise error("C++", found, output)
+
+    def link(self, objects: list[Path], target: Path) -> None:
+        name = self.unit.module_name
+        cmd = [*launcher(), self.toolchain.path, "-shared", *map(str, objects), "-o", str(target), f"-Wl,--defsym=PyInit_{name}=PyInit_ipolyglot_bind", *self.unit.link_flags]
+        code, output = run_compiler(cmd, self.ctx.verbose)
+        if code != 0:
+            found = diagnostics(output, self.ctx.cells, self.unit.current) or [Diagnostic("linking failed: " + output.strip()[-2000:])]
+            raise CompileError("C++", found, output)
+
+
+def _error_of(future) -> CompileError | None:
+    """A compile's CompileError; a compile stopped because a sibling failed is no error of its own."""
+    try:
+        future.result()
+    except CompileError as exc:
+        return exc
+    except Aborted:
+        return None
+    return None

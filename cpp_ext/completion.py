@@ -51,19 +51,15 @@ class CppSession:
 
 def session_of(backend: Backend) -> CppSession:
     """Read the live declarations: their pieces' header text, types before functions."""
-    preamble = getattr(backend, "_preamble", {}) or {}
-    includes = tuple(p.get("user_text", "").strip() for p in preamble.values() if p.get("user_text", "").strip())
-    pieces = [piece for decl in backend.declarations for piece in decl.extra.get("pieces", [])]
-    pieces.sort(key=lambda piece: piece.get("section") == "func")
-    text = "".join(_in_namespace(piece.get("ns") or [], piece.get("header_text") or piece.get("user_text", "")) for piece in pieces)
-    flags = getattr(backend, "_flags", None)
-    return CppSession(
-        includes=includes,
-        declarations=text,
-        std=getattr(flags, "std", "c++17"),
-        include_dirs=tuple(getattr(flags, "include_dirs", ())),
-        defines=tuple(flags.defines()) if flags is not None and hasattr(flags, "defines") else (),
-    )
+    from .session import detail
+
+    current = backend.session
+    includes = tuple(p.user_text.strip() for p in current.preamble.values() if p.user_text.strip())
+    pieces = [piece for decl in current.declarations for piece in detail(decl).pieces]
+    pieces.sort(key=lambda piece: piece.section == "func")
+    text = "".join(_in_namespace(piece.ns, piece.header_text or piece.user_text) for piece in pieces)
+    flags = current.flags
+    return CppSession(includes=includes, declarations=text, std=flags.std, include_dirs=tuple(flags.include_dirs), defines=tuple(flags.defines()))
 
 
 def _in_namespace(namespaces: list[str], text: str) -> str:

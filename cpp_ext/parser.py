@@ -15,12 +15,9 @@ import ctypes
 import functools
 import re
 import subprocess
-from dataclasses import dataclass, field
-from typing import Any
-
 import clang.cindex as ci
 
-from .bindgen import fnptr_type
+from .records import ParsedCell, ParseError, Piece, Statement, fnptr_type
 
 CK = ci.CursorKind
 CELL_PATH = "/ipolyglot/cell.cpp"
@@ -36,38 +33,6 @@ class ParseFailure(Exception):
     """libclang refused the command line itself (not the cell's code)."""
 
 
-@dataclass
-class Piece:
-    """One top-level declaration of a cell (all same-named pieces are merged later)."""
-
-    name: str  # Python-visible name: "f", "geo.P"; "" for preamble text
-    kind: str  # func, class, enum, template, typedef, var, member-def, block, preamble
-    section: str  # preamble | type | proto-free | other | func: where it goes in the unit
-    ns: list[str]
-    user_text: str
-    header_text: str
-    proto_text: str = ""  # a prototype without default arguments (free functions)
-    first_line: int = 1  # cell line of the text's first line (%%cpp line = 1)
-    column: int = 1
-    binds: list[dict] = field(default_factory=list)  # binding records
-    keep: list[str] = field(default_factory=list)  # member-pointer expressions to emit
-    private: bool = False  # internal linkage (static, anonymous namespace): only its own cell's unit sees it
-    # One declarator of a statement declaring several (`int a = 1, b = 2;`): the
-    # shared specifiers (`int`) and where they stand in the cell.
-    prefix: str = ""
-    prefix_line: int = 1
-    prefix_column: int = 1
-
-
-@dataclass
-class ParsedCell:
-    mode: str  # "decls" or "statement"
-    pieces: list[Piece] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    errors: list[dict] = field(default_factory=list)  # libclang errors when nothing parsed
-    statement: dict[str, Any] | None = None
-
-
 @functools.lru_cache(maxsize=None)
 def gcc_builtin_include(compiler: str) -> str | None:
     """libclang from PyPI ships without its builtin headers; g++'s serve (stddef.h...)."""
@@ -77,16 +42,6 @@ def gcc_builtin_include(compiler: str) -> str | None:
         return None
     path = out.stdout.strip()
     return path if path and path != "include" else None
-
-
-_INDEX: ci.Index | None = None
-
-
-def _index() -> ci.Index:
-    global _INDEX
-    if _INDEX is None:
-        _INDEX = ci.Index.create()
-    return _INDEX
 
 
 def parse_args(std: str, include_dirs: list[str], defines: list[str], builtin_include: str | None) -> list[str]:
@@ -105,18 +60,18 @@ def _parse(main_text: str, files: dict[str, str], args: list[str], skip_bodies: 
     options = ci.TranslationUnit.PARSE_SKIP_FUNCTION_BODIES if skip_bodies else 0
     unsaved = [(MAIN_PATH, main_text)] + list(files.items())
     try:
-        return _index().parse(MAIN_PATH, args=args, unsaved_files=unsaved, options=options)
+        return ci.Index.create().parse(MAIN_PATH, args=args, unsaved_files=unsaved, options=options)
     except ci.TranslationUnitLoadError:
         raise ParseFailure(f"libclang cannot read C++ with these options ({' '.join(args)})") from None
 
 
-def _cell_errors(tu: ci.TranslationUnit, path: str) -> list[dict]:
+def _cell_errors(tu: ci.TranslationUnit, path: str) -> list[ParseError]:
+    """libclang's errors in the cell (those in the session's code follow from them or are not the cell's)."""
     found = []
     for diag in tu.diagnostics:
-        if diag.severity >= ci.Diagnostic.Error:
-            loc = diag.location
-            in_cell = loc.file is not None and loc.file.name == path
-            found.append({"message": diag.spelling, "line": loc.line if in_cell else None, "column": loc.column if in_cell else None, "in_cell": in_cell})
+        loc = diag.location
+        if diag.severity >= ci.Diagnostic.Error and loc.file is not None and loc.file.name == path:
+            found.append(ParseError(diag.spelling, loc.line, loc.column))
     return found
 
 
@@ -133,7 +88,7 @@ class _Text:
 def split_cell(body: str, context_header: str, args: list[str]) -> ParsedCell:
     """Parse a cell as declarations after `context_header` (the session's declarations)."""
     tu = _parse(context_header + f'\n#include "{CELL_PATH}"\n', {CELL_PATH: body}, args, skip_bodies=False)
-    errors = [e for e in _cell_errors(tu, CELL_PATH) if e["in_cell"]]
+    errors = _cell_errors(tu, CELL_PATH)
     parsed = ParsedCell(mode="decls", errors=errors)
     text = _Text(body)
     covered: list[tuple[int, int]] = []
@@ -520,8 +475,8 @@ def _unreadable(cursor: ci.Cursor, where: str, parsed: ParsedCell) -> bool:
 def _invalid_reason(cursor: ci.Cursor, parsed: ParsedCell) -> str:
     first, last = cursor.extent.start.line, cursor.extent.end.line
     for error in parsed.errors:
-        if error.get("line") is not None and first <= error["line"] <= last:
-            return f"its declaration does not parse (line {error['line'] + 1}: {error['message']})"
+        if error.line is not None and first <= error.line <= last:
+            return f"its declaration does not parse (line {error.line + 1}: {error.message})"
     return "its declaration does not parse"
 
 
@@ -641,7 +596,7 @@ def _class_piece(cursor, ns, text, start, end, parsed) -> Piece:
     if not cursor.is_definition() or not name:
         return piece
     qual = _qual(ns, name)
-    info: dict[str, Any] = {"class": True, "name": name, "qual": qual, "ns": list(ns), "fields": [], "ctors": [], "methods": [], "bases": [], "abstract": cursor.is_abstract_record(), "user_ctors": False}
+    info: dict = {"class": True, "name": name, "qual": qual, "ns": list(ns), "fields": [], "ctors": [], "methods": [], "bases": [], "abstract": cursor.is_abstract_record(), "user_ctors": False}
     members = list(cursor.get_children())
     polymorphic = any(m.kind == CK.CXX_METHOD and m.is_virtual_method() for m in members)
     header = piece.user_text
@@ -822,7 +777,7 @@ def parse_statement(body: str, context_header: str, args: list[str], inputs: dic
     params = ", ".join(f"{t} {n}" for n, t in inputs.items())
     main = f'{context_header}\n#include "/ipolyglot/directives.cpp"\nvoid {STATEMENT_FN}({params}) {{\n#include "{CELL_PATH}"\n}}\n'
     tu = _parse(main, {CELL_PATH: statements, "/ipolyglot/directives.cpp": directives}, args, skip_bodies=False)
-    errors = [e for e in _cell_errors(tu, CELL_PATH) if e["in_cell"]]
+    errors = _cell_errors(tu, CELL_PATH)
     parsed = ParsedCell(mode="statement", errors=errors)
     if errors:
         return parsed
@@ -844,8 +799,8 @@ def parse_statement(body: str, context_header: str, args: list[str], inputs: dic
         elif name in inputs:
             out_types[name] = inputs[name]
         else:
-            parsed.errors.append({"message": f"-o {name}: no variable named {name!r} is declared at the top level of the cell", "line": None, "column": None, "in_cell": False})
-    parsed.statement = {"directives": directives, "statements": statements, "inputs": inputs, "outputs": out_types}
+            parsed.errors.append(ParseError(f"-o {name}: no variable named {name!r} is declared at the top level of the cell"))
+    parsed.statement = Statement(directives, statements, dict(inputs), out_types)
     return parsed
 
 

@@ -1,184 +1,253 @@
-"""Turning the session's declarations into the two translation units of a build.
+"""Composing a build: the session's pieces become the translation units and the
+parts of their cache keys. No compiler runs here, so it is tested without one.
 
-The user unit holds the cells' code as written; the binding unit holds the
-same declarations with bound function bodies removed, plus the pybind11
-registrations. `#line` directives name each cell by a hash of its text (not by
-its execution count, so the same cell re-run is the same build), and the
-compiler reports errors in the cell's own line numbers.
+A build is one user unit per cell (the cells' code as written, compiled at the
+cell's options) and one binding unit (the same declarations with bound function
+bodies removed, plus the pybind11 registrations). `#line` directives name each
+cell by its id (a hash of its text, so the same cell re-run is the same build),
+and the compiler reports errors in the cell's own line numbers.
 """
 
 from __future__ import annotations
 
+import json
 import re
+import sysconfig
 from dataclasses import dataclass, field
+from pathlib import Path
+
+from ipolyglot.kernel.core.backend import BuildUnit
+from ipolyglot.kernel.core.cache import cache_key
+from ipolyglot.kernel.core.templates import TemplateFolder
 
 from . import bindgen
-from .templating import render, snippet
+from .flags import Flags, python_includes, session_include_dirs, support_digest
+from .records import Piece, Statement
 
 SECTIONS = ("preamble", "decl", "func")
 # Generated text after a cell's text is reported under this name, never as cell lines.
 GENERATED_FILE = "ipolyglot-generated.cpp"
 _BACK_TO_GENERATED = f'#line 1 "{GENERATED_FILE}"\n'
+STATEMENT_HEADERS = "#include <complex>\n#include <cstdio>\n#include <iostream>\n#include <map>\n#include <set>\n#include <string>\n#include <vector>\n"
+EXT_SUFFIX = sysconfig.get_config_var("EXT_SUFFIX") or ".so"
+TEMPLATES = TemplateFolder(Path(__file__).resolve().parent / "templates")
 
 
 @dataclass
-class Units:
-    user: dict[str, str]  # cell id -> the text of that cell's user unit
-    bind: str
+class ObjectUnit:
+    """One cell's user unit, compiled on its own and cached by its text and flags."""
+
+    text: str
+    flags: list[str]
+    with_python: bool  # compiled with pybind11's headers (and the precompiled header)
+
+    def key_parts(self, compiler: str) -> dict[str, str]:
+        return {"kind": "cpp-object", "unit": self.text, "flags": json.dumps(self.flags), "custom": support_digest() if self.with_python else "", "compiler": compiler}
+
+
+@dataclass
+class BindingUnit:
+    """The pybind11 registrations, cached by their text (declarations only)."""
+
+    text: str
+    flags: list[str]
     top_names: list[str] = field(default_factory=list)  # Python names the module offers
     registered: dict[int, str] = field(default_factory=dict)  # registration index -> declaration name
     fallbacks: dict[int, list[int]] = field(default_factory=dict)  # call-error registration -> its overloads' indices
     undefined: list[str] = field(default_factory=list)  # methods declared, defined by no cell yet: not bound
 
+    def key_parts(self, compiler: str) -> dict[str, str]:
+        return {"kind": "cpp-bind", "unit": self.text, "flags": json.dumps(self.flags), "compiler": compiler, "support": support_digest()}
 
-def _emit(piece: dict, text: str, marked: bool) -> str:
+
+@dataclass
+class CppUnit(BuildUnit):
+    """A session's module: the cells' objects, the binding object, how they link."""
+
+    module_name: str = ""
+    objects: dict[str, ObjectUnit] = field(default_factory=dict)  # cell id -> its unit
+    bind: BindingUnit | None = None
+    link_flags: list[str] = field(default_factory=list)
+    compiler: str = ""  # the compiler's identity (in every key)
+    current: str = ""  # the cell run: its errors are said without its label
+
+    @property
+    def file_name(self) -> str:
+        return f"{self.module_name}{EXT_SUFFIX}"
+
+
+# -- one piece in one unit ------------------------------------------------------------------
+
+def emit(piece: Piece, text: str, marked: bool) -> str:
     """A piece in its namespace. Marked text carries `#line` directives naming its
     cell and lines (the generated text after it goes back to GENERATED_FILE);
     unmarked text (the binding unit's) carries none, so line shifts leave it unchanged."""
     if not text.strip():
         return ""
-    ns = piece.get("ns") or []
-    prefix = piece.get("prefix") or ""
     if marked:
         body = ""
-        if prefix and text == piece["user_text"]:
-            body += f'#line {piece["prefix_line"]} "{piece["cell_id"]}"\n' + " " * (piece["prefix_column"] - 1) + prefix + "\n"
-        body += f'#line {piece["first_line"]} "{piece["cell_id"]}"\n' + " " * (piece["column"] - 1) + text + "\n" + _BACK_TO_GENERATED
+        if piece.prefix and text == piece.user_text:
+            body += f'#line {piece.prefix_line} "{piece.cell_id}"\n' + " " * (piece.prefix_column - 1) + piece.prefix + "\n"
+        body += f'#line {piece.first_line} "{piece.cell_id}"\n' + " " * (piece.column - 1) + text + "\n" + _BACK_TO_GENERATED
     else:
         body = text.strip() + "\n"
-    if piece.get("symbol"):
+    if piece.symbol:
         # Each cell's `ipolyglot_bind` gets a name of its own, so several cells may define one.
-        body = f"#define ipolyglot_bind {piece['symbol']}\n{body}#undef ipolyglot_bind\n"
-    if ns:
-        return "".join(f"namespace {n} {{ " for n in ns) + "\n" + body + "}" * len(ns) + "\n"
+        body = f"#define ipolyglot_bind {piece.symbol}\n{body}#undef ipolyglot_bind\n"
+    if piece.ns:
+        return "".join(f"namespace {n} {{ " for n in piece.ns) + "\n" + body + "}" * len(piece.ns) + "\n"
     return body
 
 
-def section_of(piece: dict) -> str:
-    """Everything but the preamble keeps the session's order (first definition, then
-    source order within a cell), so a cell reads as written: a static helper before
-    the global that calls it, a constant before the struct that uses it."""
-    return "preamble" if piece["section"] == "preamble" else "decl"
-
-
-def _placements(piece: dict, header: bool, own: bool) -> list[tuple[str, str, bool]]:
+def placements(piece: Piece, header: bool, own: bool) -> list[tuple[str, str, bool]]:
     """(section, text, marked) for one piece in one unit.
 
     The binding unit (`header`) and other cells' units see declarations only; a
     cell's own unit holds its text as written, function bodies after every
-    declaration. Private pieces (internal linkage) exist only in their own unit."""
-    if piece.get("python_only") and not own and not header:
+    declaration. Everything but the preamble keeps the session's order, so a
+    cell reads as written. Private pieces (internal linkage) exist only in their own unit."""
+    if piece.python_only and not own and not header:
         return []  # other cells' units are compiled without pybind11
-    if piece["section"] == "preamble":
-        return [("preamble", piece["header_text"] if header else piece["user_text"], not header)]
-    if piece.get("private"):
-        return [("decl", piece["user_text"], True)] if own and not header else []
-    kind = piece["kind"]
+    if piece.section == "preamble":
+        return [("preamble", piece.header_text if header else piece.user_text, not header)]
+    if piece.private:
+        return [("decl", piece.user_text, True)] if own and not header else []
     mine = own and not header
-    if kind == "member-def":
-        return [("func", piece["user_text"] if mine else piece["header_text"], mine)]
-    if mine and kind == "func" and piece.get("proto_text"):
+    if piece.kind == "member-def":
+        return [("func", piece.user_text if mine else piece.header_text, mine)]
+    if mine and piece.kind == "func" and piece.proto_text:
         # A body compiled here only: declared in place, defined after every declaration.
-        return [("decl", piece["proto_text"], True), ("func", piece["user_text"], True)]
-    if mine and kind == "block" and piece["header_text"] != piece["user_text"]:
-        return [("decl", piece["header_text"], True), ("func", piece["user_text"], True)]
+        return [("decl", piece.proto_text, True), ("func", piece.user_text, True)]
+    if mine and piece.kind == "block" and piece.header_text != piece.user_text:
+        return [("decl", piece.header_text, True), ("func", piece.user_text, True)]
     if mine:
-        return [("decl", piece["user_text"], True)]
-    if piece["section"] == "type" and not header:
+        return [("decl", piece.user_text, True)]
+    if piece.section == "type" and not header:
         # Types are whole in every user unit, with their cell's line numbers.
-        return [("decl", piece["user_text"], True)]
-    return [("decl", piece["header_text"], False)]
+        return [("decl", piece.user_text, True)]
+    return [("decl", piece.header_text, False)]
 
 
-def _sections(pieces: list[dict], header: bool, own_cell: str | None = None) -> dict[str, str]:
+def sections(pieces: list[Piece], header: bool, own_cell: str | None = None) -> dict[str, str]:
     """The pieces by section, for the binding unit (`header`) or the user unit of `own_cell`."""
     out: dict[str, list[str]] = {name: [] for name in SECTIONS}
     for piece in pieces:
-        own = own_cell is None or piece["cell_id"] == own_cell
-        for section, text, marked in _placements(piece, header, own):
-            out[section].append(_emit(piece, text, marked))
+        own = own_cell is None or piece.cell_id == own_cell
+        for section, text, marked in placements(piece, header, own):
+            out[section].append(emit(piece, text, marked))
     return {k: "".join(v) for k, v in out.items()}
+
+
+def declarations_text(pieces: list[Piece]) -> str:
+    """The session as declarations only: what a cell is parsed after."""
+    head = sections(pieces, header=True)
+    return "".join(head[s] for s in SECTIONS)
 
 
 _IDENTIFIER = re.compile(r"[A-Za-z_]\w*")
 
 
-def _early_prototypes(pieces: list[dict]) -> str:
+def early_prototypes(pieces: list[Piece]) -> str:
     """Prototypes whose signatures name no type of the session: they can precede
     the types and templates, so a template body can call any such function."""
-    session_types = {p["name"].rsplit(".", 1)[-1] for p in pieces if p["section"] == "type" or p["kind"] == "template"}
-    early = [
-        p for p in pieces
-        if p.get("proto_text") and not (p.get("private") or p.get("python_only") or p.get("symbol"))
-        and not session_types & set(_IDENTIFIER.findall(p["proto_text"]))
-    ]
-    return _prototypes(early)
-
-
-def _prototypes(pieces: list[dict]) -> str:
+    session_types = {p.name.rsplit(".", 1)[-1] for p in pieces if p.section == "type" or p.kind == "template"}
     lines = []
-    for piece in pieces:
-        proto = piece.get("proto_text")
-        if proto:
-            ns = piece.get("ns") or []
-            if ns:
-                lines.append("".join(f"namespace {n} {{ " for n in ns) + proto + " " + "}" * len(ns))
-            else:
-                lines.append(proto)
+    for p in pieces:
+        if p.proto_text and not (p.private or p.python_only or p.symbol) and not session_types & set(_IDENTIFIER.findall(p.proto_text)):
+            lines.append("".join(f"namespace {n} {{ " for n in p.ns) + p.proto_text + (" " + "}" * len(p.ns) if p.ns else ""))
     return "\n".join(lines)
 
 
-def statement_code(statement: dict, cell_id: str, body_lines: int, header: bool) -> tuple[str, str]:
+# -- a cell of statements -----------------------------------------------------------------
+
+def statement_result(statement: Statement) -> str:
+    return "void" if not statement.outputs else f"std::tuple<{', '.join(statement.outputs.values())}>"
+
+
+def statement_code(statement: Statement, cell_id: str, body_lines: int, header: bool) -> tuple[str, str]:
     """(directives, function) for a statement cell; the header version has no body."""
-    outputs = statement["outputs"]
-    result = "void" if not outputs else f"std::tuple<{', '.join(outputs.values())}>"
-    params = ", ".join(f"{t} {n}" for n, t in statement["inputs"].items())
+    result = statement_result(statement)
+    params = ", ".join(f"{t} {n}" for n, t in statement.inputs.items())
     if header:
-        return statement["directives"].strip() + "\n", f"{result} ipolyglot_statement({params});"
-    directives = f'#line 2 "{cell_id}"\n' + statement["directives"] + "\n"
-    body = f'#line 2 "{cell_id}"\n' + statement["statements"]
-    if not outputs:
-        return directives, f"void ipolyglot_statement({params}) {{\n{body}\n}}"
-    return directives, render(
-        "statement.cpp",
-        result_type=result,
-        params=params,
-        body=body,
-        after_line=body_lines + 2,
-        cell=cell_id,
-        outputs=", ".join(outputs),
-    )
+        return STATEMENT_HEADERS + statement.directives.strip() + "\n", f"{result} ipolyglot_statement({params});"
+    directives = STATEMENT_HEADERS + f'#line 2 "{cell_id}"\n' + statement.directives + "\n"
+    body = f'#line 2 "{cell_id}"\n' + statement.statements
+    if not statement.outputs:
+        return directives, TEMPLATES.render("statement_void.cpp", params=params, body=body)
+    outputs = ", ".join(statement.outputs)
+    return directives, TEMPLATES.render("statement.cpp", result_type=result, params=params, body=body, after_line=body_lines + 2, cell=cell_id, outputs=outputs)
 
 
-STATEMENT_HEADERS = "#include <complex>\n#include <cstdio>\n#include <iostream>\n#include <map>\n#include <set>\n#include <string>\n#include <vector>\n"
+def statement_record(statement: Statement) -> dict:
+    """The statement's function as a binding record, as the parser makes them."""
+    params = [{"name": n, "type": t, "default": None} for n, t in statement.inputs.items()]
+    return {"name": "ipolyglot_statement", "qual": "::ipolyglot_statement", "ns": [], "ret": statement_result(statement), "params": params}
 
 
-def _user_unit(pieces: list[dict], cell: str, statement_code: tuple[str, str] = ("", "")) -> str:
-    sections = _sections(pieces, header=False, own_cell=cell)
-    keep = [f"[[gnu::used]] static auto keep_{i} = {expr};" for i, expr in enumerate(k for p in pieces if p["cell_id"] == cell for k in p.get("keep", []))]
-    return render(
+# -- the units ------------------------------------------------------------------------
+
+def user_unit(pieces: list[Piece], cell: str, statement: tuple[str, str] = ("", "")) -> str:
+    parts = sections(pieces, header=False, own_cell=cell)
+    keep = [f"[[gnu::used]] static auto keep_{i} = {expr};" for i, expr in enumerate(k for p in pieces if p.cell_id == cell for k in p.keep)]
+    return TEMPLATES.render(
         "user_unit.cpp",
-        preamble=sections["preamble"] + statement_code[0],
-        early_prototypes=_early_prototypes(pieces),
-        declarations=sections["decl"],
-        functions=sections["func"],
-        statement=statement_code[1],
+        preamble=parts["preamble"] + statement[0],
+        early_prototypes=early_prototypes(pieces),
+        declarations=parts["decl"],
+        functions=parts["func"],
+        statement=statement[1],
         generated_file=GENERATED_FILE,
         keep="\n".join(keep),
     )
 
 
-def _function_overloads(pieces: list[dict], skip: frozenset[int]) -> dict[str, list[tuple[int, dict]]]:
+def user_units(pieces: list[Piece], statement: Statement | None, statement_cell: str, body_lines: int) -> dict[str, str]:
+    """cell id -> its user unit; a statement's cell first."""
+    cells = list(dict.fromkeys(p.cell_id for p in pieces if p.section != "preamble"))
+    units = {}
+    if statement is not None:
+        units[statement_cell] = user_unit(pieces, statement_cell, statement_code(statement, statement_cell, body_lines, header=False))
+    units.update({c: user_unit(pieces, c) for c in cells if c not in units})
+    return units
+
+
+class _Registrations:
+    """The binding unit's registration functions and the calls that run them, in order."""
+
+    def __init__(self) -> None:
+        self.code: list[str] = []
+        self.calls: list[str] = []
+        self.enum_casters: list[str] = []
+        self.top: list[str] = []
+        self.registered: dict[int, str] = {}
+        self.fallbacks: dict[int, list[int]] = {}
+        self.undefined: list[str] = []
+        self._submodules: set[tuple[str, ...]] = set()
+
+    def add(self, index: int, ns: list[str], body: str) -> None:
+        for depth in range(1, len(ns) + 1):
+            if tuple(ns[:depth]) not in self._submodules:
+                self._submodules.add(tuple(ns[:depth]))
+                self.calls.append(bindgen.submodule(ns[:depth]))
+        if ns and ns[0] not in self.top:
+            self.top.append(ns[0])
+        self.code.append(bindgen.registration(index, ns, body))
+        self.calls.append(bindgen.registration_call(index, ns))
+
+
+def _function_overloads(pieces: list[Piece], skip: frozenset[int]) -> dict[str, list[tuple[int, dict]]]:
     """The bound free functions by qualified name: (registration index, record) of
     each overload, in registration order."""
     found: dict[str, list[tuple[int, dict]]] = {}
-    index = 0
-    for piece in pieces:
-        for record in piece.get("binds", []):
-            index += 1
-            if index not in skip and not record.get("enum") and not record.get("class"):
-                found.setdefault(record["qual"], []).append((index, record))
+    for index, record in _numbered(pieces):
+        if index not in skip and not record.get("enum") and not record.get("class"):
+            found.setdefault(record["qual"], []).append((index, record))
     return found
+
+
+def _numbered(pieces: list[Piece]) -> list[tuple[int, dict]]:
+    """Every binding record with its registration index (1, 2, ...): stable whatever is left out."""
+    return list(enumerate((record for piece in pieces for record in piece.binds), start=1))
 
 
 def _defined_methods_only(info: dict, defined: set[str], undefined: list[str]) -> dict:
@@ -191,94 +260,103 @@ def _defined_methods_only(info: dict, defined: set[str], undefined: list[str]) -
     return {**info, "methods": kept}
 
 
-def build_units(pieces: list[dict], profile: bool, statement: dict | None = None, statement_cell: str = "", body_lines: int = 0, custom: bool = False, skip: frozenset[int] = frozenset()) -> Units:
-    """The user units and the binding unit; `skip` leaves out registrations
-    whose signatures pybind11 cannot compile."""
-    head = _sections(pieces, header=True)
-    cells = list(dict.fromkeys(p["cell_id"] for p in pieces if p["section"] != "preamble"))
-    stmt_head = ("", "")
-    if statement is not None:
-        stmt_user = statement_code(statement, statement_cell, body_lines, header=False)
-        stmt_head = statement_code(statement, statement_cell, body_lines, header=True)
-        stmt_user = (STATEMENT_HEADERS + stmt_user[0], stmt_user[1])
-        stmt_head = (STATEMENT_HEADERS + stmt_head[0], stmt_head[1])
-        user_units = {statement_cell: _user_unit(pieces, statement_cell, stmt_user)}
-        user_units.update({c: _user_unit(pieces, c) for c in cells if c != statement_cell})
-    else:
-        user_units = {c: _user_unit(pieces, c) for c in cells}
-    enum_casters, registrations, calls, top = [], [], [], []
-    undefined: list[str] = []
-    registered: dict[int, str] = {}
-    fallbacks: dict[int, list[int]] = {}
-    submodules: dict[tuple, str] = {}
+def _declaration_registrations(pieces: list[Piece], profile: bool, skip: frozenset[int]) -> _Registrations:
+    regs = _Registrations()
+    classes = {b["qual"].lstrip(":") for p in pieces for b in p.binds if b.get("class")}
+    defined = {p.name.split("(")[0] + "(" for p in pieces if p.kind == "member-def"}
+    overloads = _function_overloads(pieces, skip)
+    documented: set[str] = set()
+    numbered = _numbered(pieces)
+    for index, record in numbered:
+        if index in skip:
+            continue
+        ns = record["ns"]
+        regs.registered[index] = ".".join([*ns, record["name"]])
+        if record.get("enum"):
+            regs.enum_casters.append(f"IPOLYGLOT_ENUM_CASTER({record['qual']})")
+            body = bindgen.enum_code(record)
+        elif record.get("class"):
+            body = bindgen.class_code(_defined_methods_only(record, defined, regs.undefined), classes, profile)
+        else:
+            overloaded = len(overloads[record["qual"]]) > 1
+            body = bindgen.function_code(record, profile, bindgen.docstring(record, overloaded, record["qual"] not in documented))
+            documented.add(record["qual"])
+        if not ns and record["name"] not in regs.top:
+            regs.top.append(record["name"])
+        regs.add(index, ns, body)
+    index = len(numbered)
+    if not profile:
+        # Registered after every overload: runs only when none fits the call.
+        for group in overloads.values():
+            index += 1
+            regs.fallbacks[index] = [i for i, _ in group]
+            regs.add(index, group[0][1]["ns"], bindgen.call_errors_code([r for _, r in group]))
+    for n, piece in enumerate(p for p in pieces if p.symbol):
+        # In the order the cells were first run; a later cell's names replace earlier ones.
+        regs.calls.append(bindgen.custom_call(n, piece.symbol))
+    return regs
 
-    def module_for(ns: list[str]) -> str:
-        for depth in range(1, len(ns) + 1):
-            key = tuple(ns[:depth])
-            if key not in submodules:
-                parent = bindgen.module_var(list(key[:-1]))
-                var = bindgen.module_var(list(key))
-                submodules[key] = var
-                calls.append(f'    pybind11::module_ {var} = {parent}.def_submodule("{key[-1]}");')
-        if ns and ns[0] not in top:
-            top.append(ns[0])
-        return bindgen.module_var(ns)
 
-    if statement is not None:
-        record = {"name": "ipolyglot_statement", "qual": "::ipolyglot_statement", "ns": [], "ret": "void", "params": []}
-        record["ret"] = "void" if not statement["outputs"] else f"std::tuple<{', '.join(statement['outputs'].values())}>"
-        record["params"] = [{"name": n, "type": t, "default": None} for n, t in statement["inputs"].items()]
-        registrations.append(bindgen.registration(0, [], bindgen.function_code(record, False)))
-        calls.append("    ipolyglot_register_0(m);")
-    else:
-        classes = {b["qual"].lstrip(":") for p in pieces for b in p.get("binds", []) if b.get("class")}
-        defined = {p["name"].split("(")[0] + "(" for p in pieces if p["kind"] == "member-def"}
-        overloads = _function_overloads(pieces, skip)
-        documented: set[str] = set()
-        index = 0
-        for piece in pieces:
-            for record in piece.get("binds", []):
-                index += 1
-                if index in skip:
-                    continue
-                ns = record["ns"]
-                registered[index] = ".".join([*ns, record["name"]])
-                if record.get("enum"):
-                    enum_casters.append(f"IPOLYGLOT_ENUM_CASTER({record['qual']})")
-                    body = bindgen.enum_code(record)
-                elif record.get("class"):
-                    body = bindgen.class_code(_defined_methods_only(record, defined, undefined), classes, profile)
-                else:
-                    group = [r for _, r in overloads[record["qual"]]]
-                    body = bindgen.function_code(record, profile, bindgen.docstring(record, len(group) > 1, record["qual"] not in documented))
-                    documented.add(record["qual"])
-                var = module_for(ns)
-                if not ns and record["name"] not in top:
-                    top.append(record["name"])
-                registrations.append(bindgen.registration(index, ns, body))
-                qual_fn = "::".join(["", *ns, f"ipolyglot_register_{index}"])
-                calls.append(f"    {qual_fn}({var});")
-        if not profile:
-            # Registered after every overload: runs only when none fits the call.
-            for group in overloads.values():
-                index += 1
-                fallbacks[index] = [i for i, _ in group]
-                ns = group[0][1]["ns"]
-                registrations.append(bindgen.registration(index, ns, bindgen.call_errors_code([r for _, r in group])))
-                calls.append(f"    {'::'.join(['', *ns, f'ipolyglot_register_{index}'])}({module_for(ns)});")
-        for n, piece in enumerate(p for p in pieces if p.get("symbol")):
-            # In the order the cells were first run; a later cell's names replace earlier ones.
-            calls.append(snippet("custom", index=n, symbol=piece["symbol"]))
-    enum_casters += bindgen.callback_casters([b for p in pieces for b in p.get("binds", [])])
-    bind_text = render(
+def _statement_registrations(statement: Statement) -> _Registrations:
+    regs = _Registrations()
+    regs.add(0, [], bindgen.function_code(statement_record(statement), False))
+    return regs
+
+
+def binding_unit(pieces: list[Piece], flags: list[str], profile: bool, statement: Statement | None, skip: frozenset[int]) -> BindingUnit:
+    """The binding unit; `skip` leaves out registrations whose signatures pybind11 cannot compile."""
+    head = sections(pieces, header=True)
+    regs = _statement_registrations(statement) if statement is not None else _declaration_registrations(pieces, profile, skip)
+    statement_head = statement_code(statement, "", 0, header=True) if statement is not None else ("", "")
+    casters = regs.enum_casters + bindgen.callback_casters([b for p in pieces for b in p.binds])
+    text = TEMPLATES.render(
         "bind_unit.cpp",
-        preamble=head["preamble"] + stmt_head[0],
-        early_prototypes=_early_prototypes(pieces),
+        preamble=head["preamble"] + statement_head[0],
+        early_prototypes=early_prototypes(pieces),
         declarations=head["decl"],
         functions=head["func"],
-        statement=stmt_head[1],
-        enum_casters="\n".join(enum_casters),
-        registrations="\n\n".join(registrations),
-        calls="\n".join(calls),
+        statement=statement_head[1],
+        enum_casters="\n".join(casters),
+        registrations="\n\n".join(regs.code),
+        calls="\n".join(regs.calls),
     )
-    return Units(user=user_units, bind=bind_text, top_names=top, registered=registered, fallbacks=fallbacks, undefined=undefined)
+    return BindingUnit(text, flags, regs.top, regs.registered, regs.fallbacks, regs.undefined)
+
+
+@dataclass
+class Composition:
+    """What a build is composed of, besides its pieces: the options and the cell run."""
+
+    cell_flags: dict[str, Flags]  # each cell's options
+    flags: Flags  # the session's (for cells without options of their own, and the bindings)
+    current: str  # the cell run
+    compiler: str  # the compiler's identity
+    profile: bool = False
+    statement: Statement | None = None
+    body_lines: int = 0  # the statement cell's lines
+    debug_names: list[str] = field(default_factory=list)  # -fdebug-prefix-map flags naming cells by label
+
+
+def compose(pieces: list[Piece], how: Composition, skip: frozenset[int] = frozenset()) -> CppUnit:
+    """The units of a session's module, and the key parts that name it."""
+    include_dirs = session_include_dirs([*how.cell_flags.values(), how.flags])
+    python_cells = {p.cell_id for p in pieces if p.python_only or p.symbol}
+    bind = binding_unit(pieces, how.flags.bind_compile(include_dirs), how.profile, how.statement, skip)
+    objects: dict[str, ObjectUnit] = {}
+    link_flags: list[str] = []
+    for cell, text in user_units(pieces, how.statement, how.current, how.body_lines).items():
+        flags = how.cell_flags.get(cell, how.flags)
+        compile_flags = flags.user_compile(include_dirs) + (python_includes() if cell in python_cells else [])
+        if flags.debug:  # gdb names cells as the notebook does; a debug object is rebuilt when labels change
+            compile_flags += how.debug_names
+        objects[cell] = ObjectUnit(text, compile_flags, cell in python_cells)
+        link_flags += [f for f in flags.link() if f not in link_flags or f.startswith("-Wl")]
+    key_parts = {
+        "kind": "cpp-module",
+        "objects": " ".join(cache_key(o.key_parts(how.compiler)) for o in objects.values()),
+        "bind": cache_key(bind.key_parts(how.compiler)),
+        "link": json.dumps(link_flags),
+        "compiler": how.compiler,
+    }
+    module_name = "ipolyglot_cpp_" + cache_key(key_parts)[:20]
+    return CppUnit("", key_parts, {}, module_name, objects, bind, link_flags, how.compiler, how.current)

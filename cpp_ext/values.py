@@ -10,11 +10,11 @@ _NUMPY_TYPES = {
 }
 
 
-class UnsupportedValue(TypeError):
-    pass
+class UnsupportedValue(ValueError):
+    """A Python value no C++ type takes (the message says why)."""
 
 
-def cpp_type(value, where: str) -> str:
+def cpp_type(value) -> str:
     """The C++ type a Python value arrives as (by copy)."""
     if isinstance(value, bool):
         return "bool"
@@ -34,33 +34,30 @@ def cpp_type(value, where: str) -> str:
             return _NUMPY_TYPES.get(str(dtype), "double")
         if value.ndim == 1 and str(dtype) in _NUMPY_TYPES:
             return f"std::vector<{_NUMPY_TYPES[str(dtype)]}>"
-        raise UnsupportedValue(f"{where}: only 1-d numeric numpy arrays can cross (got {value.ndim}-d {dtype})")
+        raise UnsupportedValue(f"only 1-d numeric numpy arrays can cross (got {value.ndim}-d {dtype})")
     if isinstance(value, (list, tuple)):
         if not value:
             return "std::vector<double>"
-        kinds = {_element_type(v, where) for v in value}
+        kinds = {cpp_type(v) for v in value}
         if kinds == {"long long", "double"}:
             kinds = {"double"}
         if len(kinds) != 1:
-            raise UnsupportedValue(f"{where}: a list must hold one kind of value to cross into C++ (got {sorted(kinds)})")
+            raise UnsupportedValue(f"a list must hold one kind of value to cross into C++ (got {sorted(kinds)})")
         return f"std::vector<{kinds.pop()}>"
     if isinstance(value, set):
-        kinds = {_element_type(v, where) for v in value} or {"double"}
+        kinds = {cpp_type(v) for v in value} or {"double"}
         if len(kinds) != 1:
-            raise UnsupportedValue(f"{where}: a set must hold one kind of value")
+            raise UnsupportedValue(f"a set must hold one kind of value")
         return f"std::set<{kinds.pop()}>"
     if isinstance(value, dict):
         if not value:
             return "std::map<std::string, double>"
-        keys = {_element_type(k, where) for k in value}
-        vals = {_element_type(v, where) for v in value.values()}
+        keys = {cpp_type(k) for k in value}
+        vals = {cpp_type(v) for v in value.values()}
         if vals == {"long long", "double"}:
             vals = {"double"}
         if len(keys) != 1 or len(vals) != 1:
-            raise UnsupportedValue(f"{where}: a dict must have one key type and one value type")
+            raise UnsupportedValue(f"a dict must have one key type and one value type")
         return f"std::map<{keys.pop()}, {vals.pop()}>"
-    raise UnsupportedValue(f"{where}: a {type(value).__name__} cannot cross into a C++ statement cell")
+    raise UnsupportedValue(f"a {type(value).__name__} cannot cross into a C++ statement cell")
 
-
-def _element_type(value, where: str) -> str:
-    return cpp_type(value, where)

@@ -11,6 +11,7 @@ import re
 import pytest
 
 from ipolyglot.cpp_ext import bindgen, build, parser
+from ipolyglot.kernel.core.cells import CellRegistry
 
 
 # -- ordinary C++ that builds (issue 10, item 4) ---------------------------------------
@@ -283,13 +284,14 @@ def test_python_types_of_cpp_types():
 
 
 def test_generated_code_errors_follow_cell_errors_or_say_what_they_are():
-    cells = {"cell-x": ("int f( {\n", None)}
+    cells = CellRegistry()
+    x = cells.register("int f( {\n", "In [1]").id
     output = "\n".join([
-        "cell-x:2:7: error: expected ')' before '{' token",
+        f"{x}:2:7: error: expected ')' before '{{' token",
         "ipolyglot-generated.cpp:3:1: error: expected initializer before 'namespace'",
-        "cell-x:9:1: error: expected '}' at end of input",
+        f"{x}:9:1: error: expected '}}' at end of input",
     ])
-    found = build.diagnostics(output, cells, "cell-x")
+    found = build.diagnostics(output, cells, x)
     assert [(d.line, d.message) for d in found] == [(2, "expected ')' before '{' token")]
-    only_generated = build.diagnostics("bind.cpp:40:3: error: no matching function", cells, "cell-x", "the generated binding code")
+    only_generated = build.diagnostics("bind.cpp:40:3: error: no matching function", cells, x, "the generated binding code")
     assert [d.render() for d in only_generated] == ["in the generated binding code: no matching function"]

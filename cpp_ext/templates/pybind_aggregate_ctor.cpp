@@ -1,0 +1,1 @@
+    cls.def(pybind11::init([](${params}) { ${qual} self{}; ${assign} return self; })${args});

@@ -1,0 +1,1 @@
+decltype(auto) result = [&]() -> decltype(auto) { ${release} ipolyglot::stopwatch watch(native_ns); return ${call}; }();

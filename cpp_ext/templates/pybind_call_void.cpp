@@ -1,0 +1,1 @@
+[&]() { ${release} ipolyglot::stopwatch watch(native_ns); ${call}; }();

@@ -1,0 +1,1 @@
+    ipolyglot::add_custom_bindings(m, "_ipolyglot_bind_${index}", &::${symbol});

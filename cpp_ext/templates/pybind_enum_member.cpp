@@ -1,0 +1,1 @@
+    members.append(pybind11::make_tuple("${name}", static_cast<long long>(${value}LL)));

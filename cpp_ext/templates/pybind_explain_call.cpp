@@ -1,0 +1,1 @@
+ipolyglot::call_error<${types}>("${pyname}", {{${params}}}, args, kwargs)

@@ -1,0 +1,1 @@
+ipolyglot::no_overload("${pyname}", ${signatures}, args, kwargs)

@@ -1,0 +1,1 @@
+    cls.def_${access}("${name}", &${qual}::${name});

@@ -1,0 +1,1 @@
+    ipolyglot::def_field(cls, "${name}", &${qual}::${name}, ${where}, ${cpp_type}, ${expected});

@@ -1,0 +1,1 @@
+    ipolyglot::finish_class<${qual}>(cls, {${fields}}, ${copy_fields});

@@ -1,0 +1,1 @@
+        real = pybind11::cpp_function(static_cast<${fnptr}>(&${qual}), pybind11::name("${pyname}"), pybind11::sibling(real)${args}${extras});

@@ -1,0 +1,1 @@
+    cls.def("__repr__", [](pybind11::handle self) { return ipolyglot::repr_fields(self, "${name}", {${fields}}); });

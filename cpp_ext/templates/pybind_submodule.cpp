@@ -1,0 +1,1 @@
+    pybind11::module_ ${var} = ${parent}.def_submodule("${name}");

@@ -1,0 +1,3 @@
+void ipolyglot_statement(${params}) {
+${body}
+}
