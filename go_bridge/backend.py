@@ -4,47 +4,42 @@ Every build is one c-shared library holding all live declarations of the
 session (so a redefinition is seen everywhere), loaded with cffi; its exported
 functions and struct types are bound as Python objects. A library's Go runtime
 can never be unloaded, so old libraries stay loaded and are counted.
+
+The steps below are called in order by kernel/core/pipeline.py; none but
+`commit` changes the session.
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
-import hashlib
 import json
 import keyword
-import os
 import re
 import shlex
 import subprocess
 import sys
-import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Callable, Mapping
 
-from ipolyglot.kernel.core.backend import Backend, CellContext, CellResult, Declaration
+from ipolyglot.kernel.core import toolchains
+from ipolyglot.kernel.core.backend import Backend, BuildUnit, Built, Candidate, CellContext, Declaration
+from ipolyglot.kernel.core.cells import Cell
 from ipolyglot.kernel.core.diagnostics import CompileError, Diagnostic
-
 from ipolyglot.kernel.core.travel import LOADED_BUILDS, traveling
 
 from . import codegen, inspector, library, marshal, pprof_view, travel
+from .build import LIBRARY_NAME, GoFlags, diagnostics, go_build, key_parts
 from .infer import InferenceError, go_type_of
+from .inspector import GoDetail, Inspection, SyntaxProblem
 from .marshal import GoStruct
 from .toolchain import GoTool
 
-LIBRARY_NAME = "libgocell.so"
 RUNTIME_WARNING_THRESHOLD = 32
-_DIAGNOSTIC = re.compile(r"^(?P<file>[^\s#][^:]*?):(?P<line>\d+)(?::(?P<col>\d+))?: (?P<msg>.*)$")
-_MISSING_MODULE = re.compile(
-    r"(no required module provides package|cannot find module providing package|module lookup disabled|"
-    r"dial tcp|no such host|connection refused|GOPROXY|unrecognized import path|missing go.sum entry|"
-    r"reading https?://\S+: \d{3} )"
-)
 VARS_NAME = "govars"  # the Python name of the live view of exported Go variables
-_MODULE_PROGRESS = re.compile(r"^go: (finding module for package|downloading|found|added|upgraded) ")
-_GENERATED_FILE = re.compile(r"\S*\b(glue|consts|statements)\.go:\d+(:\d+)?")
 # A cell's top-level names the generated package uses itself.
 RESERVED_PREFIXES = ("ipolyglot", "ipg_", "ipgcell")
-_PACKAGE_PATH = re.compile(r"^[\w.\-]+(/[\w.\-]+)*$")  # a line of `go build -v`
 MAIN_IS_RESERVED = (
     "a %%go cell holds declarations (built into a library for Python) or statements (run at once); "
     "`func main` is reserved, since the library has no entry point: put main's statements in a %%go cell "
@@ -56,25 +51,48 @@ PACKAGE_CLAUSE = (
 )
 _PACKAGE_CLAUSE_ERROR = re.compile(r"^expected (declaration|statement), found 'package'$")
 _RESERVED = {"_fast", "_slow", "_pending", "_check", "_call", "_MISSING", "result", "list"}
+PPROF_IN_WORKER = (
+    "%go_pprof profiles Go code that runs inside the kernel; in worker mode the session's Go code "
+    "runs in the worker process. Run `%polyglot mode in-process` (and the Go cells again) to profile it."
+)
+
+
+@dataclass
+class GoCandidate(Candidate):
+    """The Go session as it would be after a cell: its module requirements and build flags too."""
+
+    requires: dict[str, str] = field(default_factory=dict)
+    go_sum: str = ""  # checksums of the modules the session's builds fetched
+    flags: GoFlags = GoFlags()
+    new: list[Declaration] = field(default_factory=list)  # the cell's own declarations (warnings name only these)
+
+
+@dataclass
+class GoUnit(BuildUnit):
+    """A generated package: its plan (files, functions, constants' lines) and how it is built."""
+
+    plan: codegen.Plan | None = None
+    flags: GoFlags = GoFlags()
+    cell_id: str = ""  # the cell run ("" for a removal): its lines are named without a label
 
 
 class GoBackend(Backend):
     language = "go"
     display_name = "Go"
+    find_toolchain = staticmethod(toolchains.find_go)
 
-    def __init__(self) -> None:
+    def __init__(self, tool: Callable[..., GoTool] = GoTool) -> None:
         super().__init__()
+        self._tool = tool  # makes the GoTool of a cell (tests of compose pass one that runs nothing)
+        self.session = library.GoSession()
         self._libraries: dict[str, library.GoLibrary] = {}
-        self._bound: set[str] = set()
         self._classes: dict[tuple, type] = {}
         self._requires: dict[str, str] = {}
-        self._go_sum: str = ""  # checksums of the modules the session's builds fetched
-        self._cell_sources: dict[str, str] = {}  # cell id -> text
-        self._cell_labels: dict[str, str] = {}  # cell id -> its latest label, e.g. "In [3]"
+        self._go_sum: str = ""
+        self._flags = GoFlags()  # the last cell's: a removal builds with them
         self._current: library.GoLibrary | None = None  # the library the namespace's names come from
         self._current_vars: dict[str, str] = {}  # var -> declaration text, in the current library
-        self._current_ldflags: str = ""
-        self._unreadable_consts: set[tuple[str, str]] = set()  # (name, declaration text)
+        self._unreadable_consts: dict[tuple[str, str], str] = {}  # (name, declaration text) -> why not
         self.vars = GoVars(self)
         self.runtime_warning_threshold = RUNTIME_WARNING_THRESHOLD
 
@@ -89,147 +107,156 @@ class GoBackend(Backend):
             help="add a module requirement to the session's go.mod",
         )
 
-    # -- the cell ---------------------------------------------------------------------
-    def run_cell(self, source: str, options: argparse.Namespace, ctx: CellContext) -> CellResult:
-        go = GoTool(ctx.cache, ctx.toolchain)
-        label = ctx.cell_label.replace(":", "")
+    # -- parse --------------------------------------------------------------------------
+    def input_type(self, name: str, value: Any) -> str:
+        known = {spec.name for d in self.declarations for spec in d.detail.types}
+        try:
+            return go_type_of(value, known)
+        except InferenceError as exc:
+            raise ValueError(str(exc)) from None
+
+    def parse(self, cell: Cell, options: argparse.Namespace, inputs: dict[str, Any], ctx: CellContext):
+        """The cell read by Go's parser: its declarations, or its statements (a codegen.Statements)."""
+        found = inspector.inspect(cell.text, ctx.cache, self._tool(ctx.cache, ctx.toolchain))
+        if found.mode == "error":
+            raise CompileError("Go", _syntax_diagnostics(found, cell.text))
+        if found.mode == "stmts":
+            return codegen.Statements(
+                cell.id, found.body.text, found.imports, tuple(inputs.items()), tuple(options.output),
+                found.body.refs, found.body.spawns, found.body.waits,
+            )
+        if options.input or options.output:
+            raise CompileError("Go", [Diagnostic("-i/-o apply to a cell of statements; this cell holds declarations")])
+        reserved = reserved_name_diagnostics(found.decls, cell.text)
+        if reserved:
+            raise CompileError("Go", reserved)
+        return found
+
+    def candidate(self, parsed, cell: Cell, options: argparse.Namespace, ctx: CellContext) -> GoCandidate:
         requires = dict(self._requires)
         for item in options.require:
             module, sep, version = item.partition("@")
             if not sep or not module or not version:
                 raise CompileError("Go", [Diagnostic(f"--require expects MODULE@VERSION, got {item!r}")])
             requires[module] = version
-        info = inspector.inspect(source, ctx.cache, go)
-        if info["mode"] == "error":
-            clause = next((e for e in info["errors"] if _PACKAGE_CLAUSE_ERROR.match(e["msg"])), None)
-            if clause is not None:  # what follows it is misread: the clause is the one thing to say
-                diagnostic = self._syntax_diagnostic({**clause, "msg": PACKAGE_CLAUSE}, source)
-                diagnostic.column = None
-                raise CompileError("Go", [diagnostic])
-            raise CompileError("Go", [self._syntax_diagnostic(e, source) for e in info["errors"]])
-        cell_id = cell_identifier(source)
-        self._cell_sources[cell_id] = source
-        self._cell_labels[cell_id] = label
-        if info["mode"] == "decls":
-            if options.input or options.output:
-                raise CompileError("Go", [Diagnostic("-i/-o apply to a cell of statements; this cell holds declarations")])
-            reserved = reserved_name_diagnostics(info["decls"], source)
-            if reserved:
-                raise CompileError("Go", reserved)
-            candidate, new_decls = self._candidate(info, label, cell_id)
-            plan, lib, report = self._generate_and_build(list(candidate), go, requires, options, ctx, cell_id)
-            requires = self._pin_fetched_modules(report, requires, ctx)
-            self._carry_vars(lib, plan, options, ctx)
-            result = self._bind(lib, plan, ctx, cell_id, new_decls)
-            self._current_ldflags = options.ldflags
-            self.declarations.replace_with(candidate)
-            self._requires = requires
-            result.report = report
-            return result
-        statements = self._statements(info, cell_id, options, ctx)
-        plan, lib, report = self._generate_and_build(list(self.declarations), go, requires, options, ctx, cell_id, statements)
-        requires = self._pin_fetched_modules(report, requires, ctx)
-        self._carry_vars(lib, plan, options, ctx)
-        result = self._bind(lib, plan, ctx, cell_id, [])
-        self._current_ldflags = options.ldflags
-        self._requires = requires
-        result.report = report
-        func = lib.functions[codegen.STATEMENTS_NAME]
-        inputs = tuple(ctx.user_ns[name] for name in options.input)
-        outputs = lib.call(func, inputs, profile=lib.profiled)
-        if options.output:
-            result.bind.update(zip(options.output, outputs))
-        return result
+        flags = GoFlags(options.gcflags, options.ldflags, options.tags, options.race)
+        if isinstance(parsed, codegen.Statements):
+            return GoCandidate(cell, self.declarations, parsed, list(parsed.inputs), list(parsed.outputs),
+                               requires=requires, go_sum=self._go_sum, flags=flags)
+        new = [_declaration(detail, index, cell) for index, detail in enumerate(parsed.decls)]
+        declarations = self.declarations.with_cell(new)
+        new_names = {n for d in new for n in d.detail.names}
+        new_keys = {d.name for d in new}
+        regrouped = {  # part of a group (var (...)) that the new cell redefines
+            old.name for old in self.declarations if old.name not in new_keys and new_names & set(old.detail.names)
+        }
+        return GoCandidate(cell, declarations.without(regrouped), requires=requires, go_sum=self._go_sum,
+                           flags=flags, new=new)
 
-    def _syntax_diagnostic(self, error: dict, source: str) -> Diagnostic:
-        lines = source.splitlines() or [""]
-        line = min(max(error["line"], 1), len(lines))
-        col = error["col"] if error["line"] == line else None
-        return Diagnostic(error["msg"], line + 1, col, lines[line - 1])
-
-    def _candidate(self, info: dict, label: str, cell_id: str):
-        new_decls = []
-        for index, d in enumerate(info["decls"]):
-            name = d["names"][0] if d["names"] else "_"
-            if name in ("_", "init"):
-                name = f"{name} ({cell_id} #{index + 1})"  # replaced only by a re-run of its cell
-            extra = {**d, "imports": info["imports"], "cell_count": len(info["decls"]), "cell_id": cell_id}
-            new_decls.append(Declaration(name, d["kind"], d["text"], label, d["line"] + 1, extra))
-        candidate = self.declarations.with_cell(new_decls)
-        new_names = {n for d in new_decls for n in d.extra["names"]}
-        new_keys = {d.name for d in new_decls}
-        for old in self.declarations:
-            if old.name not in new_keys and new_names & set(old.extra.get("names", [])):
-                candidate.remove(old.name)  # part of a group (var (...)) that a new cell redefines
-        return candidate, new_decls
-
-    def _statements(self, info: dict, cell_id: str, options, ctx: CellContext) -> codegen.Statements:
-        known = {spec["name"] for d in self.declarations for spec in d.extra.get("types") or []}
-        inputs = []
-        for name in options.input:
-            if name not in ctx.user_ns:
-                raise CompileError("Go", [Diagnostic(f"-i {name}: there is no Python variable named {name!r}")])
-            try:
-                inputs.append((name, go_type_of(ctx.user_ns[name], known)))
-            except InferenceError as exc:
-                raise CompileError("Go", [Diagnostic(f"-i {name}: {exc}")]) from None
-        return codegen.Statements(
-            cell_id, info["body"]["text"], info["imports"], inputs, list(options.output), info["body"].get("refs") or [],
-            bool(info["body"].get("spawns")), bool(info["body"].get("waits")),
-        )
-
-    def _generate(self, decls, go: GoTool, requires, profile: bool, statements=None) -> codegen.Plan:
+    # -- compose ------------------------------------------------------------------------
+    def compose(self, candidate: GoCandidate, dropped: Mapping[str, str], ctx: CellContext) -> GoUnit:
+        """The generated package; constants Python cannot read (found by a failed build, this
+        one's or an earlier one's in this session) are left out of consts.go."""
+        go = self._tool(ctx.cache, ctx.toolchain)
         major, minor = go.version()
         # Through the cache like any artifact: published atomically with private modes,
         # and checked (every file of it) each time a build is about to compile it in.
-        self._runtime_dir, _ = go.cache.get_or_build({"kind": "go-runtime", "runtime": codegen.RUNTIME_HASH}, codegen.write_runtime, lambda d: d)
-        texts = {n: d.source for d in decls if d.kind == "const" for n in d.extra.get("names") or []}
-        skip = frozenset(n for n, text in texts.items() if (n, text) in self._unreadable_consts)
-        return codegen.generate(
-            decls, runtime_dir=self._runtime_dir, go_version=f"{major}.{minor}",
-            requires=requires, profile=profile, statements=statements, skip_consts=skip, go_sum=self._go_sum,
+        runtime_dir, _ = ctx.cache.get_or_build({"kind": "go-runtime", "runtime": codegen.RUNTIME_HASH}, codegen.write_runtime, lambda d: d)
+        decls = list(candidate.declarations)
+        dropped = {**self._known_unreadable(decls), **dropped}
+        plan = codegen.generate(
+            decls, runtime_dir=runtime_dir, go_version=f"{major}.{minor}", requires=candidate.requires,
+            profile=ctx.profile, statements=candidate.statements, skip_consts=frozenset(dropped), go_sum=candidate.go_sum,
         )
+        parts = key_parts(go, plan.files, candidate.flags.arguments())
+        current = candidate.cell.id if candidate.cell else ""
+        return GoUnit(f"Go cell {ctx.cell_label}", parts, dict(dropped), plan, candidate.flags, current)
 
-    def _generate_and_build(self, decls, go: GoTool, requires, options, ctx: CellContext, cell_id: str, statements=None):
-        """Generate and build; an untyped constant whose value does not fit its default
-        Go type (`const Big = 1 << 100`) cannot be handed to Python, so a build failing
-        only there is repeated without those constants, with a warning."""
-        plan = self._generate(decls, go, requires, ctx.profile, statements)
-        try:
-            lib, report = self._build(plan, options, ctx, go, cell_id)
-        except CompileError as exc:
-            failed = codegen.failed_consts(exc.raw_output, plan)
-            if not failed:
-                raise
-            texts = {n: d.source for d in decls if d.kind == "const" for n in d.extra.get("names") or []}
-            self._unreadable_consts |= {(name, texts[name]) for name in failed}
-            for name, reason in sorted(failed.items()):
-                ctx.warn(f"Go constant {name} is not readable from Python: {reason}")
-            plan = self._generate(decls, go, requires, ctx.profile, statements)
-            lib, report = self._build(plan, options, ctx, go, cell_id)
-        return plan, lib, report
+    def _known_unreadable(self, decls: list[Declaration]) -> dict[str, str]:
+        """Constants an earlier build of this session found unreadable, by the same text."""
+        texts = {(n, d.source) for d in decls if d.kind == "const" for n in d.detail.names}
+        return {name: why for (name, text), why in self._unreadable_consts.items() if (name, text) in texts}
 
-    def _pin_fetched_modules(self, report, requires: dict[str, str], ctx: CellContext) -> dict[str, str]:
-        """Keep the modules `go build` fetched for an import in the session's go.mod.
+    # -- build --------------------------------------------------------------------------
+    def build(self, unit: GoUnit, directory: Path, ctx: CellContext) -> None:
+        go = self._tool(ctx.cache, ctx.toolchain)
+        run = go_build(go, unit.plan.files, unit.flags.arguments(), directory)
+        ctx.verbose(f"go command: {shlex.join(run.command)}")
+        ctx.verbose(f"go build took {run.seconds:.2f} s")
+        ctx.verbose(f"go compiled: {', '.join(run.compiled) or 'nothing (every package from Go build cache)'}")
+        if run.returncode != 0:
+            raise CompileError("Go", diagnostics(run.stderr, ctx.cells, unit.cell_id), run.stderr)
+        if unit.flags.race:
+            _probe_race_library(directory / LIBRARY_NAME)
+        (directory / "build.json").write_text(json.dumps({"command": run.command, "seconds": run.seconds}))
+
+    def cannot_cross(self, error: Exception, unit: GoUnit) -> dict[str, str]:
+        """An untyped constant whose value does not fit its default Go type (`const Big = 1 << 100`)
+        cannot be handed to Python: a build failing only there is repeated without it."""
+        failed = codegen.failed_consts(getattr(error, "raw_output", ""), unit.plan)
+        return {name: f"Go constant {name} is not readable from Python: {reason}" for name, reason in sorted(failed.items())}
+
+    # -- load and bind -------------------------------------------------------------------
+    def load(self, directory: Path, unit: GoUnit, ctx: CellContext) -> library.GoLibrary:
+        path = directory / LIBRARY_NAME
+        if unit.flags.race and str(path) not in self._libraries:
+            _probe_race_library(path)  # also for a library cached earlier
+        if str(path) not in self._libraries:
+            self._libraries[str(path)] = library.GoLibrary(path, self.session, ctx.cells)
+            if len(self._libraries) > self.runtime_warning_threshold:
+                ctx.warn(self._runtime_warning(len(self._libraries)))
+        return self._libraries[str(path)]
+
+    def bind(self, built: Built, candidate: GoCandidate, ctx: CellContext) -> dict[str, Any]:
+        lib, unit = built.loaded, built.unit
+        if built.report.cache_hit:
+            ctx.verbose("cache hit: no go command was run")
+        ctx.verbose(f"generated code: {built.report.path / 'src'}")
+        lib.travel_build = travel.library_reference(built.report.key, unit.plan, unit.flags.arguments())  # how other processes load it
+        for module, version in sorted(self._fetched(built, candidate).items()):
+            ctx.warn(f"fetched Go module {module}@{version}; this session keeps that version "
+                     f"(choose another with %%go --require {module}@VERSION)")
+        self._carry_vars(lib, unit, ctx)
+        lib.share_cell_labels()
+        new_names = {n for d in candidate.new for n in d.detail.names}
+        names = self.names_of(lib, unit.plan, ctx.warn, new_names, unit.cell_id)
+        for decl in candidate.new:
+            if decl.kind == "func" and decl.detail.generic and codegen.is_exported(decl.name):
+                ctx.warn(f"Go function {decl.name} is generic: only instantiated functions can be called from Python")
+        return names
+
+    def run_statements(self, built: Built, candidate: GoCandidate, inputs: list[Any]) -> list[Any]:
+        lib = built.loaded
+        outputs = lib.call(lib.by_id[built.unit.plan.statements.id], tuple(inputs), profile=lib.profiled)
+        return list(outputs or [])
+
+    def commit(self, candidate: GoCandidate, built: Built | None) -> None:
+        self.declarations = candidate.declarations
+        if built is None:  # nothing left to build: every declaration is gone
+            self._current_vars = {}
+            return
+        self._requires = {**candidate.requires, **self._fetched(built, candidate)}
+        self._go_sum = _read(built.report.path / "src" / "go.sum") or candidate.go_sum
+        self._flags = candidate.flags
+        self._current = built.loaded
+        self._current_vars = dict(built.unit.plan.var_texts)
+        self.session.classes = built.loaded.classes
+        decls = list(candidate.declarations)
+        texts = {n: d.source for d in decls if d.kind == "const" for n in d.detail.names}
+        self._unreadable_consts.update({(n, texts[n]): why for n, why in built.unit.dropped.items() if n in texts})
+
+    def _fetched(self, built: Built, candidate: GoCandidate) -> dict[str, str]:
+        """The modules `go build` fetched for an import, to keep in the session's go.mod.
 
         Without this every later build resolves them again, and every later
         build error starts with `go: finding module for package ...`. The cell
         that caused the fetch says once which module and version it got.
         """
-        src = report.path / "src"
-        try:
-            built = codegen.module_requirements((src / "go.mod").read_text())
-            go_sum = (src / "go.sum").read_text() if (src / "go.sum").exists() else self._go_sum
-        except OSError:
-            return requires
-        fetched = {m: v for m, v in built.items() if m not in requires and not m.startswith("ipolyglot.local/")}
-        for module, version in sorted(fetched.items()):
-            ctx.warn(f"fetched Go module {module}@{version}; this session keeps that version "
-                     f"(choose another with %%go --require {module}@VERSION)")
-        self._go_sum = go_sum
-        return {**requires, **fetched}
+        go_mod = _read(built.report.path / "src" / "go.mod")
+        built_requires = codegen.module_requirements(go_mod) if go_mod else {}
+        return {m: v for m, v in built_requires.items() if m not in candidate.requires and not m.startswith("ipolyglot.local/")}
 
-    def _carry_vars(self, lib: library.GoLibrary, plan: codegen.Plan, options, ctx: CellContext) -> None:
+    def _carry_vars(self, lib: library.GoLibrary, unit: GoUnit, ctx: CellContext) -> None:
         """Copy package-level variables from the current runtime into a newly loaded one.
 
         A variable keeps its value across rebuilds when its declaration text (and
@@ -243,16 +270,16 @@ class GoBackend(Backend):
         it was changed since the last build).
         """
         old = self._current
-        if old is None or old is lib or options.ldflags != self._current_ldflags:
+        if old is None or old is lib or unit.flags.ldflags != self._flags.ldflags:
             return
-        for name, text in plan.var_texts.items():
+        for name, text in unit.plan.var_texts.items():
             new_var, old_var = lib.vars.get(name), old.vars.get(name)
             if not new_var or not old_var or self._current_vars.get(name) != text:
                 continue
             if not new_var["carried"]:
                 # Said when the reset loses something: the value differs from the one the old runtime started with.
                 if old.var_changed(old_var):
-                    where = self._cell_labels.get(plan.var_cells.get(name, ""), "a cell")
+                    where = lib.cells.label(unit.plan.var_cells.get(name, ""))
                     ctx.warn(f"{where} var {name} ({new_var['go']}) was reset by this rebuild: {new_var.get('reset') or 'its value cannot cross'}")
                 continue
             got = old.raw_call(old_var["get"], bytes(8))
@@ -262,172 +289,44 @@ class GoBackend(Backend):
             if done[:1] != bytes([marshal.STATUS_OK]):
                 ctx.verbose(f"Go var {name} starts from its initializer: its old value does not fit its type now")
 
-    # -- building ------------------------------------------------------------------------
-    @staticmethod
-    def build_flags(options) -> list[str]:
-        flags = []
-        if options.gcflags:
-            flags.append(f"-gcflags={options.gcflags}")
-        flags.append("-ldflags=" + " ".join(filter(None, ["-s -w", options.ldflags])))
-        if options.tags:
-            flags.append(f"-tags={options.tags}")
-        if options.race:
-            flags.append("-race")
-        return flags
-
-    def _build(self, plan: codegen.Plan, options, ctx: CellContext, go: GoTool, cell_id: str):
-        flags = self.build_flags(options)
-        parts = {
-            "kind": "go-library",
-            "files": json.dumps(sorted(plan.files.items())),
-            "runtime": codegen.RUNTIME_HASH,
-            "toolchain": go.identity(),
-            "flags": json.dumps(flags),
-            "env": go.build_env_key(),
-        }
-        notes: dict = {}
-
-        def build(directory: Path) -> None:
-            src = directory / "src"
-            src.mkdir()
-            for name, text in plan.files.items():
-                (src / name).parent.mkdir(exist_ok=True)  # a cell package's folder
-                (src / name).write_text(text)
-            tc = go.toolchain()
-            # -v names the packages compiled (not taken from Go's build cache).
-            command = [tc.path, "build", "-buildmode=c-shared", "-trimpath", "-o", str(directory / LIBRARY_NAME), *flags, "-v", "."]
-            goflags = " ".join(filter(None, [os.environ.get("GOFLAGS", ""), "-mod=mod"]))
-            started = time.perf_counter()
-            done = subprocess.run(command, cwd=src, env=go.env({"GOFLAGS": goflags}), capture_output=True, text=True)
-            seconds = time.perf_counter() - started
-            notes.update(command=command, seconds=seconds, compiled=_compiled_packages(done.stderr))
-            if done.returncode != 0:
-                raise CompileError("Go", self._diagnostics(done.stderr, cell_id), done.stderr)
-            if options.race:
-                _probe_race_library(directory / LIBRARY_NAME)
-            (directory / "build.json").write_text(json.dumps({"command": command, "seconds": seconds}))
-
-        def load(directory: Path) -> library.GoLibrary:
-            if options.race and str(directory / LIBRARY_NAME) not in self._libraries:
-                _probe_race_library(directory / LIBRARY_NAME)  # also for a library cached earlier
-            return self._load(directory / LIBRARY_NAME, ctx)
-
-        with ctx.building(f"Go cell {ctx.cell_label}") as feedback:
-            lib, report = ctx.cache.get_or_build(parts, build, load, force=options.force)
-            if report.cache_hit:
-                feedback.outcome = "from cache"
-        lib.travel_build = travel.library_reference(report.key, plan, flags)  # how other processes load it
-        if notes:
-            ctx.verbose(f"go command: {shlex.join(notes['command'])}")
-            ctx.verbose(f"go build took {notes['seconds']:.2f} s")
-            ctx.verbose(f"go compiled: {', '.join(notes['compiled']) or 'nothing (every package from Go build cache)'}")
-        else:
-            ctx.verbose("cache hit: no go command was run")
-        ctx.verbose(f"generated code: {report.path / 'src'}")
-        return lib, report
-
-    def _load(self, path: Path, ctx: CellContext) -> library.GoLibrary:
-        key = str(path)
-        if key not in self._libraries:
-            self._libraries[key] = library.GoLibrary(path, self._cell_labels)
-            count = len(self._libraries)
-            if count > self.runtime_warning_threshold:
-                ctx.warn(self._runtime_warning(count))
-        return self._libraries[key]
-
-    @staticmethod
-    def _runtime_warning(count: int) -> str:
-        return (
-            f"{count} Go runtimes are loaded in this kernel: every rebuilt Go library brings its own "
-            "(about 2 MB of memory and 5 threads each) and Go cannot unload one; restart the kernel to free them"
-        )
-
-    def _diagnostics(self, stderr: str, current: str) -> list[Diagnostic]:
-        found: list[Diagnostic] = []
-        for line in stderr.splitlines():
-            if not line.strip() or line.startswith("#") or _MODULE_PROGRESS.match(line) or _PACKAGE_PATH.match(line):
-                continue
-            if line.split(": ", 1)[0] in self._cell_sources:  # the C compiler's "In function" of a cgo preamble
-                continue
-            match = _DIAGNOSTIC.match(line)
-            if match and match["file"] in self._cell_sources:
-                if _MISSING_MODULE.search(match["msg"]):
-                    match = _DIAGNOSTIC.match(line + " (a Go module the cell imports could not be fetched: "
-                                              "check %%go --require MODULE@VERSION, or the network)")
-                cell_line = int(match["line"])
-                lines = self._cell_sources[match["file"]].splitlines()
-                text = lines[cell_line - 2] if 2 <= cell_line <= len(lines) + 1 else None
-                found.append(Diagnostic(
-                    match["msg"], cell_line, int(match["col"]) if match["col"] else None, text,
-                    None if match["file"] == current else self._cell_labels.get(match["file"]),
-                ))
-            elif match and match["file"] == "-o":
-                found.append(Diagnostic(f"-o: {match['msg']} (an -o variable must be declared at the top level of the cell)"))
-            elif _MISSING_MODULE.search(line):
-                found.append(Diagnostic(
-                    f"a Go module the cell imports is missing and could not be fetched "
-                    f"(no network, or add it with %%go --require MODULE@VERSION): {line.strip()}"
-                ))
-                break
-            elif line.startswith(("\t", " ")) and found:
-                found[-1].message += "\n" + _in_user_terms(line.strip())
-            elif match:
-                found.append(Diagnostic(
-                    f"{_in_user_terms(match['msg'])} (in the code ipolyglot generates around the cells; "
-                    "%%go -v shows where it is)"
-                ))
-            elif "too many errors" not in line:
-                found.append(Diagnostic(line.strip()))
-        return found
-
-    # -- binding ----------------------------------------------------------------------------
-    def _bind(self, lib: library.GoLibrary, plan: codegen.Plan, ctx: CellContext, cell_id: str, new_decls) -> CellResult:
-        bind: dict = {}
-        self._current = lib
-        self._current_vars = dict(plan.var_texts)
-        lib.share_cell_labels()
-        new_names = {n for d in new_decls for n in d.extra.get("names") or []}
+    def names_of(
+        self, lib: library.GoLibrary, plan: codegen.Plan, warn: Callable[[str], None], new_names: set[str] = frozenset(),
+        cell_id: str = "",
+    ) -> dict[str, Any]:
+        """Every Python name a loaded library offers: struct classes (with their methods),
+        constants, functions and `govars`; what cannot cross is said only for the cell run."""
+        bind: dict[str, Any] = {}
         build = getattr(lib, "travel_build", None)
         for struct in lib.description.get("structs") or []:
             cls = bind[struct["name"]] = self._struct_class(struct, lib)
             cls._go_build_ = build
-            self._attach_methods(cls, struct["name"], lib, ctx, new_names, plan.docs)
+            self._attach_methods(cls, struct["name"], lib, warn, new_names, plan.docs)
         for const in lib.description.get("consts") or []:
             if const.get("problem"):
                 if const["name"] in new_names:
-                    ctx.warn(f"Go constant {const['name']} is not readable from Python: its type {const['problem']} cannot cross")
+                    warn(f"Go constant {const['name']} is not readable from Python: its type {const['problem']} cannot cross")
                 continue
             bind[const["name"]] = marshal.decode_value(base64.b64decode(const["value"]), 0, lib.classes)[0]
         if any(codegen.is_exported(name) for name in lib.vars):
             bind[VARS_NAME] = self.vars
-        library._dispatch_classes.clear()
-        library._dispatch_classes.update(lib.classes)
         for entry in plan.funcs:
-            if entry["name"] == codegen.STATEMENTS_NAME:
-                continue
-            func = lib.functions[entry["name"]]
+            func = lib.by_id[entry.id]
             if func.get("problem"):
-                if entry.get("cell_id") == cell_id:
-                    ctx.warn(
-                        f"Go function {entry['name']} is not callable from Python: its signature uses "
+                if entry.cell_id == cell_id:
+                    warn(
+                        f"Go function {entry.name} is not callable from Python: its signature uses "
                         f"{func['problem']}, which cannot cross between Go and Python"
                     )
                 continue
-            fast = entry.get("fast")
-            bind[entry["name"]] = traveling(lib.make_function(
-                func, fast and fast["index"], fast, _python_params(entry["params"]), doc=plan.docs.get(entry["name"])
-            ), build, entry["name"])
-        for decl in new_decls:
-            if decl.kind == "func" and decl.extra.get("generic") and codegen.is_exported(decl.name):
-                ctx.warn(f"Go function {decl.name} is generic: only instantiated functions can be called from Python")
+            bind[entry.name] = traveling(lib.make_function(
+                func, entry.fast, _python_params(entry.params), doc=plan.docs.get(entry.name)
+            ), build, entry.name)
         if build is not None:
             LOADED_BUILDS.remember(build, dict(bind))
-        unbind = sorted(self._bound - set(bind))
-        self._bound = set(bind)
-        return CellResult(bind=bind, unbind=unbind)
+        return bind
 
     def _attach_methods(
-        self, cls: type, type_name: str, lib: library.GoLibrary, ctx: CellContext, new_names: set, docs: dict[str, str]
+        self, cls: type, type_name: str, lib: library.GoLibrary, warn: Callable[[str], None], new_names: set, docs: dict[str, str]
     ) -> None:
         """Make the exported methods of a struct type (from any cell) methods of its class."""
         attached = set()
@@ -437,13 +336,13 @@ class GoBackend(Backend):
             method = func["name"].split(".", 1)[1]
             if func.get("problem"):
                 if func["name"] in new_names or type_name in new_names:
-                    ctx.warn(
+                    warn(
                         f"Go method {func['name']} is not callable from Python: its signature uses "
                         f"{func['problem']}, which cannot cross between Go and Python"
                     )
                 continue
             params = _python_params(func["params"][1:], reserved={"self"})
-            setattr(cls, method, lib.make_function(func, None, None, params, method=True, doc=docs.get(func["name"])))
+            setattr(cls, method, lib.make_function(func, None, params, method=True, doc=docs.get(func["name"])))
             attached.add(method)
         for method in getattr(cls, "_go_methods_", set()) - attached:
             if method in cls.__dict__:
@@ -467,46 +366,32 @@ class GoBackend(Backend):
         lib.classes[struct["name"]] = cls
         return cls
 
-    # -- session commands ---------------------------------------------------------------------
-    def remove(self, name: str) -> CellResult:
-        """Forget a declaration (a type with its methods), unless others still use it.
+    # -- the session ---------------------------------------------------------------------
+    def removal(self, name: str) -> GoCandidate:
+        """The session without a declaration (a type with its methods), unless others still use it.
 
         Removing a name that other declarations use would break every later
         build (`undefined: Node` in an unrelated cell), so the removal is
         refused and the users are named, as `%polyglot cpp rm` refuses a
         removal that does not build; the user decides what goes.
         """
-        users = self._users_of(name)
-        if users:
-            listed = ", ".join(f"{d.name} ({self._cell_labels.get(d.extra.get('cell_id', ''), d.cell)})" for d in users)
-            raise ValueError(f"cannot remove {name}: still used by {listed}; remove or redefine those first")
-        removed = self.declarations.remove(name)
-        for decl in list(self.declarations):
-            if removed.kind == "type" and decl.kind == "method" and decl.name.split(".")[0] in removed.extra.get("names", []):
-                self.declarations.remove(decl.name)
-        gone = [n for n in removed.extra.get("names", [name]) if n in self._bound]
-        for var in removed.extra.get("names", []) if removed.kind == "var" else []:
-            self._current_vars.pop(var, None)  # a declaration added again starts afresh
-        self._bound -= set(gone)
-        return CellResult(unbind=gone)
-
-    def _users_of(self, name: str) -> list[Declaration]:
-        """The other declarations whose code refers to a name `name`'s declaration defines."""
         target = self.declarations.get(name)
         if target is None:
             raise KeyError(f"no declaration named {name!r} in this session")
-        names = set(target.extra.get("names") or [name])
+        names = set(target.detail.names or [name])
         going = {target.name} | {
             d.name for d in self.declarations if target.kind == "type" and d.kind == "method" and d.name.split(".")[0] in names
         }
-        return [d for d in self.declarations if d.name not in going and names & set(d.extra.get("refs") or [])]
+        users = [d for d in self.declarations if d.name not in going and names & d.detail.refs]
+        if users:
+            listed = ", ".join(f"{d.name} ({self.session_label(d)})" for d in users)
+            raise ValueError(f"cannot remove {name}: still used by {listed}; remove or redefine those first")
+        return GoCandidate(None, self.declarations.without(going), requires=dict(self._requires),
+                           go_sum=self._go_sum, flags=self._flags)
 
-    def reset(self) -> CellResult:
-        self.declarations.clear()
-        self._current_vars.clear()
-        gone = sorted(self._bound)
-        self._bound.clear()
-        return CellResult(unbind=gone)
+    def session_label(self, decl: Declaration) -> str:
+        """The cell a declaration came from, as the notebook labels it now."""
+        return self._current.cells.label(decl.cell_id, decl.cell) if self._current else decl.cell
 
     def info(self) -> dict[str, str]:
         count = len(self._libraries)
@@ -524,15 +409,28 @@ class GoBackend(Backend):
             rows["Go runtimes (all)"] = _describe_stats(totals)
         return rows
 
-    # -- Go's profiler ----------------------------------------------------------------------
-    def pprof(self, line: str, cell: str | None, user_ns: dict, run) -> list[dict]:
+    @staticmethod
+    def _runtime_warning(count: int) -> str:
+        return (
+            f"{count} Go runtimes are loaded in this kernel: every rebuilt Go library brings its own "
+            "(about 2 MB of memory and 5 threads each) and Go cannot unload one; restart the kernel to free them"
+        )
+
+    def line_magics(self) -> dict[str, Callable]:
+        return {"go_pprof": self.pprof}
+
+    def pprof(self, magics, line: str, cell: str | None) -> list[dict]:
         """`%go_pprof`: run Python code with runtime/pprof on; display bundles of the result.
 
-        Raises LookupError (pprof_view.PprofUsageError) for a bad line or when no Go code is loaded.
+        Raises LookupError (pprof_view.PprofUsageError) for a bad line, in worker
+        mode (the kernel's Go runtime would profile none of the session's Go code)
+        or when no Go code is loaded.
         """
+        if magics.mode == "worker":
+            raise pprof_view.PprofUsageError(PPROF_IN_WORKER)
         request = pprof_view.parse(line, cell)
-        lib, others = pprof_view.serving_library(user_ns, self._current)
-        return pprof_view.profile(request, lib, run, self._cell_labels, others)
+        lib, others = pprof_view.serving_library(magics.shell.user_ns, self._current)
+        return pprof_view.profile(request, lib, magics.shell.ex, magics.cells, others)
 
 
 class GoVars:
@@ -559,11 +457,11 @@ class GoVars:
         lib, var = self._lookup(name)
         if var.get("problem"):
             raise TypeError(f"Go var {name} has type {var['go']}, which cannot cross to Python ({var['problem']})")
-        return lib.call(lib.functions[f"{name} (get)"], ())
+        return lib.call(lib.by_id[var["get"]], ())
 
     def __setattr__(self, name: str, value) -> None:
         lib, var = self._lookup(name)
-        func = lib.functions[f"{name} (set)"]
+        func = lib.by_id[var["set"]]
         try:
             lib.call(func, (value,))
         except TypeError as exc:
@@ -624,12 +522,12 @@ def _describe_stats(stats: dict) -> str:
     )
 
 
-def reserved_name_diagnostics(decls: list[dict], source: str) -> list[Diagnostic]:
+def reserved_name_diagnostics(decls: tuple[GoDetail, ...], source: str) -> list[Diagnostic]:
     """Top-level names of a cell that would clash with the generated package's own."""
     lines = source.splitlines()
     found = []
     for decl in decls:
-        for name in decl["names"]:
+        for name in decl.names:
             if name == "main":
                 message = MAIN_IS_RESERVED
             elif name.lower().startswith(RESERVED_PREFIXES):
@@ -644,28 +542,13 @@ def reserved_name_diagnostics(decls: list[dict], source: str) -> list[Diagnostic
     return found
 
 
-def _line_declaring(name: str, decl: dict, lines: list[str]) -> int:
+def _line_declaring(name: str, decl: GoDetail, lines: list[str]) -> int:
     """The cell-body line (1-based) where a declaration names `name` (its first line if not found)."""
-    first = decl["line"]
-    for offset, text in enumerate(decl["text"].splitlines()):
+    first = decl.line
+    for offset, text in enumerate(decl.text.splitlines()):
         if re.search(rf"\b{re.escape(name)}\b", text) and not text.lstrip().startswith("//"):
             return first + offset
     return first
-
-
-def _in_user_terms(continuation: str) -> str:
-    """A compiler note that points into generated code, told without the generated file's name."""
-    return _GENERATED_FILE.sub("(code ipolyglot generates)", continuation)
-
-
-def _compiled_packages(go_stderr: str) -> list[str]:
-    """The packages `go build -v` compiled, in its order."""
-    return [line for line in go_stderr.splitlines() if _PACKAGE_PATH.match(line)]
-
-
-def cell_identifier(source: str) -> str:
-    """How generated code names a cell: by its text, so a re-run is the same build."""
-    return "cell-" + hashlib.sha256(source.encode()).hexdigest()[:10]
 
 
 def _python_params(params: list[str], reserved: set[str] = frozenset()) -> list[str]:
@@ -676,3 +559,33 @@ def _python_params(params: list[str], reserved: set[str] = frozenset()) -> list[
             name = f"arg{index}"
         out.append(name)
     return out
+
+
+def _declaration(detail: GoDetail, index: int, cell: Cell) -> Declaration[GoDetail]:
+    name = detail.names[0] if detail.names else "_"
+    if name in ("_", "init"):
+        name = f"{name} ({cell.id} #{index + 1})"  # replaced only by a re-run of its cell
+    return Declaration(name, detail.kind, detail.text, cell.label, detail.line + 1, cell.id, detail)
+
+
+def _syntax_diagnostics(found: Inspection, text: str) -> list[Diagnostic]:
+    clause = next((e for e in found.errors if _PACKAGE_CLAUSE_ERROR.match(e.msg)), None)
+    if clause is not None:  # what follows it is misread: the clause is the one thing to say
+        diagnostic = _syntax_diagnostic(SyntaxProblem(clause.line, clause.col, PACKAGE_CLAUSE), text)
+        diagnostic.column = None
+        return [diagnostic]
+    return [_syntax_diagnostic(e, text) for e in found.errors]
+
+
+def _syntax_diagnostic(error: SyntaxProblem, text: str) -> Diagnostic:
+    lines = text.splitlines() or [""]
+    line = min(max(error.line, 1), len(lines))
+    col = error.col if error.line == line else None
+    return Diagnostic(error.msg, line + 1, col, lines[line - 1])
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError:
+        return ""

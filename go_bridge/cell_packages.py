@@ -49,7 +49,7 @@ def declared_names(decl: Declaration) -> set[str]:
     """Package-level names a declaration introduces (a method introduces none)."""
     if decl.kind == "method":
         return set()
-    return {n for n in decl.extra.get("names") or [] if n not in ("_", "init")}
+    return {n for n in decl.detail.names if n not in ("_", "init")}
 
 
 def plan_packages(by_cell: dict[str, list[Declaration]], statement_refs: set[str] = frozenset()) -> dict[str, CellPackage]:
@@ -67,20 +67,20 @@ def plan_packages(by_cell: dict[str, list[Declaration]], statement_refs: set[str
 
 
 def _large_and_whole(decls: list[Declaration]) -> bool:
-    first = decls[0].extra
-    whole = len(decls) == first.get("cell_count") and all("refs" in d.extra for d in decls)
-    lines = sum(d.extra.get("text", "").count("\n") + 1 for d in decls)
-    cgo = any(imp["path"] == "C" for imp in first.get("imports") or [])
+    first = decls[0].detail
+    whole = len(decls) == first.cell_count
+    lines = sum(d.detail.text.count("\n") + 1 for d in decls)
+    cgo = any(imp.path == "C" for imp in first.imports)
     return whole and lines >= MIN_LINES and not cgo
 
 
 def _standalone(cell: str, decls, own: set[str], others: list[Declaration], statement_refs: set[str]) -> CellPackage | None:
     foreign = set().union(*(declared_names(d) for d in others)) if others else set()
-    if any(foreign & set(d.extra["refs"]) for d in decls):
+    if any(foreign & d.detail.refs for d in decls):
         return None  # it uses another cell's names
     if any(d.kind == "method" and d.name.split(".")[0] in own for d in others):
         return None  # another cell adds methods to its types
-    used = set(statement_refs).union(*(d.extra.get("refs") or [] for d in others)) & own
+    used = set(statement_refs).union(*(d.detail.refs for d in others)) & own
     package = CellPackage(package_name(cell), own)
     for decl in decls:
         for name in sorted(declared_names(decl) & used):
@@ -95,11 +95,11 @@ def _alias_kind(decl: Declaration, name: str) -> str | None:
     """How main can alias a name of another package: "type", "var" (a func value), "const"; None if it cannot."""
     if not name[:1].isupper():
         return None
-    if decl.kind == "func" and not decl.extra.get("generic"):
+    if decl.kind == "func" and not decl.detail.generic:
         return "var"
     if decl.kind == "type":
-        spec = next((s for s in decl.extra.get("types") or [] if s["name"] == name), None)
-        return "type" if spec is not None and not spec["generic"] else None
+        spec = next((s for s in decl.detail.types if s.name == name), None)
+        return "type" if spec is not None and not spec.generic else None
     if decl.kind == "const":
         return "const"
     return None

@@ -13,29 +13,16 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from string import Template
 
 from ipolyglot.kernel.core.backend import Declaration
+from ipolyglot.kernel.core.templates import TemplateFolder
 
 from .cell_packages import MODULE as MODULE_PATH
 from .cell_packages import CellPackage, plan_packages
+from .inspector import FastSignature, GoImport
 
 _PKG = Path(__file__).resolve().parent  # the package folder (works for editable installs too)
-_TEMPLATES = _PKG / "templates"
-
-
-def _template(name: str) -> Template:
-    return Template((_TEMPLATES / name).read_text())
-
-
-GO_MOD = _template("go.mod.tmpl")
-GLUE = _template("glue.go.tmpl")
-FAST_EXPORT = _template("fast_export.go.tmpl")
-CELL = _template("cell.go.tmpl")
-STATEMENTS = _template("statements.go.tmpl")
-CONSTS = _template("consts.go.tmpl")
-CELLS = _template("cells.go.tmpl")
-CELL_VARS = _template("cell_vars.go.tmpl")
+TEMPLATES = TemplateFolder(_PKG / "templates")
 
 # Go scalar -> (cgo type, Go conversion from the cgo value) for fast entry points.
 CGO_TYPES = {
@@ -45,14 +32,14 @@ CGO_TYPES = {
     "float64": "C.double", "byte": "C.uint8_t", "rune": "C.int32_t",
 }
 
-STATEMENTS_NAME = "(statements)"
+STATEMENTS_NAME = "(statements)"  # how glue.go registers a cell of statements (Go's describe names it so)
 
 
 def runtime_files() -> dict[str, str]:
     """The bridge runtime package, shipped as Go source in runtime/ipgrt."""
     folder = _PKG / "runtime" / "ipgrt"
     files = {entry.name: entry.read_text() for entry in folder.iterdir() if entry.name.endswith((".go", ".c", ".h"))}
-    files["go.mod"] = (_TEMPLATES / "runtime.go.mod.tmpl").read_text()
+    files["go.mod"] = TEMPLATES.text("runtime.go.mod.tmpl")
     return files
 
 
@@ -68,16 +55,37 @@ def write_runtime(directory: Path) -> None:
         (directory / name).write_text(text)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Statements:
+    """A cell of statements, run once as a function of its -i inputs returning its -o outputs."""
+
     cell_id: str  # names the cell in //line directives (stable across re-runs: a cache key part)
     body: str  # the cell body with imports blanked out (positions stay true)
-    imports: list[dict]
-    inputs: list[tuple[str, str]]  # (name, Go type)
-    outputs: list[str]
-    refs: list[str] = field(default_factory=list)  # package-level names the statements use
+    imports: tuple[GoImport, ...]
+    inputs: tuple[tuple[str, str], ...]  # (name, Go type)
+    outputs: tuple[str, ...]
+    refs: frozenset[str] = frozenset()  # package-level names the statements use
     spawns: bool = False  # the statements hold a go statement
     waits: bool = False  # ... or may wait for a goroutine (see codegen.reaching)
+
+
+@dataclass(frozen=True)
+class FastEntry:
+    """A scalar-only function's direct C entry point `ipg_fast_<index>`."""
+
+    index: int
+    signature: FastSignature
+
+
+@dataclass(frozen=True)
+class FuncEntry:
+    """A function glue.go registers: its id in the runtime's table and how Python calls it."""
+
+    name: str
+    params: tuple[str, ...]
+    id: int
+    cell_id: str = ""  # the cell declaring it ("" for a cell of statements)
+    fast: FastEntry | None = None
 
 
 @dataclass
@@ -85,8 +93,8 @@ class Plan:
     """What a build contains and how Python reaches it."""
 
     files: dict[str, str]
-    funcs: list[dict] = field(default_factory=list)  # id order: name, params, fast index/sig
-    statements_id: int | None = None
+    funcs: list[FuncEntry] = field(default_factory=list)  # the exported functions, in id order
+    statements: FuncEntry | None = None  # the cell of statements, registered after them
     const_lines: dict[int, str] = field(default_factory=dict)  # line in consts.go -> constant
     var_texts: dict[str, str] = field(default_factory=dict)  # package-level var -> its declaration text
     var_cells: dict[str, str] = field(default_factory=dict)  # package-level var -> id of the cell declaring it
@@ -105,11 +113,11 @@ def is_exported(name: str) -> bool:
     return bool(name) and name[0].isupper()
 
 
-def package_name(imp: dict) -> str:
+def package_name(imp: GoImport) -> str:
     """The name an import is used by (explicit, or guessed from the path as goimports does)."""
-    if imp.get("name"):
-        return imp["name"]
-    parts = imp["path"].split("/")
+    if imp.name:
+        return imp.name
+    parts = imp.path.split("/")
     last = parts[-1]
     if re.fullmatch(r"v\d+", last) and len(parts) > 1:
         last = parts[-2]
@@ -121,21 +129,21 @@ def _directive(label: str, line: int, col: int) -> str:
     return f"//line {label}:{line}:{max(1, col)}"
 
 
-def _imports_text(label: str, imports: list[dict]) -> str:
+def _imports_text(label: str, imports: tuple[GoImport, ...] | list[GoImport]) -> str:
     lines = []
     for imp in imports:
         # The directive positions the generated `import` keyword; the path sits 7 columns on.
-        preamble = _cgo_preamble(label, imp["preamble"], imp["preamble_line"]) if imp.get("preamble") else []
-        name = f"{imp['name']} " if imp.get("name") else ""
-        if imp["path"] == "C" and not preamble:
+        preamble = _cgo_preamble(label, imp.preamble, imp.preamble_line) if imp.preamble else []
+        name = f"{imp.name} " if imp.name else ""
+        if imp.path == "C" and not preamble:
             # A comment directly above `import "C"` is cgo's preamble, C code, even a //line
             # directive: the block form, on the import's own line, is no comment above it.
-            lines.append(f'/*line {label}:{imp["line"] + 1}:{max(1, imp["col"] - 7)}*/import {name}"C"')
+            lines.append(f'/*line {label}:{imp.line + 1}:{max(1, imp.col - 7)}*/import {name}"C"')
             continue
-        if imp["line"] + 1 - len(preamble) >= 1:  # else the import keeps a generated position
-            lines.append(_directive(label, imp["line"] + 1 - len(preamble), imp["col"] - 7))
+        if imp.line + 1 - len(preamble) >= 1:  # else the import keeps a generated position
+            lines.append(_directive(label, imp.line + 1 - len(preamble), imp.col - 7))
         lines += preamble
-        lines.append(f'import {name}"{imp["path"]}"')
+        lines.append(f'import {name}"{imp.path}"')
     return "\n".join(lines) + ("\n" if lines else "")
 
 
@@ -148,14 +156,13 @@ def _cgo_preamble(label: str, text: str, line: int) -> list[str]:
     return ["", *(f"// {c}" if c.startswith("line ") else f"//{c}" for c in c_lines)]
 
 
-def _live_imports(decls: list[Declaration]) -> list[dict]:
+def _live_imports(decls: list[Declaration]) -> tuple[GoImport, ...]:
     """A cell's imports, minus those only a since-replaced declaration used."""
-    first = decls[0].extra
-    imports = first["imports"]
-    if len(decls) == first["cell_count"]:
-        return imports
-    used = set().union(*(d.extra["uses"] for d in decls))
-    return [imp for imp in imports if imp.get("name") in ("_", ".") or package_name(imp) in used]
+    first = decls[0].detail
+    if len(decls) == first.cell_count:
+        return first.imports
+    used = set().union(*(d.detail.uses for d in decls))
+    return tuple(imp for imp in first.imports if imp.name in ("_", ".") or package_name(imp) in used)
 
 
 def reaching(decls: list[Declaration], flag: str, statements: Statements | None = None) -> tuple[set[str], bool]:
@@ -166,7 +173,7 @@ def reaching(decls: list[Declaration], flag: str, statements: Statements | None 
     errs towards yes. It decides which calls are supervised (runtime/ipgrt/supervise.go)."""
     by_name: dict[str, list[Declaration]] = {}
     for decl in decls:
-        for name in (decl.extra.get("names") or [decl.name]) if decl.kind != "method" else [decl.name]:
+        for name in (decl.detail.names or [decl.name]) if decl.kind != "method" else [decl.name]:
             by_name.setdefault(name, []).append(decl)
         if decl.kind == "method" and "." in decl.name:
             by_name.setdefault(decl.name.split(".", 1)[0], []).append(decl)  # a type reaches its methods
@@ -174,25 +181,32 @@ def reaching(decls: list[Declaration], flag: str, statements: Statements | None 
     def reached(refs) -> list[Declaration]:
         return [target for ref in refs for target in by_name.get(ref, [])]
 
-    found = {id(d) for d in decls if d.extra.get(flag)}
+    found = {id(d) for d in decls if getattr(d.detail, flag)}
     changed = True
     while changed:
         changed = False
         for decl in decls:
-            if id(decl) not in found and any(id(t) in found for t in reached(decl.extra.get("refs") or [])):
+            if id(decl) not in found and any(id(t) in found for t in reached(sorted(decl.detail.refs))):
                 found.add(id(decl))
                 changed = True
     names = {decl.name for decl in decls if id(decl) in found}
-    names |= {n for decl in decls if id(decl) in found and decl.kind != "method" for n in decl.extra.get("names") or []}
+    names |= {n for decl in decls if id(decl) in found and decl.kind != "method" for n in decl.detail.names}
     in_statements = statements is not None and (
-        bool(getattr(statements, flag)) or any(id(t) in found for t in reached(statements.refs))
+        bool(getattr(statements, flag)) or any(id(t) in found for t in reached(sorted(statements.refs)))
     )
     return names, in_statements
 
 
-def _supervision(name: str, spawns: set[str], waits: set[str]) -> str:
-    """The Func/Type fields of glue.go that say when calls are supervised."""
-    return (", Spawns: true" if name in spawns else "") + (", Waits: true" if name in waits else "")
+def _go_bool(value: bool) -> str:
+    return "true" if value else "false"
+
+
+def _go_string(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _go_strings(items) -> str:
+    return "[]string{" + ", ".join(_go_string(i) for i in items) + "}"
 
 
 def generate(
@@ -206,102 +220,136 @@ def generate(
     skip_consts: frozenset[str] = frozenset(),
     go_sum: str = "",
 ) -> Plan:
-    """The package's files; `skip_consts` names constants Python cannot read (see backend);
-    `go_sum` holds the checksums of modules fetched earlier in the session."""
-    files: dict[str, str] = {}
+    """The package's files; `skip_consts` names constants Python cannot read (left out of
+    consts.go); `go_sum` holds the checksums of modules fetched earlier in the session."""
     requires_text = "".join(f"require {mod} {ver}\n" for mod, ver in sorted(requires.items()))
-    files["go.mod"] = GO_MOD.substitute(go_version=go_version, requires=requires_text, runtime_dir=runtime_dir)
+    plan = Plan(files={"go.mod": TEMPLATES.render("go.mod.tmpl", go_version=go_version, requires=requires_text, runtime_dir=runtime_dir)})
     if go_sum:
-        files["go.sum"] = go_sum
-
+        plan.files["go.sum"] = go_sum
     # Files and //line directives name a cell by a hash of its text, not by its
     # execution label, so the same cell re-run (or run in a new kernel) is a cache hit.
     by_cell: dict[str, list[Declaration]] = {}
     for decl in decls:
-        by_cell.setdefault(decl.extra["cell_id"], []).append(decl)
+        by_cell.setdefault(decl.cell_id, []).append(decl)
     packages = plan_packages(by_cell, set(statements.refs) if statements else set())
+    _cell_files(plan, by_cell, packages)
+    glue = _Glue(decls, packages, statements)
+    for decl in decls:
+        glue.add(plan, decl, profile, skip_consts)
+    if statements is not None:
+        glue.add_statements(plan, statements)
+    glue.write(plan, profile)
+    return plan
+
+
+def _cell_files(plan: Plan, by_cell: dict[str, list[Declaration]], packages: dict[str, CellPackage]) -> None:
+    """A file per cell (in its own package when it stands alone), declarations behind //line directives."""
     for index, (label, cell_decls) in enumerate(by_cell.items()):
-        body = "\n\n".join(
-            f"{_directive(label, d.first_line, d.extra['col'])}\n{d.extra['text']}" for d in cell_decls
-        )
+        body = "\n\n".join(f"{_directive(label, d.first_line, d.detail.col)}\n{d.detail.text}" for d in cell_decls)
         package = packages.get(label)
-        files[f"{package.name}/cell.go" if package else f"cell{index:03d}.go"] = CELL.substitute(
-            label=label, package=package.name if package else "main",
+        plan.files[f"{package.name}/cell.go" if package else f"cell{index:03d}.go"] = TEMPLATES.render(
+            "cell.go.tmpl", label=label, package=package.name if package else "main",
             imports=_imports_text(label, _live_imports(cell_decls)), decls=body,
         )
+        cell_vars = [n for d in cell_decls if d.kind == "var" for n in d.detail.names if n != "_"]
+        if package and cell_vars:
+            plan.files[f"{package.name}/vars.go"] = TEMPLATES.render(
+                "cell_vars.go.tmpl", label=label, package=package.name,
+                vars="".join(TEMPLATES.render("entries/cell_var.go.tmpl", name=_go_string(n), var=n) for n in cell_vars),
+            )
     if packages:
-        files["cells.go"] = _cells_file(packages.values())
-    owner = {name: package for package in packages.values() for name in package.names}
-    glue_packages: set[str] = set()
+        plan.files["cells.go"] = _cells_file(packages.values())
 
-    def qualified(name: str, used: set[str]) -> str:
+
+class _Glue:
+    """The registrations glue.go and consts.go hand the bridge runtime, gathered declaration by declaration."""
+
+    def __init__(self, decls: list[Declaration], packages: dict[str, CellPackage], statements: Statements | None):
+        self.owner = {name: package for package in packages.values() for name in package.names}
+        self.spawns, self.statements_spawn = reaching(decls, "spawns", statements)
+        self.waits, self.statements_wait = reaching(decls, "waits", statements)
+        self.method_params: dict[str, dict[str, tuple[str, ...]]] = {}  # receiver type -> method -> parameter names
+        for decl in decls:
+            if decl.kind == "method" and "." in decl.name:
+                receiver, method = decl.name.split(".", 1)
+                self.method_params.setdefault(receiver, {})[method] = decl.detail.params
+        self.funcs, self.types, self.vars, self.fast_exports = [], [], [], []
+        self.consts: list[str] = []
+        self.glue_packages: set[str] = set()
+        self.var_index: dict[str, int] = {}  # cell package -> vars registered so far
+
+    def qualified(self, name: str, used: set[str]) -> str:
         """How package main names a declaration (`pkg.Name` for a cell package's)."""
-        if name in owner:
-            used.add(owner[name].name)
-            return f"{owner[name].name}.{name}"
+        if name in self.owner:
+            used.add(self.owner[name].name)
+            return f"{self.owner[name].name}.{name}"
         return name
 
-    plan = Plan(files=files)
-    func_lines, type_lines, fast_exports, var_lines, const_names = [], [], [], [], []
-    var_index: dict[str, int] = {}  # cell package -> vars registered so far
-    method_params: dict[str, dict[str, list[str]]] = {}  # receiver type -> method -> parameter names
-    spawn_names, statements_spawn = reaching(decls, "spawns", statements)
-    wait_names, statements_wait = reaching(decls, "waits", statements)
-    for decl in decls:
-        if decl.kind == "method" and "." in decl.name:
-            receiver, method = decl.name.split(".", 1)
-            method_params.setdefault(receiver, {})[method] = decl.extra.get("params") or []
-    for decl in decls:
-        extra = decl.extra
-        if extra.get("doc") and decl.kind in ("func", "method"):
-            plan.docs[decl.name] = extra["doc"]
-        if decl.kind == "func" and is_exported(decl.name) and not extra.get("generic"):
-            params = extra.get("params") or []
-            entry = {"name": decl.name, "params": params, "id": len(plan.funcs), "fast": None, "cell_id": extra["cell_id"]}
-            fast = extra.get("fast")
-            spawns = decl.name in spawn_names
-            if fast is not None and not profile and not spawns:  # a supervised call takes the generic path
-                entry["fast"] = {"index": len(fast_exports), **fast}
-                fast_exports.append(_fast_export(
-                    len(fast_exports), qualified(decl.name, glue_packages), fast, decl.name in wait_names
-                ))
-            plan.funcs.append(entry)
-            func_lines.append(
-                f"\t\t{{Name: {_go_string(decl.name)}, Params: {_go_strings(params)}, Fn: {qualified(decl.name, glue_packages)}"
-                f"{_supervision(decl.name, spawn_names, wait_names)}}},\n"
-            )
-        for spec in extra.get("types") or []:
-            if is_exported(spec["name"]) and not spec["generic"] and not spec.get("constraint"):
-                methods = "".join(
-                    f"{_go_string(m)}: {_go_strings(p)}, " for m, p in sorted(method_params.get(spec["name"], {}).items())
-                )
-                # Methods (promoted ones too) follow the type and its own methods.
-                def of_type(names: set[str], name: str = spec["name"]) -> set[str]:
-                    return {name} if name in names or any(f"{name}.{m}" in names for m in method_params.get(name, {})) else set()
-
-                type_lines.append(
-                    f"\t\t{{Name: {_go_string(spec['name'])}, "
-                    f"Type: ipolyglotreflect.TypeOf((*{qualified(spec['name'], glue_packages)})(nil)).Elem(), "
-                    f"Methods: map[string][]string{{{methods}}}"
-                    f"{_supervision(spec['name'], of_type(spawn_names), of_type(wait_names))}}},\n"
-                )
+    def add(self, plan: Plan, decl: Declaration, profile: bool, skip_consts: frozenset[str]) -> None:
+        detail = decl.detail
+        if detail.doc and decl.kind in ("func", "method"):
+            plan.docs[decl.name] = detail.doc
+        if decl.kind == "func" and is_exported(decl.name) and not detail.generic:
+            self._func(plan, decl, profile)
+        for spec in detail.types:
+            if is_exported(spec.name) and not spec.generic and not spec.constraint:
+                self._type(spec.name)
         if decl.kind == "var":
-            for name in extra.get("names") or []:
+            for name in detail.names:
                 if name != "_":
                     plan.var_texts[name] = decl.source
-                    plan.var_cells[name] = extra["cell_id"]
-                    var_lines.append(_var_line(name, owner.get(name), var_index, glue_packages))
+                    plan.var_cells[name] = decl.cell_id
+                    self._var(name)
         if decl.kind == "const":
-            const_names += [n for n in extra.get("names") or [] if is_exported(n) and n not in skip_consts]
-    if statements is not None:
-        plan.statements_id = len(plan.funcs)
-        names = [name for name, _ in statements.inputs]
-        plan.funcs.append({"name": STATEMENTS_NAME, "params": names, "id": plan.statements_id, "fast": None})
-        func_lines.append(
-            f"\t\t{{Name: {_go_string(STATEMENTS_NAME)}, Params: {_go_strings(names)}, Fn: ipolyglotStatements"
-            f"{', Spawns: true' if statements_spawn else ''}{', Waits: true' if statements_wait else ''}}},\n"
-        )
-        files["statements.go"] = STATEMENTS.substitute(
+            self.consts += [n for n in detail.names if is_exported(n) and n not in skip_consts]
+
+    def _func(self, plan: Plan, decl: Declaration, profile: bool) -> None:
+        fast = None
+        fn = self.qualified(decl.name, self.glue_packages)
+        if decl.detail.fast is not None and not profile and decl.name not in self.spawns:  # a supervised call takes the generic path
+            fast = FastEntry(len(self.fast_exports), decl.detail.fast)
+            self.fast_exports.append(_fast_export(fast, fn, decl.name in self.waits))
+        plan.funcs.append(FuncEntry(decl.name, decl.detail.params, len(plan.funcs), decl.cell_id, fast))
+        self.funcs.append(TEMPLATES.render(
+            "entries/func.go.tmpl", name=_go_string(decl.name), params=_go_strings(decl.detail.params), fn=fn,
+            spawns=_go_bool(decl.name in self.spawns), waits=_go_bool(decl.name in self.waits),
+        ))
+
+    def _type(self, name: str) -> None:
+        methods = self.method_params.get(name, {})
+        # Methods (promoted ones too) follow the type and its own methods.
+        def of_type(names: set[str]) -> bool:
+            return name in names or any(f"{name}.{m}" in names for m in methods)
+
+        self.types.append(TEMPLATES.render(
+            "entries/type.go.tmpl", name=_go_string(name), type=self.qualified(name, self.glue_packages),
+            methods="".join(
+                TEMPLATES.render("entries/method_params.go.tmpl", name=_go_string(m), params=_go_strings(p))
+                for m, p in sorted(methods.items())
+            ),
+            spawns=_go_bool(of_type(self.spawns)), waits=_go_bool(of_type(self.waits)),
+        ))
+
+    def _var(self, name: str) -> None:
+        """A variable's registration in glue.go; a cell package's come from its IpolyglotVars."""
+        package = self.owner.get(name)
+        if package is None:
+            self.vars.append(TEMPLATES.render("entries/var.go.tmpl", name=_go_string(name), var=name))
+            return
+        self.glue_packages.add(package.name)
+        index = self.var_index.get(package.name, 0)
+        self.var_index[package.name] = index + 1
+        self.vars.append(TEMPLATES.render("entries/package_var.go.tmpl", package=package.name, index=index))
+
+    def add_statements(self, plan: Plan, statements: Statements) -> None:
+        names = tuple(name for name, _ in statements.inputs)
+        plan.statements = FuncEntry(STATEMENTS_NAME, names, len(plan.funcs))
+        self.funcs.append(TEMPLATES.render(
+            "entries/func.go.tmpl", name=_go_string(STATEMENTS_NAME), params=_go_strings(names), fn="ipolyglotStatements",
+            spawns=_go_bool(self.statements_spawn), waits=_go_bool(self.statements_wait),
+        ))
+        plan.files["statements.go"] = TEMPLATES.render(
+            "statements.go.tmpl",
             label=statements.cell_id,
             imports=_imports_text(statements.cell_id, statements.imports),
             params=", ".join(f"{name} {go_type}" for name, go_type in statements.inputs),
@@ -309,75 +357,61 @@ def generate(
             body=f"{_directive(statements.cell_id, 2, 1)}\n{statements.body}",
             outputs=f"[]any{{{', '.join(statements.outputs)}}}" if statements.outputs else "nil",
         )
-    const_packages: set[str] = set()
-    consts = "".join(f"\t{{Name: {_go_string(n)}, Value: {qualified(n, const_packages)}}},\n" for n in const_names)
-    files["consts.go"] = CONSTS.substitute(
-        consts=consts, cell_imports="".join(f'import {name} "{MODULE_PATH}/{name}"\n' for name in sorted(const_packages))
-    )
-    for number, line in enumerate(files["consts.go"].splitlines(), 1):
-        if line.startswith("\t{Name: "):
-            plan.const_lines[number] = const_names[len(plan.const_lines)]
-    files["glue.go"] = GLUE.substitute(
-        funcs="".join(func_lines),
-        types="".join(type_lines),
-        vars="".join(var_lines),
-        profile="true" if profile else "false",
-        fast_exports="".join(fast_exports),
-        cell_imports="".join(f'\t{name} "{MODULE_PATH}/{name}"\n' for name in sorted(glue_packages)),
-    )
-    for cell, package in packages.items():
-        cell_vars = [n for d in by_cell[cell] if d.kind == "var" for n in d.extra.get("names") or [] if n != "_"]
-        if cell_vars:
-            files[f"{package.name}/vars.go"] = CELL_VARS.substitute(
-                label=cell, package=package.name,
-                vars="".join(f"\t{{Name: {_go_string(n)}, Ptr: &{n}}},\n" for n in cell_vars),
-            )
-    return plan
 
-
-def _var_line(name: str, package: CellPackage | None, var_index: dict[str, int], used: set[str]) -> str:
-    """A variable's registration in glue.go; a cell package's come from its IpolyglotVars."""
-    if package is None:
-        return f"\t\t{{Name: {_go_string(name)}, Ptr: &{name}}},\n"
-    used.add(package.name)
-    index = var_index.setdefault(package.name, 0)
-    var_index[package.name] = index + 1
-    return f"\t\t{package.name}.IpolyglotVars[{index}],\n"
+    def write(self, plan: Plan, profile: bool) -> None:
+        const_packages: set[str] = set()
+        consts = "".join(
+            TEMPLATES.render("entries/const.go.tmpl", name=_go_string(n), value=self.qualified(n, const_packages))
+            for n in self.consts
+        )
+        plan.files["consts.go"] = TEMPLATES.render("consts.go.tmpl", consts=consts, cell_imports="".join(
+            TEMPLATES.render("entries/const_import.go.tmpl", package=name, path=f"{MODULE_PATH}/{name}")
+            for name in sorted(const_packages)
+        ))
+        for number, line in enumerate(plan.files["consts.go"].splitlines(), 1):
+            if line.startswith("\t{Name: "):
+                plan.const_lines[number] = self.consts[len(plan.const_lines)]
+        plan.files["glue.go"] = TEMPLATES.render(
+            "glue.go.tmpl",
+            funcs="".join(self.funcs),
+            types="".join(self.types),
+            vars="".join(self.vars),
+            profile=_go_bool(profile),
+            fast_exports="".join(self.fast_exports),
+            cell_imports="".join(
+                TEMPLATES.render("entries/glue_import.go.tmpl", package=name, path=f"{MODULE_PATH}/{name}")
+                for name in sorted(self.glue_packages)
+            ),
+        )
 
 
 def _cells_file(packages) -> str:
     """cells.go: every cell package imported (so its init runs) and the names other cells use aliased."""
     imports, aliases = [], []
     for package in sorted(packages, key=lambda p: p.name):
-        imports.append(f'\t_ "{package.path}"\n')
+        imports.append(TEMPLATES.render("entries/cells_init.go.tmpl", path=package.path))
         if package.aliases:
-            imports.append(f'\t{package.name} "{package.path}"\n')
-        aliases += [f"{kind} {name} = {package.name}.{name}\n" for kind, name in package.aliases]
-    return CELLS.substitute(imports="".join(imports), aliases="".join(aliases))
+            imports.append(TEMPLATES.render("entries/glue_import.go.tmpl", package=package.name, path=package.path))
+        aliases += [TEMPLATES.render("entries/alias.go.tmpl", kind=kind, name=name, package=package.name)
+                    for kind, name in package.aliases]
+    return TEMPLATES.render("cells.go.tmpl", imports="".join(imports), aliases="".join(aliases))
 
 
-def _fast_export(index: int, name: str, sig: dict, waits: bool) -> str:
-    params = ", ".join(f"a{i} {CGO_TYPES[t]}" for i, t in enumerate(sig["in"]))
-    args = ", ".join(f"{t}(a{i})" for i, t in enumerate(sig["in"]))
+def _fast_export(entry: FastEntry, name: str, waits: bool) -> str:
+    sig = entry.signature
+    params = ", ".join(f"a{i} {CGO_TYPES[t]}" for i, t in enumerate(sig.ins))
+    args = ", ".join(f"{t}(a{i})" for i, t in enumerate(sig.ins))
     call = f"{name}({args})"
-    if sig["out"]:
-        result = f"(ipgResult {CGO_TYPES[sig['out']]})"  # named: Retry's bare return gives the zero value
-        body = f"return {CGO_TYPES[sig['out']]}({call})"
+    if sig.out:
+        result = f"(ipgResult {CGO_TYPES[sig.out]})"  # named: Retry's bare return gives the zero value
+        body = f"return {CGO_TYPES[sig.out]}({call})"
     else:
         result = ""
         body = call
     # A function that may wait for a goroutine is supervised while cells' goroutines run:
     # the fast entry then runs nothing and asks for the generic one (runtime/ipgrt/supervise.go).
     retry = "if ipolyglotrt.Retry() {\n\t\treturn\n\t}\n\t" if waits else ""
-    return FAST_EXPORT.substitute(index=index, params=params, result=result, body=body, retry=retry)
-
-
-def _go_string(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def _go_strings(items: list[str]) -> str:
-    return "[]string{" + ", ".join(_go_string(i) for i in items) + "}"
+    return TEMPLATES.render("fast_export.go.tmpl", index=entry.index, params=params, result=result, body=body, retry=retry)
 
 
 _CONST_ERROR = re.compile(r"(?:^|/)consts\.go:(\d+):(?:\d+:)? (.*)$", re.M)

@@ -28,6 +28,8 @@ from ipolyglot.kernel.core.completion import Completion, Inspection
 from ipolyglot.kernel.core.lsp import LanguageServer, LanguageServerError, utf16_column
 from ipolyglot.kernel.core.source_scan import scan
 
+from .inspector import GoImport
+
 GOPLS_VERSION = "v0.23.0"  # the newest gopls that builds with Go 1.26
 CURRENT_CELL = "cell_current.go"
 PACKAGE_LINE = "package main\n"
@@ -99,16 +101,16 @@ def session_cells(backend: Backend) -> list[SessionCell]:
     by_cell: dict[str, list] = {}
     imports: dict[str, tuple[str, ...]] = {}
     for decl in backend.declarations:
-        cell_id = decl.extra.get("cell_id", decl.cell)
-        names = frozenset([decl.name, *decl.extra.get("names", [])])
+        cell_id = decl.cell_id or decl.cell
+        names = frozenset([decl.name, *decl.detail.names])
         by_cell.setdefault(cell_id, []).append((names, decl.source))
-        imports.setdefault(cell_id, tuple(_import_line(imp) for imp in decl.extra.get("imports", [])))
+        imports.setdefault(cell_id, tuple(_import_line(imp) for imp in decl.detail.imports))
     return [SessionCell(cell_id, imports[cell_id], tuple(decls)) for cell_id, decls in by_cell.items()]
 
 
-def _import_line(imp: dict) -> str:
-    name = f"{imp['name']} " if imp.get("name") else ""
-    return f'import {name}"{imp["path"]}"'
+def _import_line(imp: GoImport) -> str:
+    name = f"{imp.name} " if imp.name else ""
+    return f'import {name}"{imp.path}"'
 
 
 def virtual_cell(body: str) -> VirtualCell:

@@ -13,42 +13,16 @@ import json
 import re
 import time
 from pathlib import Path
-from string import Template
 from typing import Any
 
-from cffi import FFI
+from ipolyglot.kernel.core.cells import CELL_ID_DIGITS, CellRegistry
+from ipolyglot.kernel.core.templates import TemplateFolder
 
 from . import marshal, signatures
+from .abi import ffi
+from .codegen import FastEntry
 from .channels import GoChannel
 from .errors import GoError, GoPanic
-
-ffi = FFI()
-ffi.cdef(
-    """
-    void ipg_call(int id, char *in, size_t n, char **out, size_t *outn);
-    void ipg_call_profiled(int id, char *in, size_t n, char **out, size_t *outn, int64_t *copy_out_ns);
-    void ipg_call_wait(uint64_t token, char **out, size_t *outn, int64_t *copy_out_ns);
-    void ipg_call_abandon(uint64_t token);
-    void ipg_describe(char **out, size_t *outn);
-    int ipg_take_goroutine_panic(char **out, size_t *outn);
-    void ipg_thread_panic_taken(void);
-    char *ipg_take_thread_panic(size_t *n);
-    void ipg_set_dispatch(void (*fn)(int64_t, char *, size_t, char **, size_t *));
-    void ipg_free(void *p);
-    void *ipg_malloc(size_t n);
-    extern int32_t ipg_pending;
-    extern int32_t ipg_released_pending;
-    void ipg_take_released(char **out, size_t *outn);
-    void ipg_collect(void);
-    void ipg_chan_receive(int64_t id, char **out, size_t *outn);
-    void ipg_chan_release(int64_t id);
-    int ipg_pprof_start(int heap, int memRate, char **out, size_t *outn);
-    void ipg_pprof_stop(char **out, size_t *outn);
-    void ipg_runtime_stats(char **out, size_t *outn);
-    void ipg_set_cell_labels(char *in, size_t n);
-    int ipg_var_changed(int get);
-    """
-)
 
 # Go scalar type -> C type of the fast entry points (see templates/fast_export.go.tmpl).
 C_TYPES = {
@@ -58,7 +32,7 @@ C_TYPES = {
     "float64": "double", "byte": "uint8_t", "rune": "int32_t",
 }
 
-_CELL_ID = re.compile(r"cell-[0-9a-f]{10}")
+_CELL_ID = re.compile(rf"cell-[0-9a-f]{{{CELL_ID_DIGITS}}}")
 
 # Statuses of a call Go refused before running anything (its arguments did not convert).
 REJECTED = frozenset({marshal.STATUS_TYPE_ERROR, marshal.STATUS_OVERFLOW_ERROR, marshal.STATUS_VALUE_ERROR})
@@ -69,62 +43,64 @@ COLLECT_ABOVE = 1024  # live Python callables in Go before a call asks Go to col
 
 MISSING = object()  # default of every generated parameter: reports the Go type when omitted
 
-_TEMPLATES = Path(__file__).resolve().parent / "templates"
-FAST_WRAPPER = Template((_TEMPLATES / "fast_wrapper.py.tmpl").read_text())
-CALL_WRAPPER = Template((_TEMPLATES / "call_wrapper.py.tmpl").read_text())
-METHOD_WRAPPER = Template((_TEMPLATES / "method_wrapper.py.tmpl").read_text())
+TEMPLATES = TemplateFolder(Path(__file__).resolve().parent / "templates")
 
 
-def _dispatch(handle, inp, n, outp, outn):
-    """Go calling a Python callable (any goroutine; cffi holds the GIL here)."""
-    try:
-        fn = marshal._callables.get(handle)
-        if fn is None:
-            raise RuntimeError("a Python callable was called after Go released it")
-        buf = memoryview(ffi.buffer(inp, n))
-        (nout,) = marshal._Q.unpack_from(buf, 0)
-        args, _ = marshal.decode_values(buf, 8, _dispatch_classes)
-        result = fn(*args)
-        if nout == 0:
-            results = []
-        elif nout == 1:
-            results = [result]
-        else:
-            results = list(result) if isinstance(result, (tuple, list)) else [result]
-        keep: list = []
-        body = bytearray([marshal.STATUS_OK])
-        body += marshal.encode_args(results, keep, [])
-        data = bytes(body)
-    except BaseException as exc:  # noqa: BLE001 - every failure must go back to Go
-        eid = marshal.remember_exception(exc)
-        msg = f"{type(exc).__name__}: {exc}".encode("utf-8", "replace")
-        data = bytes([marshal.STATUS_CALLBACK_ERROR]) + marshal._Q.pack(eid) + marshal._Q.pack(len(msg)) + msg
-    mem = _libc_malloc(len(data))
-    ffi.memmove(mem, data, len(data))
-    outp[0] = mem
-    outn[0] = len(data)
+class GoSession:
+    """What the Go libraries of one session share: the Python callables handed to Go,
+    the one callback Go reaches them through, and the struct classes their
+    arguments decode into (the current build's)."""
 
+    def __init__(self) -> None:
+        self.callables = marshal.Callables()
+        self.classes: dict[str, type] = {}  # the current build's struct classes, for callback arguments
+        self.first: Any = None  # any loaded library: its ipg_malloc is C's malloc
+        self.callback = ffi.callback("void(int64_t, char *, size_t, char **, size_t *)", self._dispatch)
 
-_dispatch_classes: dict[str, type] = {}
-_dispatch_callback = ffi.callback("void(int64_t, char *, size_t, char **, size_t *)", _dispatch)
-_first_lib: Any = None  # any loaded library: its ipg_malloc is C's malloc
+    def attach(self, lib) -> None:
+        """A newly loaded library calls Python back through this session."""
+        if self.first is None:
+            self.first = lib
+        lib.ipg_set_dispatch(self.callback)
 
-
-def _libc_malloc(n: int):
-    return _first_lib.ipg_malloc(n)
+    def _dispatch(self, handle, inp, n, outp, outn):
+        """Go calling a Python callable (any goroutine; cffi holds the GIL here)."""
+        try:
+            fn = self.callables.get(handle)
+            if fn is None:
+                raise RuntimeError("a Python callable was called after Go released it")
+            buf = memoryview(ffi.buffer(inp, n))
+            (nout,) = marshal._Q.unpack_from(buf, 0)
+            args, _ = marshal.decode_values(buf, 8, self.classes)
+            result = fn(*args)
+            if nout == 0:
+                results = []
+            elif nout == 1:
+                results = [result]
+            else:
+                results = list(result) if isinstance(result, (tuple, list)) else [result]
+            body = bytearray([marshal.STATUS_OK])
+            body += marshal.encode_args(results, [], self.callables.batch())
+            data = bytes(body)
+        except BaseException as exc:  # noqa: BLE001 - every failure must go back to Go
+            eid = self.callables.remember_exception(exc)
+            msg = f"{type(exc).__name__}: {exc}".encode("utf-8", "replace")
+            data = bytes([marshal.STATUS_CALLBACK_ERROR]) + marshal._Q.pack(eid) + marshal._Q.pack(len(msg)) + msg
+        mem = self.first.ipg_malloc(len(data))
+        ffi.memmove(mem, data, len(data))
+        outp[0] = mem
+        outn[0] = len(data)
 
 
 class GoLibrary:
     """One loaded build: its functions (by name) and struct classes."""
 
-    def __init__(self, path: Path, cell_labels: dict[str, str] | None = None):
-        global _first_lib
+    def __init__(self, path: Path, session: GoSession, cells: CellRegistry):
         self.path = path
-        self.cell_labels = cell_labels if cell_labels is not None else {}  # cell id -> "In [3]"
+        self.session = session
+        self.cells = cells  # names cells in panic stacks as the notebook shows them now
         self.lib = ffi.dlopen(str(path))
-        if _first_lib is None:
-            _first_lib = self.lib
-        self.lib.ipg_set_dispatch(_dispatch_callback)
+        session.attach(self.lib)
         self.pending = ffi.addressof(self.lib, "ipg_pending")
         self.released = ffi.addressof(self.lib, "ipg_released_pending")  # callables Go let go of
         self.collect_above = COLLECT_ABOVE  # live callables that make Go collect (doubles as they stay live)
@@ -132,7 +108,8 @@ class GoLibrary:
         self.description = self._describe()
         self.profiled = bool(self.description.get("profile"))
         self.classes: dict[str, type] = {}
-        self.functions: dict[str, dict] = {f["name"]: f for f in self.description.get("funcs") or []}
+        self.by_id: dict[int, dict] = {f["id"]: f for f in self.description.get("funcs") or []}
+        self.functions: dict[str, dict] = {f["name"]: f for f in self.by_id.values()}
         self.vars: dict[str, dict] = {v["name"]: v for v in self.description.get("vars") or []}
 
     def _describe(self) -> dict:
@@ -168,7 +145,7 @@ class GoLibrary:
 
     def share_cell_labels(self) -> None:
         """Tell the Go runtime how cells are labelled, for the panic reports Go prints itself."""
-        data = json.dumps(self.cell_labels).encode()
+        data = json.dumps(self.cells.labels()).encode()
         self.lib.ipg_set_cell_labels(ffi.from_buffer(data), len(data))
 
     def runtime_stats(self) -> dict:
@@ -222,14 +199,14 @@ class GoLibrary:
         if status == marshal.STATUS_CALLBACK_ERROR:
             (eid,) = marshal._Q.unpack_from(buf, pos)
             message, _ = marshal.read_string(buf, pos + 8)
-            original = marshal.take_exception(eid)
+            original = self.session.callables.take_exception(eid)
             if original is not None:
                 raise original
             raise GoPanic(message, "", where) from None
         message, pos = marshal.read_string(buf, pos)
         if status == marshal.STATUS_PANIC:
             stack, _ = marshal.read_string(buf, pos)
-            stack = _CELL_ID.sub(lambda m: self.cell_labels.get(m.group(0), m.group(0)), stack)
+            stack = _CELL_ID.sub(lambda m: self.cells.label(m.group(0), m.group(0)), stack)
             raise GoPanic(message, stack, where) from None
         if status == marshal.STATUS_GO_ERROR:
             raise GoError(message) from None
@@ -255,7 +232,7 @@ class GoLibrary:
             if value is MISSING:
                 raise TypeError(f"{func['name']}() missing {_param(func, index)}") from None
         keep: list = []
-        handles: list[int] = []
+        handles = self.session.callables.batch()
         try:
             data = marshal.encode_args(args, keep, handles)
         except marshal.EncodeError as exc:
@@ -277,7 +254,7 @@ class GoLibrary:
         try:
             buf = memoryview(ffi.buffer(outp[0], outn[0]))
             if handles and buf[0] in REJECTED:  # Go ran nothing: no func value owns these callables
-                marshal.release_callables(handles)
+                self.session.callables.release(handles)
             if buf[0] != marshal.STATUS_OK:
                 if receiver is not None and buf[0] == marshal.STATUS_GO_ERROR:
                     message, pos = marshal.read_string(buf, 1)
@@ -358,29 +335,26 @@ class GoLibrary:
                 data = ffi.buffer(outp[0], outn[0])[:]
             finally:
                 self.lib.ipg_free(outp[0])
-            marshal.release_callables([handle for (handle,) in marshal._Q.iter_unpack(data)])
-        live = marshal.live_callables()
+            self.session.callables.release(handle for (handle,) in marshal._Q.iter_unpack(data))
+        live = self.session.callables.live()
         if live > self.collect_above:
             self.lib.ipg_collect()
             self.collect_above = max(COLLECT_ABOVE, 2 * live)
 
     # -- Python callables for the functions ------------------------------------------
-    def make_function(
-        self, func: dict, fast_index: int | None, fast_sig: dict | None, py_params: list[str], method: bool = False,
-        doc: str | None = None,
-    ):
+    def make_function(self, func: dict, fast: FastEntry | None, py_params: list[str], method: bool = False, doc: str | None = None):
         """A Python function for a Go function, or (`method`) for a method of a struct class.
 
         `doc` is the comment above the Go declaration; the function's signature
         (parameter names, Python types from the Go types) is set for help().
         """
-        fn = self._make_method(func, py_params) if method else self._make_function(func, fast_index, fast_sig, py_params)
+        fn = self._make_method(func, py_params) if method else self._make_function(func, fast, py_params)
         fn.__signature__ = signatures.signature(func, py_params, self.classes, method)
         if doc and doc.strip():
             fn.__doc__ = f"{doc.strip()}\n\n{fn.__doc__}"
         return fn
 
-    def _make_function(self, func: dict, fast_index: int | None, fast_sig: dict | None, py_params: list[str]):
+    def _make_function(self, func: dict, fast: FastEntry | None, py_params: list[str]):
         name = func["name"]
         params = ", ".join(f"{p}=_MISSING" for p in py_params)
         if func.get("variadic") and py_params:
@@ -393,18 +367,19 @@ class GoLibrary:
         namespace: dict[str, Any] = {"__name__": __name__, "_MISSING": MISSING}
         profile = self.profiled
         # float32 arguments take the generic path: cffi would turn 1e300 into inf silently.
-        if fast_index is not None and fast_sig is not None and not profile and "float32" not in fast_sig["in"]:
-            c_sig = f"{C_TYPES.get(fast_sig['out'], 'void')}(*)({', '.join(C_TYPES[t] for t in fast_sig['in']) or 'void'})"
+        if fast is not None and not profile and "float32" not in fast.signature.ins:
+            sig = fast.signature
+            c_sig = f"{C_TYPES.get(sig.out, 'void')}(*)({', '.join(C_TYPES[t] for t in sig.ins) or 'void'})"
             namespace.update(
-                _fast=self.fast_pointer(fast_index, c_sig),
+                _fast=self.fast_pointer(fast.index, c_sig),
                 _slow=lambda a: self.call(func, a),
                 _pending=self.pending,
                 _check=self.check_pending,
             )
-            source = FAST_WRAPPER.substitute(name=name, params=params, args=args, args_tuple=args_tuple)
+            source = TEMPLATES.render("fast_wrapper.py.tmpl", name=name, params=params, args=args, args_tuple=args_tuple)
         else:
             namespace["_call"] = (lambda a: self.call(func, a, True)) if profile else (lambda a: self.call(func, a))
-            source = CALL_WRAPPER.substitute(name=name, params=params, args_tuple=args_tuple)
+            source = TEMPLATES.render("call_wrapper.py.tmpl", name=name, params=params, args_tuple=args_tuple)
         exec(compile(source, f"<go function {name}>", "exec"), namespace)  # noqa: S102 - our template
         fn = namespace[name]
         fn.__doc__ = go_signature(func)
@@ -427,7 +402,7 @@ class GoLibrary:
             return self.call(_func, a, profile, a[0] if _pointer else None)
 
         namespace: dict[str, Any] = {"__name__": __name__, "_MISSING": MISSING, "_call": call}
-        source = METHOD_WRAPPER.substitute(name=name, params=params, args_tuple=f"({args},)")
+        source = TEMPLATES.render("call_wrapper.py.tmpl", name=name, params=params, args_tuple=f"({args},)")
         exec(compile(source, f"<go method {func['name']}>", "exec"), namespace)  # noqa: S102 - our template
         fn = namespace[name]
         doc = go_signature(func)

@@ -18,6 +18,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .abi import ffi
+
 TAG_NIL, TAG_FALSE, TAG_TRUE, TAG_INT, TAG_UINT, TAG_BIGINT, TAG_FLOAT, TAG_COMPLEX = range(8)
 TAG_STRING, TAG_BYTES, TAG_ARRAY, TAG_ARRAY_EXTERN, TAG_BYTES_EXTERN = 0x08, 0x09, 0x0A, 0x0B, 0x0C
 TAG_LIST, TAG_MAP, TAG_STRUCT, TAG_FUNC, TAG_MAP_COLUMNS = 0x10, 0x11, 0x12, 0x13, 0x14
@@ -127,48 +129,73 @@ def _equal(a, b) -> bool:
 
 # ---- Python callables handed to Go ---------------------------------------------
 
-_handle_ids = itertools.count(1)
-_callables: dict[int, Callable] = {}
-_exceptions: dict[int, BaseException] = {}
-_exception_ids = itertools.count(1)
-_lock = threading.Lock()
+
+class Callables:
+    """The Python callables one session handed to Go, by handle, and the exceptions they raised.
+
+    Go calls a callable back by its handle (library.GoSession's dispatch); a
+    handle lives until Go lets go of its func value (runtime/ipgrt/handles.go
+    has the lifetime rule). An exception a callable raised waits here until
+    the call that reached Python's side returns and raises it again.
+    """
+
+    def __init__(self) -> None:
+        self._by_handle: dict[int, Callable] = {}
+        self._handle_ids = itertools.count(1)
+        self._exceptions: dict[int, BaseException] = {}
+        self._exception_ids = itertools.count(1)
+        self._lock = threading.Lock()
+
+    def batch(self) -> "CallableBatch":
+        return CallableBatch(self)
+
+    def get(self, handle: int) -> Callable | None:
+        return self._by_handle.get(handle)
+
+    def register(self, fn: Callable) -> int:
+        handle = next(self._handle_ids)
+        self._by_handle[handle] = fn
+        return handle
+
+    def release(self, handles) -> None:
+        """Drop callables Go no longer holds."""
+        for handle in handles:
+            self._by_handle.pop(handle, None)
+
+    def live(self) -> int:
+        """How many Python callables Go may still call."""
+        return len(self._by_handle)
+
+    def remember_exception(self, exc: BaseException) -> int:
+        with self._lock:
+            eid = next(self._exception_ids)
+            self._exceptions[eid] = exc
+            while len(self._exceptions) > 64:  # ones Go recovered itself and never re-raised
+                self._exceptions.pop(next(iter(self._exceptions)))
+        return eid
+
+    def take_exception(self, eid: int) -> BaseException | None:
+        with self._lock:
+            return self._exceptions.pop(eid, None)
 
 
-def register_callable(fn: Callable) -> int:
-    handle = next(_handle_ids)
-    _callables[handle] = fn
-    return handle
+class CallableBatch(list):
+    """The handles one call's arguments registered (released at once if Go ran nothing)."""
 
+    def __init__(self, registry: Callables):
+        super().__init__()
+        self.registry = registry
 
-def release_callables(handles: list[int]) -> None:
-    """Drop callables Go no longer holds (go_bridge/runtime/ipgrt/handles.go has the lifetime rule)."""
-    for handle in handles:
-        _callables.pop(handle, None)
-
-
-def live_callables() -> int:
-    """How many Python callables Go may still call."""
-    return len(_callables)
-
-
-def remember_exception(exc: BaseException) -> int:
-    with _lock:
-        eid = next(_exception_ids)
-        _exceptions[eid] = exc
-        while len(_exceptions) > 64:  # ones Go recovered itself and never re-raised
-            _exceptions.pop(next(iter(_exceptions)))
-    return eid
-
-
-def take_exception(eid: int) -> BaseException | None:
-    with _lock:
-        return _exceptions.pop(eid, None)
+    def register(self, fn: Callable) -> int:
+        handle = self.registry.register(fn)
+        self.append(handle)
+        return handle
 
 
 # ---- encoding ------------------------------------------------------------------
 
 
-def encode_args(args, keep: list, handles: list[int]) -> bytearray:
+def encode_args(args, keep: list, handles: CallableBatch) -> bytearray:
     """Arguments as one buffer; `keep` holds the buffers Go reads during the call."""
     out = bytearray(_Q.pack(len(args)))
     for index, value in enumerate(args):
@@ -180,13 +207,7 @@ def encode_args(args, keep: list, handles: list[int]) -> bytearray:
     return out
 
 
-def _ffi():
-    from .library import ffi
-
-    return ffi
-
-
-def encode(value, out: bytearray, keep: list, handles: list[int], depth: int) -> None:
+def encode(value, out: bytearray, keep: list, handles: CallableBatch, depth: int) -> None:
     if depth > 1000:
         raise EncodeError("the value is nested too deeply (a cycle?)")
     kind = type(value)
@@ -210,7 +231,6 @@ def encode(value, out: bytearray, keep: list, handles: list[int], depth: int) ->
         if view.ndim != 1 or view.itemsize != 1 or not view.c_contiguous:
             view = memoryview(view.tobytes())
         if len(view) >= EXTERN_THRESHOLD and isinstance(value, bytes):
-            ffi = _ffi()
             pinned = ffi.from_buffer(value)
             keep.append(pinned)
             out.append(TAG_BYTES_EXTERN)
@@ -255,8 +275,7 @@ def encode(value, out: bytearray, keep: list, handles: list[int], depth: int) ->
         for item in value:
             encode(item, out, keep, handles, depth + 1)
     elif callable(value):
-        handle = register_callable(value)
-        handles.append(handle)
+        handle = handles.register(value)
         out += _tag_q.pack(TAG_FUNC, handle)
     else:
         try:
@@ -337,7 +356,7 @@ def _encode_int(value: int, out: bytearray) -> None:
         out += text
 
 
-def _encode_array(array: np.ndarray, out: bytearray, keep: list, handles: list[int], depth: int) -> None:
+def _encode_array(array: np.ndarray, out: bytearray, keep: list, handles: CallableBatch, depth: int) -> None:
     if array.ndim == 0:
         encode(array.item(), out, keep, handles, depth)
         return
@@ -361,7 +380,6 @@ def _encode_array(array: np.ndarray, out: bytearray, keep: list, handles: list[i
     if not array.flags.c_contiguous:
         array = np.ascontiguousarray(array)
     if array.nbytes >= EXTERN_THRESHOLD:
-        ffi = _ffi()
         pinned = ffi.from_buffer(array)
         keep.append((array, pinned))
         out.append(TAG_ARRAY_EXTERN)

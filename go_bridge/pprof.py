@@ -13,6 +13,8 @@ import gzip
 import re
 from dataclasses import dataclass, field
 
+from ipolyglot.kernel.core.cells import CELL_ID_DIGITS
+
 # Frames of the cgo/reflection plumbing between Python and the user's function:
 # dropped from stacks so the flame graph starts where the call enters Go code
 # that matters (the bridge's copying, ipgrt.Call, stays visible).
@@ -191,7 +193,7 @@ RUNTIME_WORK = {"runtime._GC": "Go runtime: garbage collection", "runtime._Syste
 # The profiler's own work (writing the baseline snapshot of a heap profile).
 _PROFILER_ITSELF = ("ipgrt.allocsProfile", "ipgrt.ipg_pprof_start", "ipgrt.ipg_pprof_stop")
 
-CELL_ID = re.compile(r"cell-[0-9a-f]{10}")
+CELL_ID = re.compile(rf"cell-[0-9a-f]{{{CELL_ID_DIGITS}}}")
 
 
 def cell_of(frame: Frame) -> str | None:

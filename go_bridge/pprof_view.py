@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Callable
 
+from ipolyglot.kernel.core.cells import CellRegistry
 from ipolyglot.kernel.core.charts import flame_graph_svg, format_seconds, html_table, text_table
 from ipolyglot.kernel.core.compare import ExpressionFailed
 
@@ -89,7 +90,7 @@ def serving_library(user_ns: dict, fallback):
     return libraries[best], len(counts) - 1
 
 
-def profile(request: PprofRequest, lib, run: Callable[[str], object], cell_labels: dict[str, str], others: int) -> list[dict]:
+def profile(request: PprofRequest, lib, run: Callable[[str], object], cells: CellRegistry, others: int) -> list[dict]:
     """Run the code with the profiler on in `lib`'s runtime; the display bundles to show."""
     code = compile_statement(request.code)
     baseline = lib.pprof_start(request.heap, HEAP_SAMPLE_BYTES)
@@ -108,7 +109,7 @@ def profile(request: PprofRequest, lib, run: Callable[[str], object], cell_label
 
     def where(frame: pprof.Frame, with_line: bool = True) -> str:
         cell = pprof.cell_of(frame)
-        label = cell_labels.get(cell) if cell else None
+        label = cells.label(cell, None) if cell else None
         if label is None:
             return ""
         return f"{label}:{frame.line}" if with_line else label

@@ -1,8 +1,8 @@
 """Which `go` a cell is built with, identified without running it.
 
 A cache hit must not start any `go` process, yet the cache key has to change
-when the toolchain does. So the key uses the binary's real path, size and
-modification time plus the version line `go version` printed the first time
+when the toolchain does. So the key uses the binary's stamp: paths, size and
+modification time (kernel/core/toolchains.binary_stamp) plus the version line `go version` printed the first time
 this exact binary was seen (remembered in a small file), and the full
 toolchain (which runs `go version`) is resolved only when something is built.
 """
@@ -45,13 +45,10 @@ class GoTool:
         """Changes whenever the go binary does; costs a stat, not a process."""
         if self._identity is None:
             path, _ = self._candidate()
-            real = os.path.realpath(path)
-            try:
-                info = os.stat(real)
-            except OSError:
+            stamp = toolchains.binary_stamp(path)
+            if stamp is None:  # gone since it was found: resolving says what is wrong
                 self.toolchain()
-                raise
-            stamp = f"{real}|{info.st_size}|{info.st_mtime_ns}"
+                raise ToolchainError(f"the Go toolchain {path} is not there any more")
             memo = self.cache.scratch_dir("go-toolchains") / hashlib.sha256(stamp.encode()).hexdigest()
             known = read_private(memo)
             if known is not None:

@@ -10,20 +10,21 @@ as (name, fields, types, build) and their values as a class plus fields.
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import os
 import re
 import socket
-import subprocess
 from pathlib import Path
-from types import SimpleNamespace
 
 from ipolyglot.kernel.core import toolchains
 from ipolyglot.kernel.core.cache import BuildCache, BuildFailed
+from ipolyglot.kernel.core.cells import CellRegistry
 from ipolyglot.kernel.core.toolchains import ToolchainError
 from ipolyglot.kernel.core.travel import LOADED_BUILDS, build_reference
 
 from . import codegen, library
+from .build import LIBRARY_NAME, go_build, key_parts
+from .inspector import FastSignature
 from .marshal import GoStruct
 from .toolchain import GoTool
 
@@ -36,10 +37,21 @@ def build_unit(plan: codegen.Plan, flags: list[str]) -> dict:
         "files": dict(plan.files),
         "flags": list(flags),
         "runtime": codegen.RUNTIME_HASH,
-        "funcs": plan.funcs,
+        "funcs": [dataclasses.asdict(entry) for entry in plan.funcs],
         "docs": dict(plan.docs),
         "var_texts": dict(plan.var_texts),
     }
+
+
+def _plan(unit: dict) -> codegen.Plan:
+    """The plan a build unit came from, as far as binding needs it."""
+    funcs = []
+    for entry in unit["funcs"]:
+        fast = entry["fast"]
+        if fast is not None:
+            fast = codegen.FastEntry(fast["index"], FastSignature(tuple(fast["signature"]["ins"]), fast["signature"]["out"]))
+        funcs.append(codegen.FuncEntry(entry["name"], tuple(entry["params"]), entry["id"], entry["cell_id"], fast))
+    return codegen.Plan(files=unit["files"], funcs=funcs, docs=unit["docs"], var_texts=unit["var_texts"])
 
 
 def library_reference(key: str, plan: codegen.Plan, flags: list[str]) -> dict:
@@ -48,7 +60,7 @@ def library_reference(key: str, plan: codegen.Plan, flags: list[str]) -> dict:
 
 def open_build(unit: dict, key: str, cache: BuildCache) -> dict:
     """The names a Go build binds (functions, struct classes, constants), loaded in this process."""
-    from .backend import LIBRARY_NAME, GoBackend
+    from .backend import GoBackend
 
     if unit["runtime"] != codegen.RUNTIME_HASH:
         raise ToolchainError(
@@ -60,11 +72,10 @@ def open_build(unit: dict, key: str, cache: BuildCache) -> dict:
         cache.verify_artifact(path.parent)
     else:
         path = _rebuild(unit, key, cache)
-    lib = library.GoLibrary(path)
+    backend = GoBackend()
+    lib = library.GoLibrary(path, backend.session, CellRegistry())
     lib.travel_build = build_reference("go", key, unit)  # onward, it names the sender's build
-    plan = codegen.Plan(files=unit["files"], funcs=unit["funcs"], docs=unit["docs"], var_texts=unit["var_texts"])
-    quiet = SimpleNamespace(warn=lambda message: None, verbose=lambda message: None)
-    return GoBackend()._bind(lib, plan, quiet, "", []).bind
+    return backend.names_of(lib, _plan(unit), lambda message: None)
 
 
 def _where() -> str:
@@ -73,11 +84,9 @@ def _where() -> str:
 
 def _rebuild(unit: dict, key: str, cache: BuildCache) -> Path:
     """Build the library from its unit with this machine's Go (its cache lacks the sender's build)."""
-    from .backend import LIBRARY_NAME
-
     go = GoTool(cache, toolchains.find_go)
     try:
-        identity = go.identity()
+        go.identity()
     except (ToolchainError, OSError) as exc:
         raise ToolchainError(
             f"a Go function arrived in {_where()}, whose cache ({cache.root}) lacks its build {key[:12]}, "
@@ -87,28 +96,14 @@ def _rebuild(unit: dict, key: str, cache: BuildCache) -> Path:
     files = dict(unit["files"])
     files["go.mod"] = _RUNTIME_REPLACE.sub(lambda m: f"replace ipolyglot.local/ipgrt => {runtime_dir}", files["go.mod"])
     flags = list(unit["flags"])
-    parts = {  # as GoBackend._build names it: the same machine and cache give the sender's key
-        "kind": "go-library",
-        "files": json.dumps(sorted(files.items())),
-        "runtime": codegen.RUNTIME_HASH,
-        "toolchain": identity,
-        "flags": json.dumps(flags),
-        "env": go.build_env_key(),
-    }
 
     def build(directory: Path) -> None:
-        src = directory / "src"
-        src.mkdir()
-        for name, text in files.items():
-            (src / name).parent.mkdir(exist_ok=True)
-            (src / name).write_text(text)
-        command = [go.toolchain().path, "build", "-buildmode=c-shared", "-trimpath", "-o", str(directory / LIBRARY_NAME), *flags, "."]
-        goflags = " ".join(filter(None, [os.environ.get("GOFLAGS", ""), "-mod=mod"]))
-        done = subprocess.run(command, cwd=src, env=go.env({"GOFLAGS": goflags}), capture_output=True, text=True)
-        if done.returncode != 0:
-            raise BuildFailed(f"rebuilding a Go function's library in {_where()} failed: {done.stderr.strip()[-2000:]}")
+        run = go_build(go, files, flags, directory)
+        if run.returncode != 0:
+            raise BuildFailed(f"rebuilding a Go function's library in {_where()} failed: {run.stderr.strip()[-2000:]}")
 
-    directory, _ = cache.get_or_build(parts, build, lambda d: d)
+    # As GoBackend.compose names it: the same machine and cache give the sender's key.
+    directory, _ = cache.get_or_build(key_parts(go, files, flags), build, lambda d: d)
     return directory / LIBRARY_NAME
 
 

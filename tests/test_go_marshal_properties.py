@@ -19,6 +19,8 @@ from ipolyglot.go_bridge.backend import GoBackend
 from ipolyglot.kernel.core import toolchains
 from ipolyglot.kernel.core.backend import CellContext
 from ipolyglot.kernel.core.cache import BuildCache
+from ipolyglot.kernel.core.cells import CellRegistry
+from ipolyglot.kernel.core.pipeline import InProcessLoader, Pipeline
 from ipolyglot.kernel.core.options import make_parser, parse_line
 
 
@@ -30,11 +32,11 @@ def go():
         backend = GoBackend()
         warnings = []
         ctx = CellContext(
-            cell_label="In [1]", user_ns={}, cache=BuildCache(), toolchain=toolchains.find_go,
+            cell_label="In [1]", cache=BuildCache(), cells=CellRegistry(), toolchain=toolchains.find_go,
             verbose=lambda m: None, warn=warnings.append, building=lambda what: contextlib.nullcontext(_Outcome()),
         )
         body = TYPES_CELL.split("\n", 1)[1]
-        result = backend.run_cell(body, parse_line(make_parser("go", backend), ""), ctx)
+        result = Pipeline(InProcessLoader()).run_cell(backend, body, parse_line(make_parser("go", backend), ""), {}, ctx)
         assert any("Channel" in w for w in warnings)
         yield result.bind
     finally:

@@ -211,21 +211,21 @@ def test_profile_phases_measure_what_their_labels_say(kernel):
 
 
 @pytest.mark.parametrize("file", [
-    "cell-5134d8cb14",  # Go 1.26: the //line file name as written
-    "ipolyglot.local/cell/cell-5134d8cb14",  # Go 1.27 with -trimpath: under the module path
-    "/tmp/go-build123/cell-5134d8cb14",
+    "cell-5134d8cb14a2",  # Go 1.26: the //line file name as written
+    "ipolyglot.local/cell/cell-5134d8cb14a2",  # Go 1.27 with -trimpath: under the module path
+    "/tmp/go-build123/cell-5134d8cb14a2",
 ])
 def test_pprof_frames_find_their_cell_whatever_the_go_version_calls_the_file(file):
     from ipolyglot.go_bridge import pprof
 
-    assert pprof.cell_of(pprof.Frame("Spin", file, 5)) == "cell-5134d8cb14"
+    assert pprof.cell_of(pprof.Frame("Spin", file, 5)) == "cell-5134d8cb14a2"
     assert pprof.cell_of(pprof.Frame("runtime.mallocgc", "runtime/malloc.go", 1)) is None
 
 
 def test_pprof_samples_without_go_code_are_counted_apart_and_preemption_goes_to_the_preempted():
     from ipolyglot.go_bridge import pprof
 
-    spin = pprof.Frame("Spin", "cell-5134d8cb14", 5)
+    spin = pprof.Frame("Spin", "cell-5134d8cb14a2", 5)
     call = pprof.Frame("ipgrt.Call", "ipolyglot.local/ipgrt/call.go", 1)
     profile = pprof.Profile([("cpu", "nanoseconds")], [
         ((spin, call), [30]),

@@ -375,12 +375,7 @@ func packageRefs(decl ast.Node, top map[*ast.Object]bool) []string {
 		}
 		return true
 	})
-	out := []string{}
-	for name := range seen {
-		out = append(out, name)
-	}
-	sort.Strings(out)
-	return out
+	return sortedNames(seen)
 }
 
 // selectorRoots lists the identifiers used as X in X.Sel: the package names a
@@ -395,12 +390,7 @@ func selectorRoots(node ast.Node) []string {
 		}
 		return true
 	})
-	out := []string{}
-	for name := range seen {
-		out = append(out, name)
-	}
-	sort.Strings(out)
-	return out
+	return sortedNames(seen)
 }
 
 func statements(body string) (result, error) {
@@ -634,4 +624,14 @@ func isConstraint(it *ast.InterfaceType, known map[string]bool) bool {
 		}
 	}
 	return false
+}
+
+// sortedNames lists a set's names in order (the inspector's output is stable).
+func sortedNames(set map[string]bool) []string {
+	out := []string{}
+	for name := range set {
+		out = append(out, name)
+	}
+	sort.Strings(out)
+	return out
 }
