@@ -92,7 +92,7 @@ class GoBackend(Backend):
         self._flags = GoFlags()  # the last cell's: a removal builds with them
         self._current: library.GoLibrary | None = None  # the library the namespace's names come from
         self._current_vars: dict[str, str] = {}  # var -> declaration text, in the current library
-        self._unreadable_consts: dict[tuple[str, str], str] = {}  # (name, declaration text) -> why not
+        self._unreadable_consts: set[tuple[str, str]] = set()  # (name, declaration text) Python cannot read
         self.vars = GoVars(self)
         self.runtime_warning_threshold = RUNTIME_WARNING_THRESHOLD
 
@@ -155,27 +155,28 @@ class GoBackend(Backend):
 
     # -- compose ------------------------------------------------------------------------
     def compose(self, candidate: GoCandidate, dropped: Mapping[str, str], ctx: CellContext) -> GoUnit:
-        """The generated package; constants Python cannot read (found by a failed build, this
-        one's or an earlier one's in this session) are left out of consts.go."""
+        """The generated package; constants Python cannot read are left out of consts.go:
+        `dropped` (this build's, said again on every load) and those an earlier build of
+        this session found (said then, when their cell ran; left out silently since)."""
         go = self._tool(ctx.cache, ctx.toolchain)
         major, minor = go.version()
         # Through the cache like any artifact: published atomically with private modes,
         # and checked (every file of it) each time a build is about to compile it in.
         runtime_dir, _ = ctx.cache.get_or_build({"kind": "go-runtime", "runtime": codegen.RUNTIME_HASH}, codegen.write_runtime, lambda d: d)
         decls = list(candidate.declarations)
-        dropped = {**self._known_unreadable(decls), **dropped}
         plan = codegen.generate(
             decls, runtime_dir=runtime_dir, go_version=f"{major}.{minor}", requires=candidate.requires,
-            profile=ctx.profile, statements=candidate.statements, skip_consts=frozenset(dropped), go_sum=candidate.go_sum,
+            profile=ctx.profile, statements=candidate.statements, go_sum=candidate.go_sum,
+            skip_consts=frozenset(dropped) | self._known_unreadable(decls),
         )
         parts = key_parts(go, plan.files, candidate.flags.arguments())
         current = candidate.cell.id if candidate.cell else ""
         return GoUnit(f"Go cell {ctx.cell_label}", parts, dict(dropped), plan, candidate.flags, current)
 
-    def _known_unreadable(self, decls: list[Declaration]) -> dict[str, str]:
-        """Constants an earlier build of this session found unreadable, by the same text."""
-        texts = {(n, d.source) for d in decls if d.kind == "const" for n in d.detail.names}
-        return {name: why for (name, text), why in self._unreadable_consts.items() if (name, text) in texts}
+    def _known_unreadable(self, decls: list[Declaration]) -> frozenset[str]:
+        """Constants an earlier build of this session found unreadable, by the same text
+        (so a later cell neither pays that failed build again nor repeats the warning)."""
+        return frozenset(n for d in decls if d.kind == "const" for n in d.detail.names if (n, d.source) in self._unreadable_consts)
 
     # -- build --------------------------------------------------------------------------
     def build(self, unit: GoUnit, directory: Path, ctx: CellContext) -> None:
@@ -243,7 +244,7 @@ class GoBackend(Backend):
         self.session.classes = built.loaded.classes
         decls = list(candidate.declarations)
         texts = {n: d.source for d in decls if d.kind == "const" for n in d.detail.names}
-        self._unreadable_consts.update({(n, texts[n]): why for n, why in built.unit.dropped.items() if n in texts})
+        self._unreadable_consts |= {(n, texts[n]) for n in built.unit.dropped if n in texts}
 
     def _fetched(self, built: Built, candidate: GoCandidate) -> dict[str, str]:
         """The modules `go build` fetched for an import, to keep in the session's go.mod.

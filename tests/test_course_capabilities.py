@@ -69,7 +69,6 @@ HANDLERS_CELL = textwrap.dedent("""\
 # what Go dropped; the table size is then compared with its starting size.
 SETTLE = textwrap.dedent("""\
     import time
-    from ipolyglot.go_bridge import marshal
 
     def settled_callables():
         for _ in range(200):
@@ -86,7 +85,11 @@ SETTLE = textwrap.dedent("""\
 def kernel():
     with RunningKernel(env=GO_TEST_ENV) as running:
         running.run(HANDLERS_CELL).ok()
-        running.run("from ipolyglot.go_bridge import marshal\nbaseline = marshal.live_callables()").ok()
+        running.run(  # the Python callables the session's Go code holds (go_bridge/marshal.Callables)
+            "from types import SimpleNamespace\n"
+            "marshal = SimpleNamespace(live_callables=HandleFunc._go_library.session.callables.live)\n"
+            "baseline = marshal.live_callables()"
+        ).ok()
         running.run(SETTLE).ok()
         yield running
 
