@@ -38,11 +38,13 @@ from cffi import FFI
 
 from benchmarks.common import Pairs, Row, against_fixed, interleaved, seconds_per_call, table
 from ipolyglot.go_bridge.backend import GoBackend
-from ipolyglot.go_bridge.library import FAST_WRAPPER
+from ipolyglot.go_bridge.library import TEMPLATES
 from ipolyglot.kernel.core import toolchains
 from ipolyglot.kernel.core.backend import CellContext
 from ipolyglot.kernel.core.cache import BuildCache
+from ipolyglot.kernel.core.cells import CellRegistry
 from ipolyglot.kernel.core.options import make_parser, parse_line
+from ipolyglot.kernel.core.pipeline import InProcessLoader, Pipeline
 
 CELL = """\
 func Add(a, b float64) float64 { return a + b }
@@ -81,13 +83,14 @@ class _Feedback:
 
 def _context(cache: BuildCache, label: str = "In [1]") -> CellContext:
     return CellContext(
-        cell_label=label, user_ns={}, cache=cache, toolchain=toolchains.find_go,
+        cell_label=label, cache=cache, cells=CellRegistry(), toolchain=toolchains.find_go,
         verbose=lambda m: None, warn=lambda m: None, building=lambda what: contextlib.nullcontext(_Feedback()),
     )
 
 
 def _run(backend: GoBackend, cache: BuildCache, line: str = "", cell: str = CELL) -> dict:
-    return backend.run_cell(cell, parse_line(make_parser("go", backend), line), _context(cache)).bind
+    options = parse_line(make_parser("go", backend), line)
+    return Pipeline(InProcessLoader()).run_cell(backend, cell, options, {}, _context(cache)).bind
 
 
 BASELINES = {
@@ -116,7 +119,7 @@ def _c_add_in_go_wrapper(c_add):
     """cffi's C `add` inside the wrapper ipolyglot generates for a scalar Go function."""
     namespace = {"__name__": __name__, "_MISSING": object(), "_fast": c_add, "_slow": lambda a: c_add(*a),
                  "_pending": [0], "_check": lambda: None}
-    exec(compile(FAST_WRAPPER.substitute(name="add", params="a=_MISSING, b=_MISSING", args="a, b", args_tuple="(a, b,)"),
+    exec(compile(TEMPLATES.render("fast_wrapper.py.tmpl", name="add", params="a=_MISSING, b=_MISSING", args="a, b", args_tuple="(a, b,)"),
                  "<cffi add>", "exec"), namespace)  # noqa: S102 - ipolyglot's own template
     return namespace["add"]
 
