@@ -255,7 +255,7 @@ def _cell_files(plan: Plan, by_cell: dict[str, list[Declaration]], packages: dic
         if package and cell_vars:
             plan.files[f"{package.name}/vars.go"] = TEMPLATES.render(
                 "cell_vars.go.tmpl", label=label, package=package.name,
-                vars="".join(TEMPLATES.render("entries/cell_var.go.tmpl", name=_go_string(n), var=n) for n in cell_vars),
+                vars="".join(TEMPLATES.render("entry_cell_var.go.tmpl", name=_go_string(n), var=n) for n in cell_vars),
             )
     if packages:
         plan.files["cells.go"] = _cells_file(packages.values())
@@ -311,7 +311,7 @@ class _Glue:
             self.fast_exports.append(_fast_export(fast, fn, decl.name in self.waits))
         plan.funcs.append(FuncEntry(decl.name, decl.detail.params, len(plan.funcs), decl.cell_id, fast))
         self.funcs.append(TEMPLATES.render(
-            "entries/func.go.tmpl", name=_go_string(decl.name), params=_go_strings(decl.detail.params), fn=fn,
+            "entry_func.go.tmpl", name=_go_string(decl.name), params=_go_strings(decl.detail.params), fn=fn,
             spawns=_go_bool(decl.name in self.spawns), waits=_go_bool(decl.name in self.waits),
         ))
 
@@ -322,9 +322,9 @@ class _Glue:
             return name in names or any(f"{name}.{m}" in names for m in methods)
 
         self.types.append(TEMPLATES.render(
-            "entries/type.go.tmpl", name=_go_string(name), type=self.qualified(name, self.glue_packages),
+            "entry_type.go.tmpl", name=_go_string(name), type=self.qualified(name, self.glue_packages),
             methods="".join(
-                TEMPLATES.render("entries/method_params.go.tmpl", name=_go_string(m), params=_go_strings(p))
+                TEMPLATES.render("entry_method_params.go.tmpl", name=_go_string(m), params=_go_strings(p))
                 for m, p in sorted(methods.items())
             ),
             spawns=_go_bool(of_type(self.spawns)), waits=_go_bool(of_type(self.waits)),
@@ -334,18 +334,18 @@ class _Glue:
         """A variable's registration in glue.go; a cell package's come from its IpolyglotVars."""
         package = self.owner.get(name)
         if package is None:
-            self.vars.append(TEMPLATES.render("entries/var.go.tmpl", name=_go_string(name), var=name))
+            self.vars.append(TEMPLATES.render("entry_var.go.tmpl", name=_go_string(name), var=name))
             return
         self.glue_packages.add(package.name)
         index = self.var_index.get(package.name, 0)
         self.var_index[package.name] = index + 1
-        self.vars.append(TEMPLATES.render("entries/package_var.go.tmpl", package=package.name, index=index))
+        self.vars.append(TEMPLATES.render("entry_package_var.go.tmpl", package=package.name, index=index))
 
     def add_statements(self, plan: Plan, statements: Statements) -> None:
         names = tuple(name for name, _ in statements.inputs)
         plan.statements = FuncEntry(STATEMENTS_NAME, names, len(plan.funcs))
         self.funcs.append(TEMPLATES.render(
-            "entries/func.go.tmpl", name=_go_string(STATEMENTS_NAME), params=_go_strings(names), fn="ipolyglotStatements",
+            "entry_func.go.tmpl", name=_go_string(STATEMENTS_NAME), params=_go_strings(names), fn="ipolyglotStatements",
             spawns=_go_bool(self.statements_spawn), waits=_go_bool(self.statements_wait),
         ))
         plan.files["statements.go"] = TEMPLATES.render(
@@ -361,11 +361,11 @@ class _Glue:
     def write(self, plan: Plan, profile: bool) -> None:
         const_packages: set[str] = set()
         consts = "".join(
-            TEMPLATES.render("entries/const.go.tmpl", name=_go_string(n), value=self.qualified(n, const_packages))
+            TEMPLATES.render("entry_const.go.tmpl", name=_go_string(n), value=self.qualified(n, const_packages))
             for n in self.consts
         )
         plan.files["consts.go"] = TEMPLATES.render("consts.go.tmpl", consts=consts, cell_imports="".join(
-            TEMPLATES.render("entries/const_import.go.tmpl", package=name, path=f"{MODULE_PATH}/{name}")
+            TEMPLATES.render("entry_const_import.go.tmpl", package=name, path=f"{MODULE_PATH}/{name}")
             for name in sorted(const_packages)
         ))
         for number, line in enumerate(plan.files["consts.go"].splitlines(), 1):
@@ -379,7 +379,7 @@ class _Glue:
             profile=_go_bool(profile),
             fast_exports="".join(self.fast_exports),
             cell_imports="".join(
-                TEMPLATES.render("entries/glue_import.go.tmpl", package=name, path=f"{MODULE_PATH}/{name}")
+                TEMPLATES.render("entry_glue_import.go.tmpl", package=name, path=f"{MODULE_PATH}/{name}")
                 for name in sorted(self.glue_packages)
             ),
         )
@@ -389,10 +389,10 @@ def _cells_file(packages) -> str:
     """cells.go: every cell package imported (so its init runs) and the names other cells use aliased."""
     imports, aliases = [], []
     for package in sorted(packages, key=lambda p: p.name):
-        imports.append(TEMPLATES.render("entries/cells_init.go.tmpl", path=package.path))
+        imports.append(TEMPLATES.render("entry_cells_init.go.tmpl", path=package.path))
         if package.aliases:
-            imports.append(TEMPLATES.render("entries/glue_import.go.tmpl", package=package.name, path=package.path))
-        aliases += [TEMPLATES.render("entries/alias.go.tmpl", kind=kind, name=name, package=package.name)
+            imports.append(TEMPLATES.render("entry_glue_import.go.tmpl", package=package.name, path=package.path))
+        aliases += [TEMPLATES.render("entry_alias.go.tmpl", kind=kind, name=name, package=package.name)
                     for kind, name in package.aliases]
     return TEMPLATES.render("cells.go.tmpl", imports="".join(imports), aliases="".join(aliases))
 

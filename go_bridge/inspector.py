@@ -12,7 +12,7 @@ import hashlib
 import json
 import os
 import subprocess
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from ipolyglot.kernel.core.cache import BuildCache

@@ -1,10 +1,11 @@
 """Which `go` a cell is built with, identified without running it.
 
 A cache hit must not start any `go` process, yet the cache key has to change
-when the toolchain does. So the key uses the binary's stamp: paths, size and
-modification time (kernel/core/toolchains.binary_stamp) plus the version line `go version` printed the first time
-this exact binary was seen (remembered in a small file), and the full
-toolchain (which runs `go version`) is resolved only when something is built.
+when the toolchain does. So the key uses the binary's stamp (its paths, size
+and modification time: kernel/core/toolchains.binary_stamp) plus the version
+line `go version` printed the first time this exact binary was seen
+(remembered in a small file); the full toolchain (which runs `go version`) is
+resolved only when something is built.
 """
 
 from __future__ import annotations
