@@ -38,7 +38,7 @@ from cffi import FFI
 
 from benchmarks.common import Pairs, Row, against_fixed, interleaved, seconds_per_call, table
 from ipolyglot.go_bridge.backend import GoBackend
-from ipolyglot.go_bridge.library import TEMPLATES
+from ipolyglot.go_bridge.templating import TEMPLATES
 from ipolyglot.kernel.core import toolchains
 from ipolyglot.kernel.core.backend import CellContext
 from ipolyglot.kernel.core.cache import BuildCache

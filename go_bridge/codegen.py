@@ -15,14 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ipolyglot.kernel.core.backend import Declaration
-from ipolyglot.kernel.core.templates import TemplateFolder
 
 from .cell_packages import MODULE as MODULE_PATH
 from .cell_packages import CellPackage, plan_packages
 from .inspector import FastSignature, GoImport
+from .templating import TEMPLATES
 
 _PKG = Path(__file__).resolve().parent  # the package folder (works for editable installs too)
-TEMPLATES = TemplateFolder(_PKG / "templates")
 
 # Go scalar -> (cgo type, Go conversion from the cgo value) for fast entry points.
 CGO_TYPES = {
@@ -88,11 +87,24 @@ class FuncEntry:
     fast: FastEntry | None = None
 
 
+@dataclass(frozen=True)
+class GoModule:
+    """The session's go.mod: its Go version and requirements (the runtime's folder is the machine's own)."""
+
+    go_version: str
+    requires: tuple[tuple[str, str], ...] = ()
+
+    def render(self, runtime_dir: Path | str) -> str:
+        requires = "".join(f"require {module} {version}\n" for module, version in sorted(self.requires))
+        return TEMPLATES.render("go.mod.tmpl", go_version=self.go_version, requires=requires, runtime_dir=runtime_dir)
+
+
 @dataclass
 class Plan:
     """What a build contains and how Python reaches it."""
 
     files: dict[str, str]
+    module: GoModule | None = None  # what go.mod says (rendered into files["go.mod"])
     funcs: list[FuncEntry] = field(default_factory=list)  # the exported functions, in id order
     statements: FuncEntry | None = None  # the cell of statements, registered after them
     const_lines: dict[int, str] = field(default_factory=dict)  # line in consts.go -> constant
@@ -222,8 +234,8 @@ def generate(
 ) -> Plan:
     """The package's files; `skip_consts` names constants Python cannot read (left out of
     consts.go); `go_sum` holds the checksums of modules fetched earlier in the session."""
-    requires_text = "".join(f"require {mod} {ver}\n" for mod, ver in sorted(requires.items()))
-    plan = Plan(files={"go.mod": TEMPLATES.render("go.mod.tmpl", go_version=go_version, requires=requires_text, runtime_dir=runtime_dir)})
+    module = GoModule(go_version, tuple(sorted(requires.items())))
+    plan = Plan(files={"go.mod": module.render(runtime_dir)}, module=module)
     if go_sum:
         plan.files["go.sum"] = go_sum
     # Files and //line directives name a cell by a hash of its text, not by its

@@ -18,6 +18,7 @@ from pathlib import Path
 from ipolyglot.kernel.core.cache import BuildCache
 from ipolyglot.kernel.core.toolchains import MIN_GO_TEXT, ToolchainError
 
+from .templating import TEMPLATES
 from .toolchain import GoTool
 
 _SOURCE = Path(__file__).resolve().parent / "runtime" / "inspector" / "main.go"
@@ -153,7 +154,7 @@ def inspector_binary(cache: BuildCache, go: GoTool) -> Path:
         src = directory / "src"
         src.mkdir()
         (src / "main.go").write_text(_SOURCE.read_text())
-        (src / "go.mod").write_text(f"module ipolyglot.local/inspector\n\ngo {MIN_GO_TEXT}\n")
+        (src / "go.mod").write_text(TEMPLATES.render("inspector.go.mod.tmpl", go_version=MIN_GO_TEXT))
         tc = go.toolchain()
         done = subprocess.run(
             [tc.path, "build", "-trimpath", "-o", str(directory / "inspector"), "."],

@@ -16,13 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from ipolyglot.kernel.core.cells import CELL_ID_DIGITS, CellRegistry
-from ipolyglot.kernel.core.templates import TemplateFolder
 
 from . import marshal, signatures
 from .abi import ffi
 from .codegen import FastEntry
 from .channels import GoChannel
 from .errors import GoError, GoPanic
+from .templating import TEMPLATES
 
 # Go scalar type -> C type of the fast entry points (see templates/fast_export.go.tmpl).
 C_TYPES = {
@@ -42,9 +42,6 @@ _RUNNING = bytes([marshal.STATUS_RUNNING])  # a result's first byte, as cffi rea
 COLLECT_ABOVE = 1024  # live Python callables in Go before a call asks Go to collect
 
 MISSING = object()  # default of every generated parameter: reports the Go type when omitted
-
-TEMPLATES = TemplateFolder(Path(__file__).resolve().parent / "templates")
-
 
 class GoSession:
     """What the Go libraries of one session share: the Python callables handed to Go,

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import re
 import socket
 from pathlib import Path
 
@@ -28,13 +27,11 @@ from .inspector import FastSignature
 from .marshal import GoStruct
 from .toolchain import GoTool
 
-_RUNTIME_REPLACE = re.compile(r"^replace ipolyglot\.local/ipgrt => .*$", re.M)
-
-
 def build_unit(plan: codegen.Plan, flags: list[str]) -> dict:
     """What another process needs to build this library again and bind it (plain data)."""
     return {
         "files": dict(plan.files),
+        "module": dataclasses.asdict(plan.module),
         "flags": list(flags),
         "runtime": codegen.RUNTIME_HASH,
         "funcs": [dataclasses.asdict(entry) for entry in plan.funcs],
@@ -94,7 +91,8 @@ def _rebuild(unit: dict, key: str, cache: BuildCache) -> Path:
         ) from None
     runtime_dir, _ = cache.get_or_build({"kind": "go-runtime", "runtime": codegen.RUNTIME_HASH}, codegen.write_runtime, lambda d: d)
     files = dict(unit["files"])
-    files["go.mod"] = _RUNTIME_REPLACE.sub(lambda m: f"replace ipolyglot.local/ipgrt => {runtime_dir}", files["go.mod"])
+    module = unit["module"]
+    files["go.mod"] = codegen.GoModule(module["go_version"], tuple(map(tuple, module["requires"]))).render(runtime_dir)
     flags = list(unit["flags"])
 
     def build(directory: Path) -> None:
