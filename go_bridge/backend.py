@@ -12,7 +12,6 @@ The steps below are called in order by kernel/core/pipeline.py; none but
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import keyword
 import re
@@ -31,6 +30,7 @@ from ipolyglot.kernel.core.travel import LOADED_BUILDS, traveling
 
 from . import codegen, inspector, library, marshal, pprof_view, travel
 from .build import LIBRARY_NAME, GoFlags, diagnostics, go_build, key_parts
+from .description import GoStructType
 from .infer import InferenceError, go_type_of
 from .inspector import GoDetail, Inspection, SyntaxProblem
 from .marshal import GoStruct
@@ -277,16 +277,16 @@ class GoBackend(Backend):
             new_var, old_var = lib.vars.get(name), old.vars.get(name)
             if not new_var or not old_var or self._current_vars.get(name) != text:
                 continue
-            if not new_var["carried"]:
+            if not new_var.carried:
                 # Said when the reset loses something: the value differs from the one the old runtime started with.
                 if old.var_changed(old_var):
                     where = lib.cells.label(unit.plan.var_cells.get(name, ""))
-                    ctx.warn(f"{where} var {name} ({new_var['go']}) was reset by this rebuild: {new_var.get('reset') or 'its value cannot cross'}")
+                    ctx.warn(f"{where} var {name} ({new_var.type.go}) was reset by this rebuild: {new_var.reset or 'its value cannot cross'}")
                 continue
-            got = old.raw_call(old_var["get"], bytes(8))
+            got = old.raw_call(old_var.get, bytes(8))
             if got[:1] != bytes([marshal.STATUS_OK]):
                 continue
-            done = lib.raw_call(new_var["set"], got[1:])
+            done = lib.raw_call(new_var.set, got[1:])
             if done[:1] != bytes([marshal.STATUS_OK]):
                 ctx.verbose(f"Go var {name} starts from its initializer: its old value does not fit its type now")
 
@@ -298,25 +298,25 @@ class GoBackend(Backend):
         constants, functions and `govars`; what cannot cross is said only for the cell run."""
         bind: dict[str, Any] = {}
         build = getattr(lib, "travel_build", None)
-        for struct in lib.description.get("structs") or []:
-            cls = bind[struct["name"]] = self._struct_class(struct, lib)
+        for struct in lib.description.structs:
+            cls = bind[struct.name] = self._struct_class(struct, lib)
             cls._go_build_ = build
-            self._attach_methods(cls, struct["name"], lib, warn, new_names, plan.docs)
-        for const in lib.description.get("consts") or []:
-            if const.get("problem"):
-                if const["name"] in new_names:
-                    warn(f"Go constant {const['name']} is not readable from Python: its type {const['problem']} cannot cross")
+            self._attach_methods(cls, struct.name, lib, warn, new_names, plan.docs)
+        for const in lib.description.consts:
+            if const.problem:
+                if const.name in new_names:
+                    warn(f"Go constant {const.name} is not readable from Python: its type {const.problem} cannot cross")
                 continue
-            bind[const["name"]] = marshal.decode_value(base64.b64decode(const["value"]), 0, lib.classes)[0]
+            bind[const.name] = marshal.decode_value(const.value, 0, lib.classes)[0]
         if any(codegen.is_exported(name) for name in lib.vars):
             bind[VARS_NAME] = self.vars
         for entry in plan.funcs:
             func = lib.by_id[entry.id]
-            if func.get("problem"):
+            if func.problem:
                 if entry.cell_id == cell_id:
                     warn(
                         f"Go function {entry.name} is not callable from Python: its signature uses "
-                        f"{func['problem']}, which cannot cross between Go and Python"
+                        f"{func.problem}, which cannot cross between Go and Python"
                     )
                 continue
             bind[entry.name] = traveling(lib.make_function(
@@ -331,40 +331,37 @@ class GoBackend(Backend):
     ) -> None:
         """Make the exported methods of a struct type (from any cell) methods of its class."""
         attached = set()
-        for func in lib.functions.values():
-            if func.get("receiver") != type_name:
-                continue
-            method = func["name"].split(".", 1)[1]
-            if func.get("problem"):
-                if func["name"] in new_names or type_name in new_names:
+        for func in lib.methods_of(type_name):
+            if func.problem:
+                if func.name in new_names or type_name in new_names:
                     warn(
-                        f"Go method {func['name']} is not callable from Python: its signature uses "
-                        f"{func['problem']}, which cannot cross between Go and Python"
+                        f"Go method {func.name} is not callable from Python: its signature uses "
+                        f"{func.problem}, which cannot cross between Go and Python"
                     )
                 continue
-            params = _python_params(func["params"][1:], reserved={"self"})
-            setattr(cls, method, lib.make_function(func, None, params, method=True, doc=docs.get(func["name"])))
-            attached.add(method)
+            params = _python_params(func.params[1:], reserved={"self"})
+            setattr(cls, func.method, lib.make_function(func, None, params, method=True, doc=docs.get(func.name)))
+            attached.add(func.method)
         for method in getattr(cls, "_go_methods_", set()) - attached:
             if method in cls.__dict__:
                 delattr(cls, method)
         cls._go_methods_ = attached
 
-    def _struct_class(self, struct: dict, lib: library.GoLibrary) -> type:
-        fields = tuple(f["name"] for f in struct["fields"])
-        types = tuple(f["go"] for f in struct["fields"])
-        key = (struct["name"], fields, types)
+    def _struct_class(self, struct: GoStructType, lib: library.GoLibrary) -> type:
+        fields = tuple(name for name, _ in struct.fields)
+        types = tuple(go_type.go for _, go_type in struct.fields)
+        key = (struct.name, fields, types)
         cls = self._classes.get(key)
         if cls is None:
-            doc = f"Go struct {struct['name']} {{ " + "; ".join(f"{n} {t}" for n, t in zip(fields, types)) + " } (a copy)"
-            cls = type(struct["name"], (GoStruct,), {
-                "_go_name_": struct["name"], "_go_fields_": fields, "_go_types_": types,
+            doc = f"Go struct {struct.name} {{ " + "; ".join(f"{n} {t}" for n, t in zip(fields, types)) + " } (a copy)"
+            cls = type(struct.name, (GoStruct,), {
+                "_go_name_": struct.name, "_go_fields_": fields, "_go_types_": types,
                 "__doc__": doc, "__module__": "__main__",
             })
             self._classes[key] = cls
-        cls._go_zero_ = base64.b64decode(struct.get("zero") or "")
+        cls._go_zero_ = struct.zero
         cls._go_classes_ = lib.classes
-        lib.classes[struct["name"]] = cls
+        lib.classes[struct.name] = cls
         return cls
 
     # -- the session ---------------------------------------------------------------------
@@ -456,18 +453,18 @@ class GoVars:
         if name.startswith("_"):
             raise AttributeError(name)
         lib, var = self._lookup(name)
-        if var.get("problem"):
-            raise TypeError(f"Go var {name} has type {var['go']}, which cannot cross to Python ({var['problem']})")
-        return lib.call(lib.by_id[var["get"]], ())
+        if var.type.problem:
+            raise TypeError(f"Go var {name} has type {var.type.go}, which cannot cross to Python ({var.type.problem})")
+        return lib.call(lib.by_id[var.get], ())
 
     def __setattr__(self, name: str, value) -> None:
         lib, var = self._lookup(name)
-        func = lib.by_id[var["set"]]
+        func = lib.by_id[var.set]
         try:
             lib.call(func, (value,))
         except TypeError as exc:
-            if str(exc).startswith(func["name"]):  # an argument Python could not encode at all
-                raise TypeError(f"Go var {name} (Go type {var['go']}): {str(exc).split(': ', 1)[-1]}") from None
+            if str(exc).startswith(func.name):  # an argument Python could not encode at all
+                raise TypeError(f"Go var {name} (Go type {var.type.go}): {str(exc).split(': ', 1)[-1]}") from None
             raise
 
     def __dir__(self):
@@ -483,7 +480,7 @@ class GoVars:
             try:
                 shown.append(f"{name}={getattr(self, name)!r}")
             except TypeError:
-                shown.append(f"{name}=<{lib.vars[name]['go']}>")
+                shown.append(f"{name}=<{lib.vars[name].type.go}>")
         return "govars(" + ", ".join(shown) + ")"
 
 

@@ -20,6 +20,7 @@ from ipolyglot.kernel.core.cells import CELL_ID_DIGITS, CellRegistry
 from . import marshal, signatures
 from .abi import ffi
 from .codegen import FastEntry
+from .description import Description, GoFunc, GoVar
 from .channels import GoChannel
 from .errors import GoError, GoPanic
 from .templating import TEMPLATES
@@ -102,12 +103,14 @@ class GoLibrary:
         self.released = ffi.addressof(self.lib, "ipg_released_pending")  # callables Go let go of
         self.collect_above = COLLECT_ABOVE  # live callables that make Go collect (doubles as they stay live)
         self._symbols = ctypes.CDLL(str(path))
-        self.description = self._describe()
-        self.profiled = bool(self.description.get("profile"))
+        self.description = Description.from_json(self._describe())
+        self.profiled = self.description.profiled
         self.classes: dict[str, type] = {}
-        self.by_id: dict[int, dict] = {f["id"]: f for f in self.description.get("funcs") or []}
-        self.functions: dict[str, dict] = {f["name"]: f for f in self.by_id.values()}
-        self.vars: dict[str, dict] = {v["name"]: v for v in self.description.get("vars") or []}
+        self.by_id: dict[int, GoFunc] = self.description.funcs
+        self.vars: dict[str, GoVar] = self.description.vars
+
+    def methods_of(self, type_name: str) -> list[GoFunc]:
+        return [func for func in self.by_id.values() if func.receiver == type_name]
 
     def _describe(self) -> dict:
         outp = ffi.new("char **")
@@ -151,10 +154,10 @@ class GoLibrary:
         self.lib.ipg_runtime_stats(outp, outn)
         return json.loads(self._take(outp, outn))
 
-    def var_changed(self, var: dict) -> bool:
+    def var_changed(self, var: GoVar) -> bool:
         """Whether a variable a rebuild cannot carry holds something else than when
         this runtime started (runtime/ipgrt/fingerprint.go)."""
-        return self.lib.ipg_var_changed(var["get"]) != 0
+        return self.lib.ipg_var_changed(var.get) != 0
 
     def fast_pointer(self, index: int, signature: str):
         address = ctypes.cast(getattr(self._symbols, f"ipg_fast_{index}"), ctypes.c_void_p).value
@@ -221,28 +224,28 @@ class GoLibrary:
         self.lib.ipg_call(func_id, ffi.from_buffer(data), len(data), outp, outn)
         return self._take(outp, outn)
 
-    def call(self, func: dict, args: tuple, profile: bool = False, receiver: Any = None):
+    def call(self, func: GoFunc, args: tuple, profile: bool = False, receiver: Any = None):
         """Call through ipg_call. With a `receiver` (a pointer-receiver method's first
         argument), the receiver Go leaves behind is copied back into it."""
         started = time.perf_counter_ns() if profile else 0
         for index, value in enumerate(args):
             if value is MISSING:
-                raise TypeError(f"{func['name']}() missing {_param(func, index)}") from None
+                raise TypeError(f"{func.name}() missing {_param(func, index)}") from None
         keep: list = []
         handles = self.session.callables.batch()
         try:
             data = marshal.encode_args(args, keep, handles)
         except marshal.EncodeError as exc:
-            raise TypeError(f"{func['name']}() {_param(func, exc.index)}: {exc}") from None
+            raise TypeError(f"{func.name}() {_param(func, exc.index)}: {exc}") from None
         encoded = time.perf_counter_ns() if profile else 0
         outp = ffi.new("char **")
         outn = ffi.new("size_t *")
         go_copy_out = ffi.new("int64_t *") if profile else None  # Go's copy of the result into C memory
         try:
             if profile:
-                self.lib.ipg_call_profiled(func["id"], ffi.from_buffer(data), len(data), outp, outn, go_copy_out)
+                self.lib.ipg_call_profiled(func.id, ffi.from_buffer(data), len(data), outp, outn, go_copy_out)
             else:
-                self.lib.ipg_call(func["id"], ffi.from_buffer(data), len(data), outp, outn)
+                self.lib.ipg_call(func.id, ffi.from_buffer(data), len(data), outp, outn)
         finally:
             del keep
         if outn[0] and outp[0][0] == _RUNNING:
@@ -270,15 +273,15 @@ class GoLibrary:
         if handles:
             self.drop_released_callables()
         result = None if not values else values[0] if len(values) == 1 else tuple(values)
-        if func.get("channel"):  # a handle; 0 is a nil channel
-            result = GoChannel(self, result, func["out"][0]["go"]) if result else None
+        if func.channel:  # a handle; 0 is a nil channel
+            result = GoChannel(self, result, func.outs[0].go) if result else None
         if profile and timings is not None:
             done = time.perf_counter_ns()
             from ipolyglot.kernel.core.profiling import PROFILER
 
             decode_ns, native_ns, encode_ns = timings
             PROFILER.record(
-                "go", func["name"], done - started,
+                "go", func.name, done - started,
                 (encoded - started) + decode_ns, native_ns, encode_ns + go_copy_out[0] + (decoded - returned),
             )
         return result
@@ -339,7 +342,7 @@ class GoLibrary:
             self.collect_above = max(COLLECT_ABOVE, 2 * live)
 
     # -- Python callables for the functions ------------------------------------------
-    def make_function(self, func: dict, fast: FastEntry | None, py_params: list[str], method: bool = False, doc: str | None = None):
+    def make_function(self, func: GoFunc, fast: FastEntry | None, py_params: list[str], method: bool = False, doc: str | None = None):
         """A Python function for a Go function, or (`method`) for a method of a struct class.
 
         `doc` is the comment above the Go declaration; the function's signature
@@ -351,10 +354,10 @@ class GoLibrary:
             fn.__doc__ = f"{doc.strip()}\n\n{fn.__doc__}"
         return fn
 
-    def _make_function(self, func: dict, fast: FastEntry | None, py_params: list[str]):
-        name = func["name"]
+    def _make_function(self, func: GoFunc, fast: FastEntry | None, py_params: list[str]):
+        name = func.name
         params = ", ".join(f"{p}=_MISSING" for p in py_params)
-        if func.get("variadic") and py_params:
+        if func.variadic and py_params:
             params = ", ".join([*(f"{p}=_MISSING" for p in py_params[:-1]), f"*{py_params[-1]}"])
             args = ", ".join([*py_params[:-1], f"list({py_params[-1]})"])
         else:
@@ -386,24 +389,24 @@ class GoLibrary:
         return fn
 
 
-    def _make_method(self, func: dict, py_params: list[str]):
-        name = func["name"].split(".", 1)[1]
+    def _make_method(self, func: GoFunc, py_params: list[str]):
+        name = func.method
         params = ", ".join(["self", *(f"{p}=_MISSING" for p in py_params)])
         args = ", ".join(["self", *py_params])
-        if func.get("variadic") and py_params:
+        if func.variadic and py_params:
             params = ", ".join(["self", *(f"{p}=_MISSING" for p in py_params[:-1]), f"*{py_params[-1]}"])
             args = ", ".join(["self", *py_params[:-1], f"list({py_params[-1]})"])
         profile = self.profiled
 
-        def call(a, _func=func, _pointer=bool(func.get("pointer"))):
+        def call(a, _func=func, _pointer=func.pointer):
             return self.call(_func, a, profile, a[0] if _pointer else None)
 
         namespace: dict[str, Any] = {"__name__": __name__, "_MISSING": MISSING, "_call": call}
         source = TEMPLATES.render("call_wrapper.py.tmpl", name=name, params=params, args_tuple=f"({args},)")
-        exec(compile(source, f"<go method {func['name']}>", "exec"), namespace)  # noqa: S102 - our template
+        exec(compile(source, f"<go method {func.name}>", "exec"), namespace)  # noqa: S102 - our template
         fn = namespace[name]
         doc = go_signature(func)
-        if func.get("pointer"):
+        if func.pointer:
             doc += (
                 "\n\nPointer receiver: Go works on a copy of the object's exported fields; after the "
                 "call (also when it returns an error, not after a panic) the fields as Go left them "
@@ -413,7 +416,7 @@ class GoLibrary:
         else:
             doc += "\n\nValue receiver: Go works on a copy; this object is not changed."
         fn.__doc__ = doc
-        fn.__qualname__ = func["name"]
+        fn.__qualname__ = func.name
         fn.__module__ = "__main__"
         fn._go_library = self
         return fn
@@ -429,28 +432,28 @@ def copy_back(target, value) -> None:
         target.update(fields)
 
 
-def _param(func: dict, index: int) -> str:
-    params = func.get("params") or []
+def _param(func: GoFunc, index: int) -> str:
+    params = func.params
     name = params[index] if index < len(params) and params[index] not in ("", "_") else f"#{index + 1}"
-    go_type = func["in"][index]["go"] if index < len(func.get("in") or []) else "?"
+    go_type = func.ins[index].go if index < len(func.ins) else "?"
     return f"parameter {name} (Go type {go_type})"
 
 
-def go_signature(func: dict) -> str:
+def go_signature(func: GoFunc) -> str:
     params = []
-    ins = list(enumerate(func.get("in") or []))
+    ins = list(enumerate(func.ins))
     receiver = ""
-    if func.get("receiver"):
-        receiver = f"({ins[0][1]['go']}) "
+    if func.receiver:
+        receiver = f"({ins[0][1].go}) "
         ins = ins[1:]
     for index, t in ins:
-        name = (func.get("params") or [""] * (index + 1))[index] if index < len(func.get("params") or []) else ""
-        go_type = t["go"]
-        if func.get("variadic") and index == len(func["in"]) - 1 and go_type.startswith("[]"):
+        name = func.params[index] if index < len(func.params) else ""
+        go_type = t.go
+        if func.variadic and index == len(func.ins) - 1 and go_type.startswith("[]"):
             go_type = "..." + go_type[2:]
         params.append(f"{name} {go_type}".strip())
-    outs = [t["go"] for t in func.get("out") or []] + (["error"] if func.get("error") else [])
+    outs = [t.go for t in func.outs] + (["error"] if func.error else [])
     result = "" if not outs else f" {outs[0]}" if len(outs) == 1 else f" ({', '.join(outs)})"
-    name = func["name"].split(".", 1)[1] if receiver else func["name"]
+    name = func.method if receiver else func.name
     return f"Go: func {receiver}{name}({', '.join(params)}){result}"
 

@@ -14,6 +14,8 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
+from .description import GoFunc
+
 SCALARS: dict[str, type] = {
     "bool": bool, "string": str, "complex64": complex, "complex128": complex,
     "float32": float, "float64": float,
@@ -72,18 +74,18 @@ def _split_map(go_type: str) -> tuple[str, str]:
     return "any", "any"
 
 
-def signature(func: Mapping, py_params: list[str], classes: Mapping[str, type], method: bool = False) -> inspect.Signature:
+def signature(func: GoFunc, py_params: list[str], classes: Mapping[str, type], method: bool = False) -> inspect.Signature:
     """The signature of the Python function bound to a Go function (or method, with `self`)."""
-    ins = list(func.get("in") or [])[1 if method else 0:]
+    ins = func.ins[1 if method else 0:]
     params = [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)] if method else []
     for index, (name, go) in enumerate(zip(py_params, ins)):
-        if func.get("variadic") and index == len(ins) - 1:
-            elem = go["go"][2:] if go["go"].startswith("[]") else go["go"]
+        if func.variadic and index == len(ins) - 1:
+            elem = go.go[2:] if go.go.startswith("[]") else go.go
             params.append(inspect.Parameter(name, inspect.Parameter.VAR_POSITIONAL, annotation=annotation(elem, classes)))
         else:
             params.append(inspect.Parameter(
-                name, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=annotation(go["go"], classes, go.get("kind", ""))
+                name, inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=annotation(go.go, classes, go.kind)
             ))
-    outs = [annotation(t["go"], classes, t.get("kind", "")) for t in func.get("out") or []]
+    outs = [annotation(t.go, classes, t.kind) for t in func.outs]
     result = None if not outs else outs[0] if len(outs) == 1 else tuple[tuple(outs)]
     return inspect.Signature(params, return_annotation=result)
