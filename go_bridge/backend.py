@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import keyword
-import re
 import shlex
 import subprocess
 import sys
@@ -32,24 +31,13 @@ from . import codegen, inspector, library, marshal, pprof_view, travel
 from .build import LIBRARY_NAME, GoFlags, diagnostics, go_build, key_parts
 from .description import GoStructType
 from .infer import InferenceError, go_type_of
-from .inspector import GoDetail, Inspection, SyntaxProblem
+from .govars import GoVars
 from .marshal import GoStruct
+from .reading import declaration, reserved_name_diagnostics, syntax_diagnostics
 from .toolchain import GoTool
 
 RUNTIME_WARNING_THRESHOLD = 32
-VARS_NAME = "govars"  # the Python name of the live view of exported Go variables
-# A cell's top-level names the generated package uses itself.
-RESERVED_PREFIXES = ("ipolyglot", "ipg_", "ipgcell")
-MAIN_IS_RESERVED = (
-    "a %%go cell holds declarations (built into a library for Python) or statements (run at once); "
-    "`func main` is reserved, since the library has no entry point: put main's statements in a %%go cell "
-    "of their own, or rename it"
-)
-PACKAGE_CLAUSE = (
-    "a %%go cell holds declarations (built into a library for Python) or statements (run at once), "
-    "without a package clause: ipolyglot puts the session's cells in a package of its own; remove this line"
-)
-_PACKAGE_CLAUSE_ERROR = re.compile(r"^expected (declaration|statement), found 'package'$")
+VARS_NAME = "govars"  # the Python name of the live view of exported Go variables (govars.py)
 _RESERVED = {"_fast", "_slow", "_pending", "_check", "_call", "_MISSING", "result", "list"}
 PPROF_IN_WORKER = (
     "%go_pprof profiles Go code that runs inside the kernel; in worker mode the session's Go code "
@@ -119,7 +107,7 @@ class GoBackend(Backend):
         """The cell read by Go's parser: its declarations, or its statements (a codegen.Statements)."""
         found = inspector.inspect(cell.text, ctx.cache, self._tool(ctx.cache, ctx.toolchain))
         if found.mode == "error":
-            raise CompileError("Go", _syntax_diagnostics(found, cell.text))
+            raise CompileError("Go", syntax_diagnostics(found, cell.text))
         if found.mode == "stmts":
             return codegen.Statements(
                 cell.id, found.body.text, found.imports, tuple(inputs.items()), tuple(options.output),
@@ -143,7 +131,7 @@ class GoBackend(Backend):
         if isinstance(parsed, codegen.Statements):
             return GoCandidate(cell, self.declarations, parsed, list(parsed.inputs), list(parsed.outputs),
                                requires=requires, go_sum=self._go_sum, flags=flags)
-        new = [_declaration(detail, index, cell) for index, detail in enumerate(parsed.decls)]
+        new = [declaration(detail, index, cell) for index, detail in enumerate(parsed.decls)]
         declarations = self.declarations.with_cell(new)
         new_names = {n for d in new for n in d.detail.names}
         new_keys = {d.name for d in new}
@@ -431,59 +419,6 @@ class GoBackend(Backend):
         return pprof_view.profile(request, lib, magics.shell.ex, magics.cells, others)
 
 
-class GoVars:
-    """`govars`: the session's exported Go package-level variables, read and written live.
-
-    `govars.Limit` reads the variable's current value in Go (a copy), every
-    time; `govars.Limit = 5` sets it (checked against its Go type). Values are
-    never cached on the Python side, so they cannot go stale.
-    """
-
-    def __init__(self, backend: "GoBackend"):
-        object.__setattr__(self, "_backend", backend)
-
-    def _lookup(self, name: str):
-        lib = self._backend._current
-        var = lib.vars.get(name) if lib is not None and codegen.is_exported(name) else None
-        if var is None:
-            raise AttributeError(f"no exported Go variable named {name!r} in this session")
-        return lib, var
-
-    def __getattr__(self, name: str):
-        if name.startswith("_"):
-            raise AttributeError(name)
-        lib, var = self._lookup(name)
-        if var.type.problem:
-            raise TypeError(f"Go var {name} has type {var.type.go}, which cannot cross to Python ({var.type.problem})")
-        return lib.call(lib.by_id[var.get], ())
-
-    def __setattr__(self, name: str, value) -> None:
-        lib, var = self._lookup(name)
-        func = lib.by_id[var.set]
-        try:
-            lib.call(func, (value,))
-        except TypeError as exc:
-            if str(exc).startswith(func.name):  # an argument Python could not encode at all
-                raise TypeError(f"Go var {name} (Go type {var.type.go}): {str(exc).split(': ', 1)[-1]}") from None
-            raise
-
-    def __dir__(self):
-        lib = self._backend._current
-        return sorted(n for n in (lib.vars if lib else {}) if codegen.is_exported(n))
-
-    def __repr__(self) -> str:
-        lib = self._backend._current
-        if lib is None:
-            return "govars()"
-        shown = []
-        for name in self.__dir__():
-            try:
-                shown.append(f"{name}={getattr(self, name)!r}")
-            except TypeError:
-                shown.append(f"{name}=<{lib.vars[name].type.go}>")
-        return "govars(" + ", ".join(shown) + ")"
-
-
 def _probe_race_library(path: Path) -> None:
     """Load a race-detector build in a child process first.
 
@@ -520,35 +455,6 @@ def _describe_stats(stats: dict) -> str:
     )
 
 
-def reserved_name_diagnostics(decls: tuple[GoDetail, ...], source: str) -> list[Diagnostic]:
-    """Top-level names of a cell that would clash with the generated package's own."""
-    lines = source.splitlines()
-    found = []
-    for decl in decls:
-        for name in decl.names:
-            if name == "main":
-                message = MAIN_IS_RESERVED
-            elif name.lower().startswith(RESERVED_PREFIXES):
-                message = (
-                    f"{name}: top-level names starting with {', '.join(RESERVED_PREFIXES[:-1])} or {RESERVED_PREFIXES[-1]} "
-                    "(in any case) are reserved for the code ipolyglot generates; rename it"
-                )
-            else:
-                continue
-            line = _line_declaring(name, decl, lines)
-            found.append(Diagnostic(message, line + 1, None, lines[line - 1] if 0 < line <= len(lines) else None))
-    return found
-
-
-def _line_declaring(name: str, decl: GoDetail, lines: list[str]) -> int:
-    """The cell-body line (1-based) where a declaration names `name` (its first line if not found)."""
-    first = decl.line
-    for offset, text in enumerate(decl.text.splitlines()):
-        if re.search(rf"\b{re.escape(name)}\b", text) and not text.lstrip().startswith("//"):
-            return first + offset
-    return first
-
-
 def _python_params(params: list[str], reserved: set[str] = frozenset()) -> list[str]:
     out: list[str] = []
     for index, name in enumerate(params):
@@ -557,29 +463,6 @@ def _python_params(params: list[str], reserved: set[str] = frozenset()) -> list[
             name = f"arg{index}"
         out.append(name)
     return out
-
-
-def _declaration(detail: GoDetail, index: int, cell: Cell) -> Declaration[GoDetail]:
-    name = detail.names[0] if detail.names else "_"
-    if name in ("_", "init"):
-        name = f"{name} ({cell.id} #{index + 1})"  # replaced only by a re-run of its cell
-    return Declaration(name, detail.kind, detail.text, cell.label, detail.line + 1, cell.id, detail)
-
-
-def _syntax_diagnostics(found: Inspection, text: str) -> list[Diagnostic]:
-    clause = next((e for e in found.errors if _PACKAGE_CLAUSE_ERROR.match(e.msg)), None)
-    if clause is not None:  # what follows it is misread: the clause is the one thing to say
-        diagnostic = _syntax_diagnostic(SyntaxProblem(clause.line, clause.col, PACKAGE_CLAUSE), text)
-        diagnostic.column = None
-        return [diagnostic]
-    return [_syntax_diagnostic(e, text) for e in found.errors]
-
-
-def _syntax_diagnostic(error: SyntaxProblem, text: str) -> Diagnostic:
-    lines = text.splitlines() or [""]
-    line = min(max(error.line, 1), len(lines))
-    col = error.col if error.line == line else None
-    return Diagnostic(error.msg, line + 1, col, lines[line - 1])
 
 
 def _read(path: Path) -> str:
