@@ -81,7 +81,7 @@ class GoBackend(Backend):
         self._current: library.GoLibrary | None = None  # the library the namespace's names come from
         self._current_vars: dict[str, str] = {}  # var -> declaration text, in the current library
         self._unreadable_consts: set[tuple[str, str]] = set()  # (name, declaration text) Python cannot read
-        self.vars = GoVars(self)
+        self.vars = GoVars(lambda: self._current)
         self.runtime_warning_threshold = RUNTIME_WARNING_THRESHOLD
 
     # -- options ----------------------------------------------------------------------

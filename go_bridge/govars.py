@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, Callable
+
 from . import codegen
 
 
@@ -13,11 +15,11 @@ class GoVars:
     never cached on the Python side, so they cannot go stale.
     """
 
-    def __init__(self, backend):  # the GoBackend: its current library changes with each build
-        object.__setattr__(self, "_backend", backend)
+    def __init__(self, current: Callable[[], Any]):  # the session's current GoLibrary (None before a build)
+        object.__setattr__(self, "_current", current)
 
     def _lookup(self, name: str):
-        lib = self._backend._current
+        lib = self._current()
         var = lib.vars.get(name) if lib is not None and codegen.is_exported(name) else None
         if var is None:
             raise AttributeError(f"no exported Go variable named {name!r} in this session")
@@ -42,11 +44,11 @@ class GoVars:
             raise
 
     def __dir__(self):
-        lib = self._backend._current
+        lib = self._current()
         return sorted(n for n in (lib.vars if lib else {}) if codegen.is_exported(n))
 
     def __repr__(self) -> str:
-        lib = self._backend._current
+        lib = self._current()
         if lib is None:
             return "govars()"
         shown = []
