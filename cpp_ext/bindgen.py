@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ipolyglot.kernel.core.templates import TemplateFolder
 
-from .records import fnptr_type
+from .records import Binding, ClassBinding, EnumBinding, Field, Function, Param, fnptr_type
 
 TEMPLATES = TemplateFolder(Path(__file__).resolve().parent / "templates")
 
@@ -28,44 +28,44 @@ def _is_char_pointer(t: str) -> bool:
     return t.replace(" ", "") in ("constchar*", "char*")
 
 
-def _releases_gil(record: dict) -> bool:
+def _releases_gil(record: Function) -> bool:
     """Functions that take and return only C++ values run without the GIL
     (unless their cell asked to keep it, for tiny functions in hot loops)."""
-    if record.get("keep_gil"):
+    if record.keep_gil:
         return False
-    types = [record["ret"], *(p["type"] for p in record["params"])]
+    types = [record.ret, *(p.type for p in record.params)]
     return not any(_PYOBJECT_MARK in t for t in types)
 
 
-def _arg_list(params: list[dict]) -> str:
+def _arg_list(params: list[Param]) -> str:
     out = []
     for p in params:
-        if p["default"] is None:
-            out.append(f'pybind11::arg("{p["name"]}")')
+        if p.default is None:
+            out.append(f'pybind11::arg("{p.name}")')
         else:
-            value = f"std::decay_t<{p['type']}>({p['default']})"
-            out.append(f'pybind11::arg("{p["name"]}") = {value}')
+            value = f"std::decay_t<{p.type}>({p.default})"
+            out.append(f'pybind11::arg("{p.name}") = {value}')
     return "".join(", " + a for a in out)
 
 
-def _policy(record: dict, method: bool) -> str:
-    ret = record["ret"].strip()
+def _policy(record: Function, method: bool) -> str:
+    ret = record.ret.strip()
     if ret.endswith("*") and not _is_char_pointer(ret):
         return ", pybind11::return_value_policy::" + ("reference_internal" if method else "reference")
     return ""
 
 
-def _profiled(record: dict, pyname: str, profile_name: str, callee: str, self_type: str | None,
+def _profiled(record: Function, pyname: str, profile_name: str, callee: str, self_type: str | None,
               scope: str = "m", define: str = "def") -> str:
     """A binding that measures its phases, reached through a Python entry point that times the whole call."""
-    params = list(record["params"])
+    params = list(record.params)
     timed, call_args = [], []
     index = 0
     if self_type:
         timed.append(f"ipolyglot::timed<{self_type}, 0> self")
         index = 1
     for p in params:
-        timed.append(f"ipolyglot::timed<{p['type']}, {index}> a{index}")
+        timed.append(f"ipolyglot::timed<{p.type}, {index}> a{index}")
         call_args.append(f"ipolyglot::arg(a{index})")
         index += 1
     if self_type:
@@ -73,7 +73,7 @@ def _profiled(record: dict, pyname: str, profile_name: str, callee: str, self_ty
     else:
         call = f"{callee}({', '.join(call_args)})"
     release = "pybind11::gil_scoped_release release;" if _releases_gil(record) else ""
-    is_void = record["ret"].strip() == "void"
+    is_void = record.ret.strip() == "void"
     policy = _policy(record, self_type is not None)
     policy_arg = policy.lstrip(", ") or "pybind11::return_value_policy::move"
     call_result = snippet("call_void" if is_void else "call_value", release=release, call=call)
@@ -93,11 +93,11 @@ def _profiled(record: dict, pyname: str, profile_name: str, callee: str, self_ty
     )
 
 
-def function_code(record: dict, profile: bool, doc: str = "") -> str:
-    pyname = record["name"]
+def function_code(record: Function, profile: bool, doc: str = "") -> str:
+    pyname = record.name
     if profile:
-        return _profiled(record, pyname, ".".join([*record["ns"], pyname]), record["qual"], None)
-    return snippet("def", scope="m", static="", pyname=pyname, fnptr=fnptr_type(record), qual=record["qual"], doc=cpp_string(doc), args=_arg_list(record["params"]), extras=_extras(record))
+        return _profiled(record, pyname, ".".join([*record.ns, pyname]), record.qual, None)
+    return snippet("def", scope="m", static="", pyname=pyname, fnptr=fnptr_type(record), qual=record.qual, doc=cpp_string(doc), args=_arg_list(record.params), extras=_extras(record))
 
 
 # -- what Python sees of a function: its signature, docstring and call errors ----------
@@ -177,53 +177,53 @@ def _python_default(cpp_default: str) -> str:
     return "..."
 
 
-def _shown_type(param: dict) -> str:
-    spelled = param.get("spelling") or param["type"]
+def _shown_type(param: Param | Field) -> str:
+    spelled = param.spelling or param.type
     return re.sub(r"^const\s+|\s*&+$", "", spelled.strip())
 
 
-def python_signature(record: dict, bound: bool = False) -> str:
+def python_signature(record: Function, bound: bool = False) -> str:
     """`add(a: int, b: int = 10) -> int`: the first line of the docstring
     (`bump(self, by: int = 1) -> int` for a method, `bound`)."""
     params = ["self"] if bound else []
-    for p in record["params"]:
-        text = f"{p['name']}: {python_type(p['type'])}"
-        if p["default"] is not None:
-            text += f" = {_python_default(p['default'])}"
+    for p in record.params:
+        text = f"{p.name}: {python_type(p.type)}"
+        if p.default is not None:
+            text += f" = {_python_default(p.default)}"
         params.append(text)
-    return f"{record['name']}({', '.join(params)}) -> {python_type(record['ret'])}"
+    return f"{record.name}({', '.join(params)}) -> {python_type(record.ret)}"
 
 
-def docstring(record: dict, overloaded: bool, first: bool, bound: bool = False) -> str:
+def docstring(record: Function, overloaded: bool, first: bool, bound: bool = False) -> str:
     """The docstring of one overload. The first starts with a text signature
     (`name(a, b=10)` then `--`, `name(self, ...)` for a method, `bound`), which
     inspect.signature reads from a builtin; annotations cannot be carried that
     way, so they are in the line after it."""
     body = python_signature(record, bound)
-    if record.get("comment"):
-        body += "\n\n" + record["comment"]
+    if record.comment:
+        body += "\n\n" + record.comment
     if not first:
         return body
     if overloaded:
         text_signature = "(*args, **kwargs)"
     else:
-        text_signature = "(" + ", ".join(["self"] * bound + [p["name"] + ("" if p["default"] is None else "=" + _python_default(p["default"])) for p in record["params"]]) + ")"
-    return f"{record['name']}{text_signature}\n--\n\n{body}"
+        text_signature = "(" + ", ".join(["self"] * bound + [p.name + ("" if p.default is None else "=" + _python_default(p.default)) for p in record.params]) + ")"
+    return f"{record.name}{text_signature}\n--\n\n{body}"
 
 
-def call_errors_code(records: list[dict]) -> str:
+def call_errors_code(records: list[Function]) -> str:
     """The last overload of a function, reached only when no real overload takes
     the arguments without conversion: it calls a private copy of the real
     overloads (so conversions still apply) and, when none fits, says briefly why."""
-    pyname = records[0]["name"]
+    pyname = records[0].name
     chain = "\n".join(
-        snippet("real_overload", fnptr=fnptr_type(r), qual=r["qual"], pyname=pyname, args=_arg_list(r["params"]), extras=_extras(r))
+        snippet("real_overload", fnptr=fnptr_type(r), qual=r.qual, pyname=pyname, args=_arg_list(r.params), extras=_extras(r))
         for r in records
     )
     return snippet("call_errors", pyname=pyname, real_chain=chain, explain=_explain_code(pyname, records))
 
 
-def _explain_code(pyname: str, records: list[dict], signatures: list[str] | None = None) -> str:
+def _explain_code(pyname: str, records: list[Function], signatures: list[str] | None = None) -> str:
     """What a call that fits no overload says: the first parameter that does not
     fit (one overload), or the overloads' signatures."""
     if len(records) > 1:
@@ -231,32 +231,32 @@ def _explain_code(pyname: str, records: list[dict], signatures: list[str] | None
         return snippet("explain_overloads", pyname=pyname, signatures=cpp_string(shown))
     record = records[0]
     params = ", ".join(
-        "ipolyglot::param_info{" + ", ".join([cpp_string(p["name"]), cpp_string(_shown_type(p)), cpp_string(python_type(p["type"])), "true" if p["default"] is not None else "false"]) + "}"
-        for p in record["params"]
+        "ipolyglot::param_info{" + ", ".join([cpp_string(p.name), cpp_string(_shown_type(p)), cpp_string(python_type(p.type)), "true" if p.default is not None else "false"]) + "}"
+        for p in record.params
     )
-    return snippet("explain_call", types=", ".join(p["type"] for p in record["params"]), pyname=pyname, params=params)
+    return snippet("explain_call", types=", ".join(p.type for p in record.params), pyname=pyname, params=params)
 
 
-def _member_call_errors(info: dict) -> list[str]:
+def _member_call_errors(info: ClassBinding) -> list[str]:
     """Last-resort overloads of a class's constructor and methods, as free functions
     have (call_errors_code): they call the class's own overloads again, with
     conversions, and when none fits say briefly why, in the cell's terms."""
     lines = []
-    name = info["name"]
-    if not info["abstract"]:
-        if info["user_ctors"]:
-            ctors = [{"name": name, "params": params, "ret": "void"} for params in info["ctors"]]
+    name = info.name
+    if not info.abstract:
+        if info.user_ctors:
+            ctors = [Function(name, "void", params, "", []) for params in info.ctors]
         else:
-            fields = [{**f, "default": f"{info['qual']}{{}}.{f['name']}"} for f in info["fields"] if not f["readonly"]]
-            ctors = [{"name": name, "params": fields, "ret": "void"}]
+            fields = [Param(f.name, f.type, f"{info.qual}{{}}.{f.name}", f.spelling) for f in info.fields if not f.readonly]
+            ctors = [Function(name, "void", fields, "", [])]
         if ctors:
-            signatures = [f"{name}({', '.join(_python_param(p) for p in c['params'])})" for c in ctors]
+            signatures = [f"{name}({', '.join(_python_param(p) for p in c.params)})" for c in ctors]
             lines.append(snippet("ctor_call_errors", explain=_explain_code(name, ctors, signatures)))
-    by_name: dict[str, list[dict]] = {}
-    for m in info["methods"]:
-        by_name.setdefault(m["name"], []).append(m)
+    by_name: dict[str, list[Function]] = {}
+    for m in info.methods:
+        by_name.setdefault(m.name, []).append(m)
     for pyname, records in by_name.items():
-        static = bool(records[0].get("static"))
+        static = bool(records[0].static)
         lines.append(snippet(
             "member_call_errors",
             static="_static" if static else "",
@@ -267,16 +267,16 @@ def _member_call_errors(info: dict) -> list[str]:
     return lines
 
 
-def _python_param(p: dict) -> str:
-    text = f"{p['name']}: {python_type(p['type'])}"
-    return text if p["default"] is None else text + f" = {_python_default(p['default'])}"
+def _python_param(p: Param) -> str:
+    text = f"{p.name}: {python_type(p.type)}"
+    return text if p.default is None else text + f" = {_python_default(p.default)}"
 
 
-def _extras(record: dict) -> str:
+def _extras(record: Function) -> str:
     return _policy(record, False) + _call_guard(record)
 
 
-def _call_guard(record: dict) -> str:
+def _call_guard(record: Function) -> str:
     """Every call releases the GIL where it may, and ends by raising what a
     Python callable raised on a thread of C++'s own that did not catch it."""
     if _releases_gil(record):
@@ -289,78 +289,78 @@ def cpp_string(text: str) -> str:
     return f'"{escaped}"'
 
 
-def class_code(info: dict, bound_classes: set[str], profile: bool) -> str:
-    qual = info["qual"]
-    bases = [b for b in info["bases"] if b.lstrip(":") in bound_classes]
-    lines = [snippet("class_open", qual=qual, bases="".join(", " + ("::" + b.lstrip(":")) for b in bases), name=info["name"])]
-    if not info["abstract"]:
-        if info["user_ctors"]:
-            for index, params in enumerate(info["ctors"]):
-                doc = docstring(_constructor_record(params), len(info["ctors"]) > 1, index == 0, bound=True)
-                lines.append(snippet("ctor", types=", ".join(p["type"] for p in params), doc=cpp_string(doc), args=_arg_list(params)))
+def class_code(info: ClassBinding, bound_classes: set[str], profile: bool) -> str:
+    qual = info.qual
+    bases = [b for b in info.bases if b.lstrip(":") in bound_classes]
+    lines = [snippet("class_open", qual=qual, bases="".join(", " + ("::" + b.lstrip(":")) for b in bases), name=info.name)]
+    if not info.abstract:
+        if info.user_ctors:
+            for index, params in enumerate(info.ctors):
+                doc = docstring(_constructor_record(params), len(info.ctors) > 1, index == 0, bound=True)
+                lines.append(snippet("ctor", types=", ".join(p.type for p in params), doc=cpp_string(doc), args=_arg_list(params)))
         else:
-            fields = [f for f in info["fields"] if not f["readonly"]]
-            params = ", ".join(f"std::decay_t<{f['type']}> {f['name']}" for f in fields)
-            assign = " ".join(f"self.{f['name']} = std::move({f['name']});" for f in fields)
-            args = "".join(f', pybind11::arg("{f["name"]}") = {qual}{{}}.{f["name"]}' for f in fields)
+            fields = [f for f in info.fields if not f.readonly]
+            params = ", ".join(f"std::decay_t<{f.type}> {f.name}" for f in fields)
+            assign = " ".join(f"self.{f.name} = std::move({f.name});" for f in fields)
+            args = "".join(f', pybind11::arg("{f.name}") = {qual}{{}}.{f.name}' for f in fields)
             lines.append(snippet("aggregate_ctor", params=params, qual=qual, assign=assign, args=args))
-    for f in info["fields"]:
-        if f["readonly"]:
-            lines.append(snippet("field", access="readonly", name=f["name"], qual=qual))
+    for f in info.fields:
+        if f.readonly:
+            lines.append(snippet("field", access="readonly", name=f.name, qual=qual))
         else:  # a value that does not fit is told as a call's argument is
-            lines.append(snippet("field_checked", name=f["name"], qual=qual, where=cpp_string(f"{info['name']}.{f['name']}"), cpp_type=cpp_string(_shown_type(f)), expected=cpp_string(python_type(f["type"]))))
+            lines.append(snippet("field_checked", name=f.name, qual=qual, where=cpp_string(f"{info.name}.{f.name}"), cpp_type=cpp_string(_shown_type(f)), expected=cpp_string(python_type(f.type))))
     documented: set[str] = set()
-    for m in info["methods"]:
+    for m in info.methods:
         if profile:
-            if m.get("static"):
-                code = _profiled(m, m["name"], f"{info['name']}.{m['name']}", f"{qual}::{m['name']}", None, "cls", "def_static")
+            if m.static:
+                code = _profiled(m, m.name, f"{info.name}.{m.name}", f"{qual}::{m.name}", None, "cls", "def_static")
             else:
-                self_type = f"const {qual} &" if m.get("const") else f"{qual} &"
-                code = _profiled(m, m["name"], f"{info['name']}.{m['name']}", m["name"], self_type, "cls", "def")
+                self_type = f"const {qual} &" if m.const else f"{qual} &"
+                code = _profiled(m, m.name, f"{info.name}.{m.name}", m.name, self_type, "cls", "def")
             lines.append(code)
             continue
         extras = _policy(m, True) + _call_guard(m)
-        overloaded = sum(other["name"] == m["name"] for other in info["methods"]) > 1
-        doc = docstring(m, overloaded, m["name"] not in documented, bound=not m.get("static"))
-        documented.add(m["name"])
+        overloaded = sum(other.name == m.name for other in info.methods) > 1
+        doc = docstring(m, overloaded, m.name not in documented, bound=not m.static)
+        documented.add(m.name)
         lines.append(snippet(
             "def",
             scope="cls",
-            static="_static" if m.get("static") else "",
-            pyname=m["name"],
+            static="_static" if m.static else "",
+            pyname=m.name,
             doc=cpp_string(doc),
             fnptr=fnptr_type(m, qual),
-            qual=f"{qual}::{m['name']}",
-            args=_arg_list(m["params"]),
+            qual=f"{qual}::{m.name}",
+            args=_arg_list(m.params),
             extras=extras,
         ))
     if not profile:
         lines += _member_call_errors(info)
-    fields = ", ".join(f'"{f["name"]}"' for f in info["fields"])
-    if not any(m["name"] == "__repr__" for m in info["methods"]):
-        lines.append(snippet("repr", name=info["name"], fields=fields))
+    fields = ", ".join(f'"{f.name}"' for f in info.fields)
+    if not any(m.name == "__repr__" for m in info.methods):
+        lines.append(snippet("repr", name=info.name, fields=fields))
     # Plain structs (keyword constructor from their fields) accept an earlier
     # build's instances by copying those fields.
-    aggregate = not info["user_ctors"] and not info["abstract"] and all(not f["readonly"] for f in info["fields"])
+    aggregate = not info.user_ctors and not info.abstract and all(not f.readonly for f in info.fields)
     lines.append(snippet("finish_class", qual=qual, fields=fields, copy_fields="true" if aggregate else "false"))
     return "\n".join(lines)
 
 
-def _constructor_record(params: list[dict]) -> dict:
+def _constructor_record(params: list[Param]) -> Function:
     """A constructor as the record a docstring is made from: `__init__(self, ...) -> None`."""
-    return {"name": "__init__", "params": params, "ret": "void", "comment": ""}
+    return Function("__init__", "void", params, "", [])
 
 
-def _signature_types(record: dict) -> list[str]:
-    if record.get("enum"):
+def _signature_types(record: Binding) -> list[str]:
+    if isinstance(record, EnumBinding):
         return []
-    if record.get("class"):
-        types = [f["type"] for f in record["fields"]]
-        types += [p["type"] for params in record["ctors"] for p in params]
-        for m in record["methods"]:
+    if isinstance(record, ClassBinding):
+        types = [f.type for f in record.fields]
+        types += [p.type for params in record.ctors for p in params]
+        for m in record.methods:
             types += _signature_types(m)
         return types
-    return [record["ret"], *(p["type"] for p in record["params"])]
+    return [record.ret, *(p.type for p in record.params)]
 
 
 def _function_types(t: str) -> list[tuple[str, list[str]]]:
@@ -402,7 +402,7 @@ def _split_top(text: str) -> list[str]:
     return parts
 
 
-def callback_casters(records: list[dict]) -> list[str]:
+def callback_casters(records: list[Binding]) -> list[str]:
     """IPOLYGLOT_CALLBACK(R, A...) for each std::function type of the bound signatures:
     a Python callable that raises on a thread of C++'s own then fails the call
     instead of ending the process (ipolyglot.hpp)."""
@@ -414,9 +414,9 @@ def callback_casters(records: list[dict]) -> list[str]:
     return list(seen)
 
 
-def enum_code(info: dict) -> str:
-    members = "\n".join(snippet("enum_member", name=n, value=int(v)) for n, v in info["values"])
-    return snippet("enum", members=members, qual=info["qual"], name=info["name"], scoped="true" if info["scoped"] else "false")
+def enum_code(info: EnumBinding) -> str:
+    members = "\n".join(snippet("enum_member", name=n, value=int(v)) for n, v in info.values)
+    return snippet("enum", members=members, qual=info.qual, name=info.name, scoped="true" if info.scoped else "false")
 
 
 def registration(index: int, ns: list[str], body: str) -> str:

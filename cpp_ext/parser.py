@@ -17,7 +17,7 @@ import re
 import subprocess
 import clang.cindex as ci
 
-from .records import ParsedCell, ParseError, Piece, Statement, fnptr_type
+from .records import ClassBinding, EnumBinding, Field, Function, Param, ParsedCell, ParseError, Piece, Statement, fnptr_type
 
 CK = ci.CursorKind
 CELL_PATH = "/ipolyglot/cell.cpp"
@@ -431,16 +431,15 @@ def _canonical(t: ci.Type) -> str:
     return t.get_canonical().spelling
 
 
-def _param_records(cursor: ci.Cursor, text: _Text) -> list[dict] | None:
+def _param_records(cursor: ci.Cursor, text: _Text) -> list[Param]:
     params = []
     for i, arg in enumerate(cursor.get_arguments()):
         default = None
-        toks = list(arg.get_tokens())
-        for j, tok in enumerate(toks):
+        for tok in arg.get_tokens():
             if tok.spelling == "=":
                 default = text.cut(tok.extent.end.offset, arg.extent.end.offset).strip()
                 break
-        params.append({"name": arg.spelling or f"arg{i}", "type": _canonical(arg.type), "default": default, "spelling": arg.type.spelling})
+        params.append(Param(arg.spelling or f"arg{i}", _canonical(arg.type), default, arg.type.spelling))
     return params
 
 
@@ -480,7 +479,7 @@ def _invalid_reason(cursor: ci.Cursor, parsed: ParsedCell) -> str:
     return "its declaration does not parse"
 
 
-def _function_record(cursor: ci.Cursor, ns: list[str], text: _Text, parsed: ParsedCell, cls: str | None = None) -> dict | None:
+def _function_record(cursor: ci.Cursor, ns: list[str], text: _Text, parsed: ParsedCell, cls: str | None = None) -> Function | None:
     name = cursor.spelling
     where = f"{cls}::{name}" if cls else _pyname(ns, name)
     if name.startswith("operator"):
@@ -492,14 +491,14 @@ def _function_record(cursor: ci.Cursor, ns: list[str], text: _Text, parsed: Pars
         return None
     params = _param_records(cursor, text)
     ret = _canonical(cursor.result_type)
-    for t in [ret, *(p["type"] for p in params)]:
+    for t in [ret, *(p.type for p in params)]:
         if _UNBINDABLE_TYPE.search(t):
             parsed.warnings.append(f"{where!r} is not bound: type {t!r} cannot cross to Python")
             return None
-    record = {"name": name, "ret": ret, "params": params, "qual": _qual(ns, name), "ns": list(ns), "comment": _doc_comment(cursor)}
+    record = Function(name, ret, params, _qual(ns, name), list(ns), _doc_comment(cursor))
     if cls:
-        record["static"] = cursor.is_static_method()
-        record["const"] = cursor.is_const_method()
+        record.static = cursor.is_static_method()
+        record.const = cursor.is_const_method()
     return record
 
 
@@ -579,14 +578,7 @@ def _enum_piece(cursor, ns, text, start, end, parsed) -> Piece:
     if not cursor.is_definition() or not cursor.spelling:
         return piece
     values = [(c.spelling, c.enum_value) for c in cursor.get_children() if c.kind == CK.ENUM_CONSTANT_DECL]
-    piece.binds.append({
-        "enum": True,
-        "name": cursor.spelling,
-        "qual": _qual(ns, cursor.spelling),
-        "ns": list(ns),
-        "scoped": cursor.is_scoped_enum(),
-        "values": values,
-    })
+    piece.binds.append(EnumBinding(cursor.spelling, _qual(ns, cursor.spelling), list(ns), cursor.is_scoped_enum(), values))
     return piece
 
 
@@ -596,7 +588,7 @@ def _class_piece(cursor, ns, text, start, end, parsed) -> Piece:
     if not cursor.is_definition() or not name:
         return piece
     qual = _qual(ns, name)
-    info: dict = {"class": True, "name": name, "qual": qual, "ns": list(ns), "fields": [], "ctors": [], "methods": [], "bases": [], "abstract": cursor.is_abstract_record(), "user_ctors": False}
+    info = ClassBinding(name, qual, list(ns), abstract=cursor.is_abstract_record())
     members = list(cursor.get_children())
     polymorphic = any(m.kind == CK.CXX_METHOD and m.is_virtual_method() for m in members)
     header = piece.user_text
@@ -604,13 +596,13 @@ def _class_piece(cursor, ns, text, start, end, parsed) -> Piece:
     for m in members:
         public = m.access_specifier == ci.AccessSpecifier.PUBLIC
         if m.kind == CK.CXX_BASE_SPECIFIER and public:
-            info["bases"].append(_canonical(m.type))
+            info.bases.append(_canonical(m.type))
         elif m.kind == CK.CONSTRUCTOR:
-            info["user_ctors"] = True
+            info.user_ctors = True
             if public and not (m.is_copy_constructor() or m.is_move_constructor() or m.is_deleted_method()):
                 if _unreadable(m, f"{name}({', '.join(a.spelling for a in m.get_arguments())})", parsed):
                     continue
-                info["ctors"].append(_param_records(m, text))
+                info.ctors.append(_param_records(m, text))
         elif m.kind == CK.DESTRUCTOR and not public:
             parsed.warnings.append(f"class {qual[2:]!r} is not bound: its destructor is not public")
             return piece
@@ -621,7 +613,7 @@ def _class_piece(cursor, ns, text, start, end, parsed) -> Piece:
             if t.kind in (ci.TypeKind.CONSTANTARRAY, ci.TypeKind.LVALUEREFERENCE, ci.TypeKind.RVALUEREFERENCE) or m.is_bitfield():
                 parsed.warnings.append(f"member {name}.{m.spelling} is not bound (C arrays, references and bit-fields cannot be Python attributes)")
                 continue
-            info["fields"].append({"name": m.spelling, "type": _canonical(t), "readonly": t.is_const_qualified(), "spelling": t.spelling})
+            info.fields.append(Field(m.spelling, _canonical(t), t.is_const_qualified(), t.spelling))
         elif m.kind == CK.CXX_METHOD and public:
             if m.is_deleted_method():
                 continue
@@ -629,8 +621,8 @@ def _class_piece(cursor, ns, text, start, end, parsed) -> Piece:
             if record:
                 if not m.is_definition() and not m.is_virtual_method():
                     # Defined out of line, maybe in a later cell: bound once a cell defines it.
-                    record["defined_as"] = f"{_pyname(ns, name)}::{m.spelling}("
-                info["methods"].append(record)
+                    record.defined_as = f"{_pyname(ns, name)}::{m.spelling}("
+                info.methods.append(record)
                 if not polymorphic and _is_strippable(m):
                     strip.append(m)
         elif m.kind == CK.FUNCTION_TEMPLATE and m.access_specifier == ci.AccessSpecifier.PUBLIC:
@@ -645,7 +637,7 @@ def _class_piece(cursor, ns, text, start, end, parsed) -> Piece:
         a, b = body - start, m.extent.end.offset - start
         raw = header.encode()
         header = (raw[:a] + b";" + raw[b:]).decode(errors="replace")
-        record = next(r for r in info["methods"] if r["name"] == m.spelling and r["params"] == _param_records(m, text))
+        record = next(r for r in info.methods if r.name == m.spelling and r.params == _param_records(m, text))
         piece.keep.append(f"static_cast<{fnptr_type(record, qual)}>(&{qual}::{m.spelling})")
     piece.header_text = header
     piece.binds.append(info)

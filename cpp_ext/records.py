@@ -9,6 +9,91 @@ cell text, so every record here reads back from `asdict`.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from typing import Union
+
+
+@dataclass
+class Param:
+    """A parameter of a bound function, method or constructor (or a field as a constructor's)."""
+
+    name: str
+    type: str  # canonical: what the generated code spells
+    default: str | None = None  # the default argument as written
+    spelling: str = ""  # as the user wrote the type (shown in messages)
+
+
+@dataclass
+class Function:
+    """A bound free function, static method or method."""
+
+    name: str
+    ret: str
+    params: list[Param]
+    qual: str  # "::ns::f"
+    ns: list[str]
+    comment: str = ""  # the doc comment above it
+    static: bool = False
+    const: bool = False
+    keep_gil: bool = False  # its cell keeps the GIL during calls
+    defined_as: str = ""  # declared in its class, defined out of line: bound once a cell defines "Cls::m("
+
+
+@dataclass
+class Field:
+    name: str
+    type: str
+    readonly: bool
+    spelling: str = ""
+
+
+@dataclass
+class ClassBinding:
+    """A bound struct or class."""
+
+    name: str
+    qual: str
+    ns: list[str]
+    fields: list[Field] = field(default_factory=list)
+    ctors: list[list[Param]] = field(default_factory=list)  # the public constructors' parameters
+    methods: list[Function] = field(default_factory=list)
+    bases: list[str] = field(default_factory=list)
+    abstract: bool = False
+    user_ctors: bool = False  # declares constructors (else a keyword constructor from its fields)
+
+
+@dataclass
+class EnumBinding:
+    name: str
+    qual: str
+    ns: list[str]
+    scoped: bool
+    values: list[tuple[str, int]]
+
+
+Binding = Union[Function, ClassBinding, EnumBinding]
+
+
+def binding_to_json(binding: Binding) -> dict:
+    return {"is": type(binding).__name__, **asdict(binding)}
+
+
+def binding_from_json(data: dict) -> Binding:
+    data = dict(data)
+    kind = data.pop("is")
+    if kind == "EnumBinding":
+        return EnumBinding(**{**data, "values": [tuple(v) for v in data["values"]]})
+    if kind == "ClassBinding":
+        return ClassBinding(**{
+            **data,
+            "fields": [Field(**f) for f in data["fields"]],
+            "ctors": [[Param(**p) for p in ctor] for ctor in data["ctors"]],
+            "methods": [_function_from_json(m) for m in data["methods"]],
+        })
+    return _function_from_json(data)
+
+
+def _function_from_json(data: dict) -> Function:
+    return Function(**{**data, "params": [Param(**p) for p in data["params"]]})
 
 
 @dataclass
@@ -24,7 +109,7 @@ class Piece:
     proto_text: str = ""  # a prototype without default arguments (free functions)
     first_line: int = 1  # cell line of the text's first line (%%cpp line = 1)
     column: int = 1
-    binds: list[dict] = field(default_factory=list)  # binding records (bindgen.py reads them)
+    binds: list[Binding] = field(default_factory=list)  # what the bindings register of it
     keep: list[str] = field(default_factory=list)  # member-pointer expressions to emit
     private: bool = False  # internal linkage (static, anonymous namespace): only its own cell's unit sees it
     # One declarator of a statement declaring several (`int a = 1, b = 2;`): the
@@ -66,23 +151,26 @@ class ParsedCell:
     statement: Statement | None = None
 
     def to_json(self) -> dict:
-        return asdict(self)
+        data = asdict(self)
+        for piece, record in zip(self.pieces, data["pieces"]):
+            record["binds"] = [binding_to_json(b) for b in piece.binds]
+        return data
 
     @classmethod
     def from_json(cls, data: dict) -> "ParsedCell":
         statement = data["statement"]
         return cls(
             mode=data["mode"],
-            pieces=[Piece(**p) for p in data["pieces"]],
+            pieces=[Piece(**{**p, "binds": [binding_from_json(b) for b in p["binds"]]}) for p in data["pieces"]],
             warnings=list(data["warnings"]),
             errors=[ParseError(**e) for e in data["errors"]],
             statement=Statement(**statement) if statement is not None else None,
         )
 
 
-def fnptr_type(record: dict, cls_qual: str | None = None) -> str:
-    """The C++ function-pointer type of a bound function or method record."""
-    params = ", ".join(p["type"] for p in record["params"])
-    if cls_qual and not record.get("static"):
-        return f"{record['ret']} ({cls_qual}::*)({params}){' const' if record.get('const') else ''}"
-    return f"{record['ret']} (*)({params})"
+def fnptr_type(record: Function, cls_qual: str | None = None) -> str:
+    """The C++ function-pointer type of a bound function or method."""
+    params = ", ".join(p.type for p in record.params)
+    if cls_qual and not record.static:
+        return f"{record.ret} ({cls_qual}::*)({params}){' const' if record.const else ''}"
+    return f"{record.ret} (*)({params})"

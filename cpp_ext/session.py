@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from ipolyglot.kernel.core.backend import Candidate, Declaration, DeclarationStore
 
 from .flags import Flags
-from .records import ParsedCell, Piece
+from .records import Binding, ClassBinding, Function, ParsedCell, Piece
 
 # A cell that includes these is compiled with pybind11 (and only that cell's unit).
 _PYTHON_HEADER = re.compile(r"#\s*include\s*[<\"](?:pybind11/|Python\.h)")
@@ -102,22 +102,23 @@ def _joined(piece: Piece, cell_id: str, keep_gil: bool, uses_python: bool, custo
     )
 
 
-def _gil_kept(record: dict, uses_python: bool) -> dict:
+def _gil_kept(record: Binding, uses_python: bool) -> Binding:
     """--keep-gil spares no release around a Python callable (its calls take the GIL
     anyway), and one called on a C++ thread would wait forever for the GIL the
     caller keeps; a cell that uses Python itself keeps it everywhere."""
 
-    def kept(fn: dict) -> dict:
-        return {**fn, "keep_gil": True} if uses_python or not _takes_callable(fn) else fn
+    def kept(fn: Function) -> Function:
+        return dataclasses.replace(fn, keep_gil=True) if uses_python or not _takes_callable(fn) else fn
 
-    record = kept(record)
-    if "methods" in record:
-        record = {**record, "methods": [kept(m) for m in record["methods"]]}
+    if isinstance(record, Function):
+        return kept(record)
+    if isinstance(record, ClassBinding):
+        return dataclasses.replace(record, methods=[kept(m) for m in record.methods])
     return record
 
 
-def _takes_callable(fn: dict) -> bool:
-    return any("std::function<" in p["type"] for p in fn.get("params", []))
+def _takes_callable(fn: Function) -> bool:
+    return any("std::function<" in p.type for p in fn.params)
 
 
 def with_cell(session: CppCandidate, decls: list[Declaration], preamble: list[Piece], cell_id: str) -> tuple[DeclarationStore, dict[str, Piece], dict[str, int]]:

@@ -10,6 +10,7 @@ and the compiler reports errors in the cell's own line numbers.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import sysconfig
@@ -22,7 +23,7 @@ from ipolyglot.kernel.core.templates import TemplateFolder
 
 from . import bindgen
 from .flags import Flags, python_includes, session_include_dirs, support_digest
-from .records import Piece, Statement
+from .records import ClassBinding, EnumBinding, Function, Param, Piece, Statement
 
 SECTIONS = ("preamble", "decl", "func")
 # Generated text after a cell's text is reported under this name, never as cell lines.
@@ -178,10 +179,10 @@ def statement_code(statement: Statement, cell_id: str, body_lines: int, header: 
     return directives, TEMPLATES.render("statement.cpp", result_type=result, params=params, body=body, after_line=body_lines + 2, cell=cell_id, outputs=outputs)
 
 
-def statement_record(statement: Statement) -> dict:
-    """The statement's function as a binding record, as the parser makes them."""
-    params = [{"name": n, "type": t, "default": None} for n, t in statement.inputs.items()]
-    return {"name": "ipolyglot_statement", "qual": "::ipolyglot_statement", "ns": [], "ret": statement_result(statement), "params": params}
+def statement_function(statement: Statement) -> Function:
+    """The statement's function, bound as the parser's functions are."""
+    params = [Param(n, t) for n, t in statement.inputs.items()]
+    return Function("ipolyglot_statement", statement_result(statement), params, "::ipolyglot_statement", [])
 
 
 # -- the units ------------------------------------------------------------------------
@@ -235,34 +236,34 @@ class _Registrations:
         self.calls.append(bindgen.registration_call(index, ns))
 
 
-def _function_overloads(pieces: list[Piece], skip: frozenset[int]) -> dict[str, list[tuple[int, dict]]]:
+def _function_overloads(pieces: list[Piece], skip: frozenset[int]) -> dict[str, list[tuple[int, Function]]]:
     """The bound free functions by qualified name: (registration index, record) of
     each overload, in registration order."""
-    found: dict[str, list[tuple[int, dict]]] = {}
+    found: dict[str, list[tuple[int, Function]]] = {}
     for index, record in _numbered(pieces):
-        if index not in skip and not record.get("enum") and not record.get("class"):
-            found.setdefault(record["qual"], []).append((index, record))
+        if index not in skip and isinstance(record, Function):
+            found.setdefault(record.qual, []).append((index, record))
     return found
 
 
-def _numbered(pieces: list[Piece]) -> list[tuple[int, dict]]:
+def _numbered(pieces: list[Piece]) -> list[tuple[int, Function | ClassBinding | EnumBinding]]:
     """Every binding record with its registration index (1, 2, ...): stable whatever is left out."""
     return list(enumerate((record for piece in pieces for record in piece.binds), start=1))
 
 
-def _defined_methods_only(info: dict, defined: set[str], undefined: list[str]) -> dict:
+def _defined_methods_only(info: ClassBinding, defined: set[str], undefined: list[str]) -> ClassBinding:
     """A class's bindings leave out methods it declares that no cell defines yet
     (binding one would need its symbol, and the module would not load)."""
-    kept = [m for m in info["methods"] if not m.get("defined_as") or m["defined_as"] in defined]
-    if len(kept) == len(info["methods"]):
+    kept = [m for m in info.methods if not m.defined_as or m.defined_as in defined]
+    if len(kept) == len(info.methods):
         return info
-    undefined += [f"{m['defined_as'][:-1].replace('::', '.')}" for m in info["methods"] if m not in kept]
-    return {**info, "methods": kept}
+    undefined += [m.defined_as[:-1].replace("::", ".") for m in info.methods if m not in kept]
+    return dataclasses.replace(info, methods=kept)
 
 
 def _declaration_registrations(pieces: list[Piece], profile: bool, skip: frozenset[int]) -> _Registrations:
     regs = _Registrations()
-    classes = {b["qual"].lstrip(":") for p in pieces for b in p.binds if b.get("class")}
+    classes = {b.qual.lstrip(":") for p in pieces for b in p.binds if isinstance(b, ClassBinding)}
     defined = {p.name.split("(")[0] + "(" for p in pieces if p.kind == "member-def"}
     overloads = _function_overloads(pieces, skip)
     documented: set[str] = set()
@@ -270,19 +271,19 @@ def _declaration_registrations(pieces: list[Piece], profile: bool, skip: frozens
     for index, record in numbered:
         if index in skip:
             continue
-        ns = record["ns"]
-        regs.registered[index] = ".".join([*ns, record["name"]])
-        if record.get("enum"):
-            regs.enum_casters.append(f"IPOLYGLOT_ENUM_CASTER({record['qual']})")
+        ns = record.ns
+        regs.registered[index] = ".".join([*ns, record.name])
+        if isinstance(record, EnumBinding):
+            regs.enum_casters.append(f"IPOLYGLOT_ENUM_CASTER({record.qual})")
             body = bindgen.enum_code(record)
-        elif record.get("class"):
+        elif isinstance(record, ClassBinding):
             body = bindgen.class_code(_defined_methods_only(record, defined, regs.undefined), classes, profile)
         else:
-            overloaded = len(overloads[record["qual"]]) > 1
-            body = bindgen.function_code(record, profile, bindgen.docstring(record, overloaded, record["qual"] not in documented))
-            documented.add(record["qual"])
-        if not ns and record["name"] not in regs.top:
-            regs.top.append(record["name"])
+            overloaded = len(overloads[record.qual]) > 1
+            body = bindgen.function_code(record, profile, bindgen.docstring(record, overloaded, record.qual not in documented))
+            documented.add(record.qual)
+        if not ns and record.name not in regs.top:
+            regs.top.append(record.name)
         regs.add(index, ns, body)
     index = len(numbered)
     if not profile:
@@ -290,7 +291,7 @@ def _declaration_registrations(pieces: list[Piece], profile: bool, skip: frozens
         for group in overloads.values():
             index += 1
             regs.fallbacks[index] = [i for i, _ in group]
-            regs.add(index, group[0][1]["ns"], bindgen.call_errors_code([r for _, r in group]))
+            regs.add(index, group[0][1].ns, bindgen.call_errors_code([r for _, r in group]))
     for n, piece in enumerate(p for p in pieces if p.symbol):
         # In the order the cells were first run; a later cell's names replace earlier ones.
         regs.calls.append(bindgen.custom_call(n, piece.symbol))
@@ -299,7 +300,7 @@ def _declaration_registrations(pieces: list[Piece], profile: bool, skip: frozens
 
 def _statement_registrations(statement: Statement) -> _Registrations:
     regs = _Registrations()
-    regs.add(0, [], bindgen.function_code(statement_record(statement), False))
+    regs.add(0, [], bindgen.function_code(statement_function(statement), False))
     return regs
 
 

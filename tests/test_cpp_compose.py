@@ -11,7 +11,7 @@ import pytest
 from ipolyglot.cpp_ext import build, parser, unit
 from ipolyglot.cpp_ext.backend import CppBackend
 from ipolyglot.cpp_ext.flags import Flags
-from ipolyglot.cpp_ext.records import ParsedCell, Piece
+from ipolyglot.cpp_ext.records import ClassBinding, Field, Function, Param, ParsedCell, Piece
 from ipolyglot.cpp_ext.session import CppCandidate, declarations_of, session_pieces, with_cell
 from ipolyglot.kernel.core.cells import CellRegistry
 from ipolyglot.kernel.core.diagnostics import CompileError
@@ -21,17 +21,16 @@ POINT = "struct P { int x; };\n"
 
 
 def _add_piece(body: str = "return a + b;") -> Piece:
-    params = [{"name": n, "type": "int", "default": None, "spelling": "int"} for n in ("a", "b")]
+    params = [Param(n, "int", None, "int") for n in ("a", "b")]
     return Piece(
         name="add", kind="func", section="other", ns=[], user_text=f"int add(int a, int b) {{ {body} }}",
         header_text="int add(int a, int b);", proto_text="int add(int a, int b);", first_line=2,
-        binds=[{"name": "add", "ret": "int", "params": params, "qual": "::add", "ns": [], "comment": ""}],
+        binds=[Function("add", "int", params, "::add", [])],
     )
 
 
 def _point_piece() -> Piece:
-    info = {"class": True, "name": "P", "qual": "::P", "ns": [], "fields": [{"name": "x", "type": "int", "readonly": False, "spelling": "int"}],
-            "ctors": [], "methods": [], "bases": [], "abstract": False, "user_ctors": False}
+    info = ClassBinding("P", "::P", [], fields=[Field("x", "int", False, "int")])
     return Piece(name="P", kind="class", section="type", ns=[], user_text=POINT.strip(), header_text=POINT.strip(), first_line=2, binds=[info])
 
 
@@ -145,8 +144,8 @@ def test_libclang_reads_declarations_into_typed_pieces():
     area = pieces["geo.area"]
     assert (area.kind, area.ns, area.first_line) == ("func", ["geo"], 3)
     assert area.header_text.endswith("double area(double r = 1.0) ;") or "return" not in area.header_text
-    assert area.binds[0]["params"][0]["default"] == "1.0"
-    assert [m["name"] for m in pieces["P"].binds[0]["methods"]] == ["twice"]
+    assert area.binds[0].params[0].default == "1.0"
+    assert [m.name for m in pieces["P"].binds[0].methods] == ["twice"]
     assert pieces["hidden"].private
     assert ParsedCell.from_json(parsed.to_json()) == parsed  # what the parse cache keeps reads back whole
 

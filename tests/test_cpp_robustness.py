@@ -46,13 +46,13 @@ def _parse(body: str) -> parser.ParsedCell:
 
 def test_declarations_libclang_cannot_read_are_named_not_dropped():
     parsed = _parse("int ok() { return 1; }\nint takes(Unknown u) { return 1; }\nstruct S { Unknown f; int g; int m(Unknown) { return 0; } };\n")
-    bound = {r["name"] for p in parsed.pieces for r in p.binds}
+    bound = {r.name for p in parsed.pieces for r in p.binds}
     assert bound == {"ok", "S"}
     text = "\n".join(parsed.warnings)
     assert "'takes' is not bound" in text and "unknown type name 'Unknown'" in text and "line 3" in text
     assert "'S.f' is not bound" in text and "'S::m' is not bound" in text
-    fields = next(r for p in parsed.pieces for r in p.binds if r["name"] == "S")["fields"]
-    assert [f["name"] for f in fields] == ["g"]  # never a guessed `int f`
+    fields = next(r for p in parsed.pieces for r in p.binds if r.name == "S").fields
+    assert [f.name for f in fields] == ["g"]  # never a guessed `int f`
 
 
 # -- item 2: a callback that raises on a thread of C++'s own -----------------------------
