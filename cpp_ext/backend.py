@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ipolyglot.kernel.core import toolchains
-from ipolyglot.kernel.core.backend import Backend, Built, CellContext, Declaration, DeclarationStore
+from ipolyglot.kernel.core.backend import Backend, Built, CellContext, DeclarationStore
 from ipolyglot.kernel.core.cache import cache_key
 from ipolyglot.kernel.core.cells import Cell, CellRegistry
 from ipolyglot.kernel.core.diagnostics import CompileError, Diagnostic

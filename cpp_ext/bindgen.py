@@ -14,7 +14,7 @@ from ipolyglot.kernel.core.templates import TemplateFolder
 
 from .records import Binding, ClassBinding, EnumBinding, Field, Function, Param, fnptr_type
 
-TEMPLATES = TemplateFolder(Path(__file__).resolve().parent / "templates")
+TEMPLATES = TemplateFolder(Path(__file__).resolve().parent / "templates")  # every generated C++ text of the backend
 
 
 def snippet(name: str, /, **values: object) -> str:

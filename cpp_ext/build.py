@@ -31,7 +31,7 @@ from ipolyglot.kernel.core.cells import CellRegistry
 from ipolyglot.kernel.core.diagnostics import CompileError, Diagnostic, cell_diagnostic
 
 from .flags import PCH_SOURCE, support_digest
-from .unit import GENERATED_FILE, CppUnit, ObjectUnit
+from .unit import GENERATED_FILE, CppUnit
 
 BIND_CODE = "the generated binding code (the cells' declarations compiled with pybind11)"
 

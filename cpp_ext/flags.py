@@ -10,7 +10,7 @@ import os
 import shlex
 import sys
 import sysconfig
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from ipolyglot.kernel.core.toolchains import binary_stamp, cxx_candidate

@@ -213,7 +213,6 @@ def _brace_tokens(source: str):
             line += source.count("\n", i, end)
             i, col = end, col + 1
             continue
-        prev = source[i - 1] if i else ""
         before = re.search(r"\w*$", source[max(0, i - 3):i]).group(0)
         # A ' after a digit separates digits (1'000); after an encoding prefix (u'x') it opens a character.
         if ch == '"' or (ch == "'" and before in ("", "L", "u", "U", "u8")):

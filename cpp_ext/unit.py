@@ -15,13 +15,12 @@ import json
 import re
 import sysconfig
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from ipolyglot.kernel.core.backend import BuildUnit
 from ipolyglot.kernel.core.cache import cache_key
-from ipolyglot.kernel.core.templates import TemplateFolder
 
 from . import bindgen
+from .bindgen import TEMPLATES
 from .flags import Flags, python_includes, session_include_dirs, support_digest
 from .records import ClassBinding, EnumBinding, Function, Param, Piece, Statement
 
@@ -31,7 +30,6 @@ GENERATED_FILE = "ipolyglot-generated.cpp"
 _BACK_TO_GENERATED = f'#line 1 "{GENERATED_FILE}"\n'
 STATEMENT_HEADERS = "#include <complex>\n#include <cstdio>\n#include <iostream>\n#include <map>\n#include <set>\n#include <string>\n#include <vector>\n"
 EXT_SUFFIX = sysconfig.get_config_var("EXT_SUFFIX") or ".so"
-TEMPLATES = TemplateFolder(Path(__file__).resolve().parent / "templates")
 
 
 @dataclass

@@ -47,7 +47,7 @@ def cpp_type(value) -> str:
     if isinstance(value, set):
         kinds = {cpp_type(v) for v in value} or {"double"}
         if len(kinds) != 1:
-            raise UnsupportedValue(f"a set must hold one kind of value")
+            raise UnsupportedValue("a set must hold one kind of value")
         return f"std::set<{kinds.pop()}>"
     if isinstance(value, dict):
         if not value:
@@ -57,7 +57,7 @@ def cpp_type(value) -> str:
         if vals == {"long long", "double"}:
             vals = {"double"}
         if len(keys) != 1 or len(vals) != 1:
-            raise UnsupportedValue(f"a dict must have one key type and one value type")
+            raise UnsupportedValue("a dict must have one key type and one value type")
         return f"std::map<{keys.pop()}, {vals.pop()}>"
     raise UnsupportedValue(f"a {type(value).__name__} cannot cross into a C++ statement cell")
 
