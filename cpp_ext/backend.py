@@ -88,7 +88,7 @@ class CppBackend(Backend):
         return cpp_type(value)
 
     def parse(self, cell: Cell, options: argparse.Namespace, inputs: dict[str, Any], ctx: CellContext) -> ParsedCell:
-        reading = Reading(session_pieces(self.session), Flags.from_options(options), ctx.toolchain().path, inputs, list(options.output))
+        reading = Reading(session_pieces(self.session), Flags.from_options(options), lambda: ctx.toolchain().path, inputs, list(options.output))
         return read_cell(cell.text, reading, ctx)
 
     def candidate(self, parsed: ParsedCell, cell: Cell, options: argparse.Namespace, ctx: CellContext) -> CppCandidate:
@@ -181,7 +181,7 @@ class CppBackend(Backend):
         the references libclang resolves in the session's code."""
         name = declaration_named(self.declarations, name)
         going = going_with(self.declarations, name)
-        users = users_of(self.session, going, _compiler_path())
+        users = users_of(self.session, going, _compiler_path)
         if users:
             listed = ", ".join(d.name if "(private to " in d.name else f"{d.name} ({d.cell})" for d in users)
             raise ValueError(f"cannot remove {name}: still used by {listed}; remove or redefine those first")

@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
+from typing import Callable
 
 from ipolyglot.kernel.core.backend import CellContext, Declaration
 from ipolyglot.kernel.core.diagnostics import CompileError, Diagnostic
@@ -42,13 +43,14 @@ class Reading:
 
     context: list[Piece]  # the session's pieces, in order
     flags: Flags
-    compiler: str  # whose builtin headers libclang reads (libclang from PyPI has none)
+    compiler: Callable[[], str]  # whose builtin headers libclang reads (libclang from PyPI has none); asked only
+    # when a cell is really parsed, so a cell read before starts no compiler process
     inputs: dict[str, str]  # -i name -> C++ type
     outputs: list[str]  # -o names
 
     def args(self) -> list[str]:
         include_dirs = [*self.flags.include_dirs, *python_includes()[1::2]]
-        return parser.parse_args(self.flags.std, include_dirs, self.flags.defines(), parser.gcc_builtin_include(self.compiler))
+        return parser.parse_args(self.flags.std, include_dirs, self.flags.defines(), parser.gcc_builtin_include(self.compiler()))
 
 
 def read_cell(source: str, reading: Reading, ctx: CellContext) -> ParsedCell:
@@ -117,7 +119,7 @@ def _parse(source: str, reading: Reading, context_text: str) -> ParsedCell:
     return generous
 
 
-def users_of(current: session.CppCandidate, going: set[str], compiler: str) -> list[Declaration]:
+def users_of(current: session.CppCandidate, going: set[str], compiler: Callable[[], str]) -> list[Declaration]:
     """The other declarations whose code refers to what `going` declares, as
     libclang resolves the references in the session's code, parsed whole."""
     pieces = session.session_pieces(current)
