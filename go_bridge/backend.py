@@ -30,8 +30,8 @@ from ipolyglot.kernel.core.travel import LOADED_BUILDS, traveling
 from . import codegen, inspector, library, marshal, pprof_view, travel
 from .build import LIBRARY_NAME, GoFlags, diagnostics, go_build, key_parts
 from .description import GoStructType
-from .infer import InferenceError, go_type_of
 from .govars import GoVars
+from .infer import InferenceError, go_type_of
 from .marshal import GoStruct
 from .reading import declaration, reserved_name_diagnostics, syntax_diagnostics
 from .toolchain import GoTool
@@ -129,7 +129,7 @@ class GoBackend(Backend):
             requires[module] = version
         flags = GoFlags(options.gcflags, options.ldflags, options.tags, options.race)
         if isinstance(parsed, codegen.Statements):
-            return GoCandidate(cell, self.declarations, parsed, list(parsed.inputs), list(parsed.outputs),
+            return GoCandidate(cell, self.declarations, parsed, [t for _, t in parsed.inputs], list(parsed.outputs),
                                requires=requires, go_sum=self._go_sum, flags=flags)
         new = [declaration(detail, index, cell) for index, detail in enumerate(parsed.decls)]
         declarations = self.declarations.with_cell(new)
