@@ -91,15 +91,18 @@ class Step:
 
     def run(self, cache, out: TextIO) -> None:
         from .core.backend import CellContext
+        from .core.cells import CellRegistry
         from .core.options import make_parser, parse_line
+        from .core.pipeline import InProcessLoader, Pipeline
 
         backend = self.backend()
         ctx = CellContext(
-            cell_label="warm-up", user_ns={}, cache=cache, toolchain=self.toolchain(),
+            cell_label="warm-up", cache=cache, cells=CellRegistry(), toolchain=self.toolchain(),
             verbose=lambda message: None, warn=lambda message: print(f"    warning: {message}", file=out, flush=True),
             building=lambda what: contextlib.nullcontext(type("Feedback", (), {"outcome": None})()),
         )
-        backend.run_cell(self.cell, parse_line(make_parser(self.language, backend), "-q"), ctx)
+        options = parse_line(make_parser(self.language, backend), "-q")
+        Pipeline(InProcessLoader()).run_cell(backend, self.cell, options, {}, ctx)
 
 
 STEPS = {
