@@ -63,12 +63,12 @@ def reserved_name_diagnostics(decls: tuple[GoDetail, ...], source: str) -> list[
                 )
             else:
                 continue
-            line = _line_declaring(name, decl, lines)
+            line = _line_declaring(name, decl)
             found.append(Diagnostic(message, line + 1, None, lines[line - 1] if 0 < line <= len(lines) else None))
     return found
 
 
-def _line_declaring(name: str, decl: GoDetail, lines: list[str]) -> int:
+def _line_declaring(name: str, decl: GoDetail) -> int:
     """The cell-body line (1-based) where a declaration names `name` (its first line if not found)."""
     first = decl.line
     for offset, text in enumerate(decl.text.splitlines()):
