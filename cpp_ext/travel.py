@@ -1,14 +1,17 @@
 """C++ builds opened by reference in another process (the C++ half of kernel/core/travel.py).
 
 A C++ build is one extension module in the cache, named by its key. Its
-functions travel as references; values of a struct whose state is its public
-fields travel as those fields and are rebuilt by the receiving build's class.
-Instances of other classes hold state Python cannot see, so they refuse to
-pickle, naming the class.
+functions and classes travel as references; values of a struct whose state is
+its public fields travel as those fields and are rebuilt by the receiving
+build's class; an enum member travels as its class and name, so that it
+arrives as a member of the receiving build's own enum (the one its functions
+accept). Instances of other classes hold state Python cannot see, so they
+refuse to pickle, naming the class.
 """
 
 from __future__ import annotations
 
+import enum
 import importlib.util
 import os
 import socket
@@ -28,7 +31,9 @@ def prepare(bind: dict, build: dict | None) -> dict:
     ready = {}
     for name, value in bind.items():
         if isinstance(value, type):
-            if hasattr(value, "_ipolyglot_fields"):
+            if issubclass(value, enum.Enum):
+                value.__reduce_ex__ = _member_reducer(build, name)
+            elif hasattr(value, "_ipolyglot_fields"):
                 value.__reduce__ = _value_reducer(build, name)
         elif callable(value) and type(value).__name__ == "builtin_function_or_method":
             value = traveling(value, build, name)
@@ -48,6 +53,17 @@ def _value_reducer(build: dict, class_name: str):
         return rebuild_value, (build, class_name, {field: getattr(instance, field) for field in fields})
 
     return reduce
+
+
+def _member_reducer(build: dict, class_name: str):
+    def reduce_ex(member, protocol):
+        return rebuild_member, (build, class_name, member.name)
+
+    return reduce_ex
+
+
+def rebuild_member(build: dict, class_name: str, member_name: str):
+    return resolve(build, class_name)[member_name]
 
 
 def rebuild_value(build: dict, class_name: str, fields: dict):

@@ -21,10 +21,10 @@ from types import SimpleNamespace
 from ipolyglot.kernel.core import toolchains
 from ipolyglot.kernel.core.cache import BuildCache, BuildFailed
 from ipolyglot.kernel.core.toolchains import ToolchainError
-from ipolyglot.kernel.core.travel import LOADED_BUILDS, build_reference
+from ipolyglot.kernel.core.travel import BY_REFERENCE_METACLASSES, LOADED_BUILDS, build_reference
 
 from . import codegen, library
-from .marshal import GoStruct
+from .marshal import GoStruct, GoStructType
 from .toolchain import GoTool
 
 _RUNTIME_REPLACE = re.compile(r"^replace ipolyglot\.local/ipgrt => .*$", re.M)
@@ -113,6 +113,10 @@ def _rebuild(unit: dict, key: str, cache: BuildCache) -> Path:
 
 
 # -- struct classes and values ----------------------------------------------------------
+
+# Every struct class travels by reference (marshal.py's copyreg entry), cloudpickle included.
+BY_REFERENCE_METACLASSES.add(GoStructType)
+
 
 def struct_class_reference(cls: type) -> tuple:
     """(name, fields, types, build or None): enough to find the class again, or make a bare one."""

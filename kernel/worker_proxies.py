@@ -101,15 +101,18 @@ class RemoteObject:
     __hash__ = object.__hash__
 
     def __reduce__(self):
-        """A native function pickles as a reference to its build (kernel/core/travel.py), as in-process."""
-        from .core.travel import resolve
+        """A native function pickles as a reference to its build (kernel/core/travel.py), as in-process:
+        the receiving process loads it, or, when it cannot, its calls raise why."""
+        from .core.travel import arriving_function
 
         try:
             build = self._supervisor.request("getattr", self, "_build", describe=f"pickle {self._info.name}")
             name = self._supervisor.request("getattr", self, "_name", describe=f"pickle {self._info.name}")
         except AttributeError:
-            raise TypeError(f"{self._info.name} lives in the native worker and cannot be copied to another process") from None
-        return resolve, (build, name)
+            build = None
+        if build is None:
+            raise TypeError(f"{self._info.name} lives in the native worker and cannot be copied to another process")
+        return arriving_function, (build, name)
 
     def __dir__(self):
         return self._supervisor.request("dir", self, describe=f"dir({self._info.name})")
