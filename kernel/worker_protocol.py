@@ -6,22 +6,38 @@ worker asks the kernel to run a Python callback or to look a variable up);
 a `Reply` answers one request by id. While a side waits for its reply it
 serves the requests that arrive meanwhile, so callbacks nest to any depth.
 
-A frame is a header (length of the pickle, number of out-of-band buffers),
-the pickle, then each buffer: numpy arrays and other large buffers travel as
-raw bytes next to the pickle, never re-encoded inside it.
+A frame is a header (length of the body, number of out-of-band buffers, the
+message id and its kind), the body, then each buffer. Two kinds are compact:
+a call of a remote function with plain scalar arguments, and a reply holding a
+plain scalar, are plain pickles of a tuple (no persistent references, no
+dataclass), which is most of a scalar call's cost otherwise. Out-of-band
+buffers (numpy arrays, and bytes, bytearray and str of 256 KiB or more) are
+never re-encoded inside the pickle: a small one follows it on the socket; a
+large one is written once into a fresh memfd whose descriptor crosses with the
+frame (SCM_RIGHTS), and the receiver maps it as its own copy. Nothing is left in
+/dev/shm: a memfd vanishes when its last mapping and descriptor go, a dead
+process's included.
 """
 
 from __future__ import annotations
 
+import mmap
+import os
 import pickle
 import socket
 import struct
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-_HEADER = struct.Struct("!QIQ?")  # pickle length, buffer count, message id, is it a request
+_HEADER = struct.Struct("!QIQB")  # body length, buffer count, message id, kind
 PROTOCOL_MODULE = __name__  # its dataclasses are pickled as themselves, never by reference
-_BUFFER_LENGTH = struct.Struct("!Q")
+_BUFFER_RECORD = struct.Struct("!QB")  # length, whether it is in a memfd sent with the record
+KIND_REPLY, KIND_REQUEST, KIND_CALL, KIND_VALUE = range(4)  # the last two: compact call and reply
+CALL_HANDLE = "call_handle"  # the op of a call by handle: args (handle, positional arguments)
+SHARED_MEMORY_THRESHOLD = 256 * 1024  # buffers from this size cross through a memfd
+_COMPACT_TYPES = frozenset((float, int, bool, type(None), complex, str, bytes))
+_COMPACT_TEXT_LIMIT = 4096
+_WRITE_CHUNK = 1 << 30  # a write(2) moves at most 2 GiB - 4 KiB at once
 
 
 # Modules both processes have: their classes and functions cross by name (exception classes,
@@ -79,6 +95,14 @@ class Reply:
     released: list[int] = field(default_factory=list)
 
 
+@dataclass
+class ProfiledResult:
+    """A call's result and the phases its instrumented entry point measured in the worker."""
+
+    value: Any
+    phases: Any  # core.profiling.RecordedCall
+
+
 class UndecodableMessage(Exception):
     """A frame whose pickle could not be loaded here (a value this process cannot rebuild)."""
 
@@ -92,52 +116,159 @@ class RemoteError(Exception):
     """An exception raised on the other side that could not be copied as itself."""
 
 
+def _is_compact(value) -> bool:
+    kind = type(value)
+    return kind in _COMPACT_TYPES and (kind not in (str, bytes) or len(value) <= _COMPACT_TEXT_LIMIT)
+
+
+def _compact_frame(message) -> bytes | None:
+    """The frame of a scalar call or reply, pickled as a plain tuple; None when the message needs the codec."""
+    if message.released:
+        return None
+    if type(message) is Reply:
+        if message.error is None and _is_compact(message.value):
+            body = pickle.dumps(message.value, 5)
+            return _HEADER.pack(len(body), 0, message.id, KIND_VALUE) + body
+    elif message.op == CALL_HANDLE and all(map(_is_compact, message.args[1])):
+        body = pickle.dumps((message.parent, message.args[0], message.args[1]), 5)
+        return _HEADER.pack(len(body), 0, message.id, KIND_CALL) + body
+    return None
+
+
 def send_message(sock: socket.socket, message, pickler_factory: Callable) -> None:
-    """Pickle `message` with out-of-band buffers and write it as one frame."""
+    """Write `message` as one frame: compact when it can be, else pickled with out-of-band buffers."""
     import io
 
+    frame = _compact_frame(message)
+    if frame is not None:
+        sock.sendall(frame)
+        return
     buffers: list[pickle.PickleBuffer] = []
     stream = io.BytesIO()
     pickler_factory(stream, buffers.append).dump(message)
     body = stream.getbuffer()
     raws = [buffer.raw() for buffer in buffers]
-    header = _HEADER.pack(len(body), len(raws), message.id, isinstance(message, Request))
+    kind = KIND_REQUEST if isinstance(message, Request) else KIND_REPLY
+    header = _HEADER.pack(len(body), len(raws), message.id, kind)
     if not raws and len(body) < 65536:
         sock.sendall(header + bytes(body))
         return
     sock.sendall(header)
     sock.sendall(body)
     for raw in raws:
-        sock.sendall(_BUFFER_LENGTH.pack(raw.nbytes))
-        sock.sendall(raw)
+        if raw.nbytes >= SHARED_MEMORY_THRESHOLD and hasattr(os, "memfd_create"):
+            _send_shared(sock, raw)
+        else:
+            sock.sendall(_BUFFER_RECORD.pack(raw.nbytes, 0))
+            sock.sendall(raw)
 
 
-def _receive_exactly(sock: socket.socket, size: int) -> bytearray:
-    data = bytearray(size)
-    view = memoryview(data)
-    got = 0
-    while got < size:
-        count = sock.recv_into(view[got:], size - got)
+def _send_shared(sock: socket.socket, raw: memoryview) -> None:
+    """One copy of `raw` into a fresh memfd; its descriptor crosses with the record, then this side closes it."""
+    fd = os.memfd_create("ipolyglot-buffer", os.MFD_CLOEXEC)
+    try:
+        written = 0
+        while written < raw.nbytes:
+            written += os.write(fd, raw[written:written + _WRITE_CHUNK])
+        socket.send_fds(sock, [_BUFFER_RECORD.pack(raw.nbytes, 1)], [fd])
+    finally:
+        os.close(fd)
+
+
+_ANCILLARY_SPACE = socket.CMSG_SPACE(64 * 4) if hasattr(socket, "CMSG_SPACE") else 0
+
+
+class FrameReader:
+    """Reads one socket's frames through a buffer of its own.
+
+    A small frame (header and body) usually arrives in one recvmsg. Bytes read before an
+    interrupt stay here for the next read, so a read cut short never puts the stream out of
+    step. Every read takes ancillary data, so the memfds that come with large buffers are
+    kept in order wherever a read happens to end.
+    """
+
+    def __init__(self, sock: socket.socket, size: int = 65536):
+        self.sock = sock
+        self.buffer = bytearray(size)
+        self.start = 0
+        self.end = 0
+        self.fds: list[int] = []
+
+    @property
+    def buffered(self) -> int:
+        return self.end - self.start
+
+    def _receive(self, view: memoryview) -> int:
+        count, ancillary, _, _ = self.sock.recvmsg_into([view], _ANCILLARY_SPACE)
+        for level, kind, data in ancillary:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                self.fds.extend(struct.unpack(f"{len(data) // 4}i", data[:len(data) - len(data) % 4]))
         if count == 0:
             raise WorkerGone("the channel closed")
-        got += count
-    return data
+        return count
+
+    def take(self, size: int) -> memoryview | bytearray:
+        """The next `size` bytes: a view of the buffer (valid until the next take), or a bytearray of their own."""
+        if size > len(self.buffer):
+            return self._take_large(size)
+        if self.start + size > len(self.buffer):  # move what is buffered to the front
+            self.buffer[:self.buffered] = self.buffer[self.start:self.end]
+            self.start, self.end = 0, self.buffered
+        view = memoryview(self.buffer)
+        while self.end - self.start < size:
+            self.end += self._receive(view[self.end:])
+        data = view[self.start:self.start + size]
+        self.start += size
+        if self.start == self.end:
+            self.start = self.end = 0
+        return data
+
+    def _take_large(self, size: int) -> bytearray:
+        data = bytearray(size)
+        view = memoryview(data)
+        got = min(size, self.buffered)
+        view[:got] = self.buffer[self.start:self.start + got]
+        self.start += got
+        if self.start == self.end:
+            self.start = self.end = 0
+        while got < size:
+            got += self._receive(view[got:])
+        return data
+
+    def buffer_of(self, length: int, shared: bool):
+        """An out-of-band buffer: its bytes, or a mapping of the memfd that came with its record."""
+        if not shared:
+            return bytearray(self.take(length))
+        if not self.fds:
+            raise WorkerGone("a shared buffer arrived without its memfd")
+        fd = self.fds.pop(0)
+        try:
+            return mmap.mmap(fd, length, flags=mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0))
+        finally:
+            os.close(fd)  # the mapping keeps the memory: it goes when the value that owns it does
+
+    def close_fds(self) -> None:
+        while self.fds:
+            os.close(self.fds.pop())
 
 
-def receive_message(sock: socket.socket, unpickler_factory: Callable):
-    """Read one frame and unpickle it; raises WorkerGone at end of stream."""
+def receive_message(reader: FrameReader, unpickler_factory: Callable):
+    """Read one frame and decode it; raises WorkerGone at end of stream."""
     import io
 
-    body_length, buffer_count, message_id, is_request = _HEADER.unpack(_receive_exactly(sock, _HEADER.size))
-    body = _receive_exactly(sock, body_length)
-    buffers = []
-    for _ in range(buffer_count):
-        (length,) = _BUFFER_LENGTH.unpack(_receive_exactly(sock, _BUFFER_LENGTH.size))
-        buffers.append(_receive_exactly(sock, length))
+    body_length, buffer_count, message_id, kind = _HEADER.unpack(reader.take(_HEADER.size))
+    body = reader.take(body_length)
+    if kind == KIND_VALUE:
+        return Reply(message_id, pickle.loads(body))
+    if kind == KIND_CALL:
+        parent, handle, args = pickle.loads(body)
+        return Request(message_id, CALL_HANDLE, (handle, args), parent)
+    body = bytes(body)  # the buffer's view would change under the records read next
+    buffers = [reader.buffer_of(*_BUFFER_RECORD.unpack(reader.take(_BUFFER_RECORD.size))) for _ in range(buffer_count)]
     try:
         return unpickler_factory(io.BytesIO(body), buffers).load()
     except Exception as error:  # noqa: BLE001 - the frame is consumed: answer it instead of losing the stream
-        raise UndecodableMessage(message_id, is_request, error) from error
+        raise UndecodableMessage(message_id, kind != KIND_REPLY, error) from error
 
 
 def rebuild_exception(cls: type, args: tuple, state: dict) -> BaseException:
@@ -164,6 +295,9 @@ class CodecPickler(pickle.Pickler):
         self._persistent_id = persistent_id
 
     def persistent_id(self, obj):
+        kind = type(obj)
+        if kind in _LARGE_TEXT_TYPES and len(obj) >= SHARED_MEMORY_THRESHOLD:
+            return large_text_reference(obj)
         return self._persistent_id(obj)
 
     def reducer_override(self, obj):
@@ -174,6 +308,23 @@ class CodecPickler(pickle.Pickler):
 
             return numpy.array(obj).__reduce_ex__(5)
         return reduce_exception(obj)
+
+
+_LARGE_TEXT_TYPES = (bytes, bytearray, str)
+_LARGE_TEXT_TAG = "large_text"
+
+
+def large_text_reference(obj) -> tuple:
+    """A large bytes, bytearray or str as an out-of-band buffer (pickle would copy it into the body)."""
+    data = obj.encode("utf-8", "surrogatepass") if type(obj) is str else obj
+    return (_LARGE_TEXT_TAG, type(obj).__name__, pickle.PickleBuffer(data))
+
+
+def load_large_text(type_name: str, buffer):
+    """The receiver's own copy, out of the buffer the frame brought."""
+    if type_name == "str":
+        return str(buffer, "utf-8", "surrogatepass")
+    return bytes(buffer) if type_name == "bytes" else bytearray(buffer)
 
 
 class PersistentCodec:
@@ -191,8 +342,13 @@ class PersistentCodec:
 
     def unpickler(self, stream, buffers):
         unpickler = pickle.Unpickler(stream, buffers=buffers)
-        unpickler.persistent_load = self.persistent_load
+        unpickler.persistent_load = self._load_reference
         return unpickler
+
+    def _load_reference(self, pid):
+        if pid[0] == _LARGE_TEXT_TAG:
+            return load_large_text(pid[1], pid[2])
+        return self.persistent_load(pid)
 
 
 def portable_exception(error: BaseException, pickler_factory: Callable) -> BaseException:

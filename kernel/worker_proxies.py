@@ -75,7 +75,7 @@ class RemoteObject:
 
     def __call__(self, *args, **kwargs):
         __tracebackhide__ = True  # IPython shows the user's line, not the channel
-        return self._supervisor.request("call", self, args, kwargs, describe=f"{self._info.name}()")
+        return self._supervisor.call(self, args, kwargs)
 
     def __getattr__(self, name: str):
         __tracebackhide__ = True  # IPython shows the user's line, not the channel

@@ -29,7 +29,11 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from .core.diagnostics import CompileError, Diagnostic
-from .worker_protocol import NativeCrash, Reply, Request, UndecodableMessage, WorkerGone, portable_exception, receive_message, send_message
+from .core.profiling import PROFILER
+from .worker_protocol import (
+    CALL_HANDLE, FrameReader, NativeCrash, ProfiledResult, Reply, Request, UndecodableMessage, WorkerGone, portable_exception, receive_message,
+    send_message,
+)
 from .worker_proxies import KernelCodec
 
 DEFAULT_GRACE_SECONDS = 2.0
@@ -59,6 +63,11 @@ class ReplayStep:
     label: str = ""
     command: list[str] = field(default_factory=list)  # `%polyglot go rm NAME` / `reset`; empty for a cell
 
+
+try:
+    from _signal import signal as _set_signal_handler  # signal.signal's enum conversions cost ~20x the call
+except ImportError:  # another Python than CPython
+    _set_signal_handler = signal.signal
 
 _QUIET_HOOKS = CellHooks(lambda message: None, lambda message: None, lambda what: contextlib.nullcontext(), {})
 
@@ -180,6 +189,11 @@ class Connection:
     sock: socket.socket
     generation: int
     serving: list[int] = field(default_factory=list)
+    reader: FrameReader | None = None
+
+    def __post_init__(self) -> None:
+        if self.reader is None:
+            self.reader = FrameReader(self.sock)
 
 
 class WorkerSupervisor:
@@ -194,6 +208,7 @@ class WorkerSupervisor:
         self.generation = 0
         self.process: subprocess.Popen | None = None
         self.sock: socket.socket | None = None  # the main thread's connection
+        self.main_connection: Connection | None = None  # its reader and serving stack
         self.address: str | None = None  # where the kernel's other threads connect, one connection each
         self.local = threading.local()  # .connection: this (non-main) thread's Connection
         self.stderr: _StderrTee | None = None
@@ -284,7 +299,11 @@ class WorkerSupervisor:
         return connection
 
     def _main_connection(self) -> Connection:
-        return Connection(self.sock, self.generation, self.serving)
+        if self.main_connection is None or self.main_connection.sock is not self.sock:
+            if self.main_connection is not None:
+                self.main_connection.reader.close_fds()  # memfds of a frame the old worker did not finish
+            self.main_connection = Connection(self.sock, self.generation, self.serving)
+        return self.main_connection
 
     def _ensure_started(self) -> None:
         if self.alive:
@@ -394,6 +413,24 @@ class WorkerSupervisor:
             return {"worker": "not running (starts with the first native cell)"}
         return self.request("info", describe="%polyglot info")
 
+    def call(self, function, args: tuple, kwargs: dict):
+        """Call a native function that lives in the worker (a RemoteObject).
+
+        Plain positional arguments go by the function's handle in a compact frame. A function
+        built with profiling sends its phases back with the result; they are recorded here
+        with the kernel's wall time, whose part beyond the worker's is the process crossing.
+        """
+        __tracebackhide__ = True  # IPython shows the user's line, not the channel
+        started = time.perf_counter_ns()
+        if kwargs or function._generation != self.generation:
+            result = self.request("call", function, args, kwargs, describe=f"{function._info.name}()")
+        else:
+            result = self.request(CALL_HANDLE, function._info.id, args, describe=f"{function._info.name}()")
+        if type(result) is ProfiledResult:
+            PROFILER.record_crossing(result.phases, time.perf_counter_ns() - started)
+            return result.value
+        return result
+
     def request(self, op: str, *args, describe: str, hooks: CellHooks | None = None):
         """Ask the worker; the main thread over the main connection, every other thread over its own."""
         __tracebackhide__ = True  # IPython shows the user's line, not the channel
@@ -415,7 +452,7 @@ class WorkerSupervisor:
         previous_handler = None
         if outermost:
             self.interrupted = False
-            previous_handler = signal.signal(signal.SIGINT, self._note_interrupt)
+            previous_handler = _set_signal_handler(signal.SIGINT, self._note_interrupt)
         mark = self.stderr.total if self.stderr else 0
         try:
             request_id = next(self.ids)
@@ -429,7 +466,7 @@ class WorkerSupervisor:
         finally:
             self.hooks = saved_hooks
             if outermost:
-                signal.signal(signal.SIGINT, previous_handler)
+                _set_signal_handler(signal.SIGINT, previous_handler)
 
     def _note_interrupt(self, signum, frame) -> None:
         self.interrupted = True
@@ -437,25 +474,35 @@ class WorkerSupervisor:
     def _await_reply(self, connection: Connection, request_id: int, describe: str, mark: int, outermost: bool):
         __tracebackhide__ = True  # IPython shows the user's line, not the channel
         deadline = None
+        stderr_fd = self.stderr.fd if self.stderr and not self.stderr.closed else None
+        watched = [connection.sock] if stderr_fd is None else [connection.sock, stderr_fd]
+        stderr_written = False  # by the worker during the call: drained before its reply is returned
         while True:
             if outermost and self.interrupted and deadline is None:
                 deadline = time.monotonic() + self.grace_seconds
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(self.process.pid, signal.SIGINT)
-            timeout = 0.1 if deadline is None else max(0.0, deadline - time.monotonic())
-            ready, _, _ = select.select([connection.sock], [], [], timeout)
-            if not ready:
-                if deadline is not None and time.monotonic() >= deadline:
-                    self._discard()
-                    self._start_and_replay_quietly()
-                    raise KeyboardInterrupt(
-                        f"interrupted: {describe} did not stop within {self.grace_seconds:g} s, so its worker "
-                        "process was replaced: native state was reset (C++ globals and objects, Go package "
-                        "variables and goroutines); the session's functions were reloaded"
-                    )
-                continue
+            if connection.reader.buffered:
+                stderr_written = True  # no select to say: look
+            else:
+                timeout = 0.1 if deadline is None else max(0.0, deadline - time.monotonic())
+                ready, _, _ = select.select(watched, [], [], timeout)
+                if stderr_fd is not None and stderr_fd in ready:
+                    stderr_written = True
+                if connection.sock not in ready:
+                    if stderr_written and self.stderr:
+                        self.stderr.drain()
+                    if deadline is not None and time.monotonic() >= deadline:
+                        self._discard()
+                        self._start_and_replay_quietly()
+                        raise KeyboardInterrupt(
+                            f"interrupted: {describe} did not stop within {self.grace_seconds:g} s, so its worker "
+                            "process was replaced: native state was reset (C++ globals and objects, Go package "
+                            "variables and goroutines); the session's functions were reloaded"
+                        )
+                    continue
             try:
-                message = receive_message(connection.sock, self.codec.unpickler)
+                message = receive_message(connection.reader, self.codec.unpickler)
             except UndecodableMessage as undecodable:
                 if undecodable.is_request:
                     send_message(connection.sock, Reply(undecodable.message_id, error=TypeError(str(undecodable))), self.codec.pickler)
@@ -468,7 +515,7 @@ class WorkerSupervisor:
             if isinstance(message, Reply):
                 if message.id != request_id:
                     continue  # a reply to a request abandoned by an interrupt
-                if self.stderr:
+                if stderr_written and self.stderr:
                     self.stderr.drain()  # what the call wrote to stderr goes out before Python prints again
                 if deadline is not None:
                     raise KeyboardInterrupt(f"interrupted: {describe} stopped; native state was kept")
