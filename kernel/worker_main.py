@@ -625,10 +625,19 @@ def accept_thread_connections(listener: socket.socket, main_channel: WorkerChann
                          name="ipolyglot-worker-call", daemon=True).start()
 
 
+def install_native_crash_handler() -> bool:
+    """A fatal signal writes the native backtrace to the report file the kernel passed (kernel/native_backtrace.py)."""
+    from .native_backtrace import REPORT_FD_VARIABLE, install_crash_handler
+
+    fd = os.environ.pop(REPORT_FD_VARIABLE, None)
+    return fd is not None and install_crash_handler(int(fd))
+
+
 def main(argv: list[str]) -> None:
     kernel_pid = int(argv[1]) if len(argv) > 1 else os.getppid()
     die_with_kernel(kernel_pid)
-    faulthandler.enable(all_threads=True)  # C and C++ fatal signals print a backtrace to stderr
+    if not install_native_crash_handler():
+        faulthandler.enable(all_threads=True)  # no native handler (no compiler): Python's frames at least
     sock = socket.socket(fileno=int(argv[0]))
     channel = WorkerChannel(sock)
     Worker(channel)

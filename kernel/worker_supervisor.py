@@ -23,12 +23,14 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from .core.diagnostics import CompileError, Diagnostic
+from .native_backtrace import REPORT_FD_VARIABLE, crash_details
 from .core.profiling import PROFILER
 from .worker_protocol import (
     CALL_HANDLE, FrameReader, NativeCrash, ProfiledResult, Reply, Request, UndecodableMessage, WorkerGone, portable_exception, receive_message,
@@ -212,6 +214,8 @@ class WorkerSupervisor:
         self.address: str | None = None  # where the kernel's other threads connect, one connection each
         self.local = threading.local()  # .connection: this (non-main) thread's Connection
         self.stderr: _StderrTee | None = None
+        self.crash_report = None  # the file the worker's fatal-signal handler writes its backtrace to
+        self.go_cell_labels: dict[str, str] = {}  # Go's `cell-<id>` file names -> "In [n]", for Go's tracebacks
         self.replay_log: list[ReplayStep] = []
         self.hooks: CellHooks = _QUIET_HOOKS
         self.ids = itertools.count(1)
@@ -245,12 +249,15 @@ class WorkerSupervisor:
         kernel_end, worker_end = socket.socketpair()
         read_end, write_end = os.pipe()
         listener = self._thread_listener()
+        self.crash_report = tempfile.TemporaryFile(prefix="ipolyglot-crash-")  # the worker's fatal-signal handler writes here
+        report_fd = self.crash_report.fileno()
         try:
             self.process = spawn_from_lasting_thread(lambda: subprocess.Popen(
                 [sys.executable, "-m", "ipolyglot.kernel.worker_main", str(worker_end.fileno()), str(os.getpid()),
                  str(listener.fileno())],
-                pass_fds=(worker_end.fileno(), listener.fileno()), stdin=subprocess.DEVNULL, stderr=write_end,
+                pass_fds=(worker_end.fileno(), listener.fileno(), report_fd), stdin=subprocess.DEVNULL, stderr=write_end,
                 start_new_session=True,  # terminal Ctrl-C reaches the kernel, which decides
+                env={**os.environ, REPORT_FD_VARIABLE: str(report_fd)},
             ))
         finally:
             worker_end.close()
@@ -330,6 +337,9 @@ class WorkerSupervisor:
 
             shutil.rmtree(os.path.dirname(self.address), ignore_errors=True)
         self.process = self.sock = self.address = None
+        if self.crash_report is not None:
+            self.crash_report.close()
+            self.crash_report = None
         self.codec.reset()
         self.building_stack.clear()
 
@@ -360,6 +370,7 @@ class WorkerSupervisor:
     # -- requests ------------------------------------------------------------------------------
     def run_cell(self, language: str, line: str, cell: str, label: str, profile_always: bool, hooks: CellHooks):
         __tracebackhide__ = True  # IPython shows the user's line, not the channel
+        self._remember_go_cell(language, cell, label)
         try:
             outcome = self.request("run_cell", language, line, cell, label, profile_always,
                                    describe=f"the %%{language} cell {label}", hooks=hooks)
@@ -591,13 +602,14 @@ class WorkerSupervisor:
         if self.stderr:
             self.stderr.wait_closed(2.0)
         text = self.stderr.since(mark) if self.stderr else ""
+        report = self._read_crash_report()
         while_loading = bool(self.building_stack)
         while self.building_stack:  # end the live build line of the cell that was loading
             with contextlib.suppress(Exception):
                 self._building_exit("", False)
         self._discard()
         message = f"the native worker process died during {describe}: {_describe_exit(returncode)}"
-        lines = [line for line in text.rstrip().splitlines()]
+        lines = crash_details(text, report, self.go_cell_labels).rstrip().splitlines()
         if lines:
             shown = lines if len(lines) <= CRASH_TEXT_LINES else lines[:CRASH_TEXT_LINES] + [f"… ({len(lines) - CRASH_TEXT_LINES} more lines)"]
             message += "\n\n" + "\n".join(shown)
@@ -610,6 +622,23 @@ class WorkerSupervisor:
         crash = NativeCrash(message)
         crash.while_loading = while_loading
         raise crash
+
+    def _read_crash_report(self) -> str:
+        """What the worker's fatal-signal handler wrote: raw addresses and its memory map (empty otherwise)."""
+        if self.crash_report is None:
+            return ""
+        self.crash_report.seek(0)
+        return self.crash_report.read(1 << 20).decode("utf-8", "replace")
+
+    def _remember_go_cell(self, language: str, cell: str, label: str) -> None:
+        """How Go's own traceback names this cell (`//line cell-<id>:N`), to show it as the notebook does."""
+        if language != "go":
+            return
+        try:
+            from ipolyglot.go_bridge.backend import cell_identifier
+        except ImportError:
+            return
+        self.go_cell_labels[cell_identifier(cell)] = label.replace(":", "")
 
     def _start_and_replay_quietly(self) -> str:
         try:
