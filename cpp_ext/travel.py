@@ -17,7 +17,7 @@ import os
 import socket
 
 from ipolyglot.kernel.core.cache import BuildCache, BuildFailed
-from ipolyglot.kernel.core.travel import LOADED_BUILDS, build_reference, resolve, traveling
+from ipolyglot.kernel.core.travel import LOADED_BUILDS, build_reference, known_in_main, loaded, resolve, traveling
 
 
 def module_reference(key: str, module_name: str, file_name: str) -> dict:
@@ -63,6 +63,13 @@ def _member_reducer(build: dict, class_name: str):
 
 
 def rebuild_member(build: dict, class_name: str, member_name: str):
+    """The member of the build's enum, or of the copy a worker-mode kernel binds (the build stays unloaded)."""
+
+    def has_member(found) -> bool:
+        return isinstance(found, type) and issubclass(found, enum.Enum) and member_name in found.__members__
+
+    if not loaded(build) and (copy := known_in_main(class_name, has_member)) is not None:
+        return copy[member_name]
     return resolve(build, class_name)[member_name]
 
 

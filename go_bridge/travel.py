@@ -21,7 +21,7 @@ from types import SimpleNamespace
 from ipolyglot.kernel.core import toolchains
 from ipolyglot.kernel.core.cache import BuildCache, BuildFailed
 from ipolyglot.kernel.core.toolchains import ToolchainError
-from ipolyglot.kernel.core.travel import BY_REFERENCE_METACLASSES, LOADED_BUILDS, build_reference
+from ipolyglot.kernel.core.travel import BY_REFERENCE_METACLASSES, LOADED_BUILDS, build_reference, known_in_main, loaded
 
 from . import codegen, library
 from .marshal import GoStruct, GoStructType
@@ -134,11 +134,19 @@ def reduce_struct_value(value: GoStruct):
 
 
 def resolve_struct_class(name: str, fields: tuple, types: tuple, build: dict | None) -> type:
-    """The struct class from its build (with its methods), or a bare class of the same shape."""
-    if build is not None:
-        found = LOADED_BUILDS.namespace(build).get(name)
-        if isinstance(found, type) and issubclass(found, GoStruct) and tuple(found._go_types_) == tuple(types):
-            return found
+    """The struct class from its build (with its methods), the one `__main__` binds (a worker-mode
+    kernel's copy: no Go runtime is loaded for it), or a bare class of the same shape."""
+
+    def same_shape(found) -> bool:
+        return isinstance(found, type) and issubclass(found, GoStruct) and tuple(found._go_types_) == tuple(types) \
+            and tuple(found._go_fields_) == tuple(fields)
+
+    if build is not None and loaded(build) and same_shape(found := LOADED_BUILDS.namespace(build).get(name)):
+        return found
+    if (found := known_in_main(name, same_shape)) is not None:
+        return found
+    if build is not None and same_shape(found := LOADED_BUILDS.namespace(build).get(name)):
+        return found
 
     def bare() -> type:
         return type(name, (GoStruct,), {"_go_name_": name, "_go_fields_": tuple(fields), "_go_types_": tuple(types), "__module__": "__main__"})

@@ -259,9 +259,18 @@ class KernelCodec(PersistentCodec):
             base = enum.IntEnum if description.base == "IntEnum" else enum.Enum
             cls = base(description.name, list(description.members), module="__main__")
             cls._ipolyglot_description_ = description
+            cls.__reduce_ex__ = _enum_copy_stays  # travel: without it, a pool worker fails to unpickle it and the map hangs
             self.enum_classes[description] = cls
         return cls
 
+
+
+def _enum_copy_stays(member: enum.Enum, protocol: int):
+    """The kernel's copy of a worker's enum names no build, so another process could not find its class."""
+    raise TypeError(
+        f"{type(member).__name__}.{member.name} is the kernel's copy of an enum of the native worker and cannot be "
+        f"sent to another process; send its value ({member.value!r}) and convert it there, or use in-process mode"
+    )
 
 
 def _go_method(supervisor, type_name: str, name: str, doc: str | None, parameters) -> Callable:

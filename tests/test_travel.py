@@ -49,6 +49,7 @@ enum class Color { Red, Green = 5 };
 enum Level { Low, High };
 Color brighter(Color c) { return c == Color::Red ? Color::Green : Color::Red; }
 Level raised(Level l) { return l == Low ? High : Low; }
+Color color_at(int i) { return i ? Color::Green : Color::Red; }
 '''
 
 SPAWN_POOL = "import multiprocessing\npool = multiprocessing.get_context('spawn').Pool(2)\n"
@@ -246,3 +247,23 @@ def test_go_function_travels_from_worker_mode(kernel):
         "from dask.base import tokenize\n"
         "assert tokenize(Square) == pool.apply(tokenize, (Square,)) and tokenize(cube) == pool.apply(tokenize, (cube,))\n"
     ).ok()
+
+
+def test_values_arriving_in_a_worker_mode_kernel_load_no_native_code_there():
+    from conftest import RunningKernel
+
+    with RunningKernel(env={**GO_TEST_ENV, "IPOLYGLOT_MODE": "worker"}) as kernel:
+        for cell in (GO_CELL, CPP_CELL, SPAWN_POOL, "import cloudpickle\n" + RUN_CLOUDPICKLED):
+            kernel.run(cell).ok()
+        kernel.run(
+            "from ipolyglot.kernel.core.travel import LOADED_BUILDS\n"
+            "back = pool.apply(Scale, (Point(X=1, Y=1), 2.0))\n"
+            "assert type(back) is Point and back == Point(X=2, Y=2), back\n"
+            "assert in_pool(lambda: Scale(Point(X=1, Y=2), 2.0)) == Point(X=2, Y=4)\n"
+            "assert pool.apply(color_at, (1,)) is Color.Green\n"
+            "assert not LOADED_BUILDS.namespaces, list(LOADED_BUILDS.namespaces)\n"
+        ).ok()
+        out = kernel.run("import pickle\npickle.dumps(Color.Green)")
+        assert out.status == "error" and out.error["ename"] == "TypeError", out.error_text
+        assert "Color.Green" in out.error["evalue"] and "value" in out.error["evalue"]
+        kernel.run("pool.terminate()")

@@ -90,6 +90,23 @@ class LoadedBuilds:
 LOADED_BUILDS = LoadedBuilds()
 
 
+def loaded(build: dict) -> bool:
+    """Whether this process has the build's namespace already (bound it, or opened it)."""
+    return build["key"] in LOADED_BUILDS.namespaces
+
+
+def known_in_main(name: str, accept) -> Any:
+    """`__main__.name` when `accept` takes it, else None.
+
+    A kernel in worker mode binds copies of a build's classes (Go structs, C++
+    enums) in `__main__` without loading the build: a value arriving there from
+    another process becomes an instance of that copy instead of loading native
+    code into the kernel.
+    """
+    found = getattr(sys.modules.get("__main__"), name, None)
+    return found if found is not None and accept(found) else None
+
+
 def resolve(build: dict, name: str):
     """The object `name` of a build, loaded (or rebuilt) in this process: the unpickling side."""
     namespace = LOADED_BUILDS.namespace(build)
