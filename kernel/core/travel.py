@@ -148,22 +148,27 @@ class NativeFunction(functools.partial):
     def travel_reference(self) -> tuple[dict, str] | None:
         """(build, name) naming this function anywhere, or None when it has no known build.
 
-        A worker's proxy asks the worker, where the function was bound with its build.
+        A worker's proxy asks the worker (once: Dask tokenizes the function for
+        every element of a map), where the function was bound with its build.
         """
         if self._build is not None:
             return self._build, self._name
         if _own_attribute(self.func, "_info") is None:  # not a worker's proxy
             return None
-        try:
-            _, (build, name) = self.func.__reduce__()
-        except (TypeError, ValueError):
-            return None
-        return build, name
+        known = self.__dict__.get("_proxy_reference")
+        if known is None:
+            try:
+                _, known = self.func.__reduce__()
+            except (TypeError, ValueError):
+                return None
+            self._proxy_reference = known
+        return known
 
     def __reduce__(self):
-        if self._build is None:  # a worker's proxy, or a function of no known build: it travels as itself
+        reference = self.travel_reference()
+        if reference is None:  # a function of no known build: it travels as itself (or says why not)
             return self.func.__reduce__()
-        return arriving_function, (self._build, self._name)
+        return arriving_function, reference
 
     def __dask_tokenize__(self):
         """The same token for the same build in every process, another for another build."""
