@@ -401,7 +401,9 @@ class WorkerChannel:
                 import traceback
 
                 traceback.print_exc()
-            reply = Reply(request.id, error=portable_exception(error, self.codec.pickler))
+            reply = Reply(request.id, error=portable_exception(error.with_traceback(None), self.codec.pickler))
+        request.args = ()  # arguments in the kernel's arena go now: the kernel may refill it once it has the reply
+        reply.arena_kept = self.reader.arena_kept(request.id)
         flush_native_output()
         try:
             self.send(reply)
@@ -593,6 +595,17 @@ def exit_when_orphaned(parent: int) -> None:
     os._exit(0)
 
 
+def import_backends() -> None:
+    """Import what running a cell needs while no cell waits for it (a spare worker waits for a crash)."""
+    import importlib
+
+    from .magics import BACKENDS
+
+    for module_name, _ in BACKENDS.values():
+        with contextlib.suppress(Exception):
+            importlib.import_module(module_name)
+
+
 def serve_thread_connection(sock: socket.socket, main_channel: WorkerChannel) -> None:
     """One kernel thread's connection: its calls run here, one at a time, beside other threads' calls."""
     channel = WorkerChannel(sock, main_channel.codec, main_channel.handlers, when_closed=lambda: None)
@@ -646,6 +659,7 @@ def main(argv: list[str]) -> None:
         threading.Thread(target=accept_thread_connections, args=(listener, channel, kernel_pid),
                          name="ipolyglot-worker-accept", daemon=True).start()
     threading.Thread(target=exit_when_orphaned, args=(kernel_pid,), name="ipolyglot-worker-orphan", daemon=True).start()
+    threading.Thread(target=import_backends, name="ipolyglot-worker-imports", daemon=True).start()
     with _interrupts_held_while_reading():
         while True:
             try:

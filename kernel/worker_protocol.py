@@ -26,12 +26,16 @@ import os
 import pickle
 import socket
 import struct
+import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 _HEADER = struct.Struct("!QIQB")  # body length, buffer count, message id, kind
 PROTOCOL_MODULE = __name__  # its dataclasses are pickled as themselves, never by reference
-_BUFFER_RECORD = struct.Struct("!QB")  # length, whether it is in a memfd sent with the record
+_BUFFER_RECORD = struct.Struct("!QBQ")  # length, where (one of the four below), offset in the arena
+INLINE, IN_MEMFD, IN_ARENA, IN_NEW_ARENA = range(4)  # the last two: the sender's arena (new: its memfd comes along)
+ARENA_KEPT = 0x80  # in a reply's kind: views of the arena outlived the request, so the sender must not refill it
+ARENA_LIMIT = 1 << 30  # larger arguments go through memfds of their own
 KIND_REPLY, KIND_REQUEST, KIND_CALL, KIND_VALUE = range(4)  # the last two: compact call and reply
 CALL_HANDLE = "call_handle"  # the op of a call by handle: args (handle, positional arguments)
 SHARED_MEMORY_THRESHOLD = 256 * 1024  # buffers from this size cross through a memfd
@@ -93,6 +97,7 @@ class Reply:
     value: Any = None
     error: BaseException | None = None
     released: list[int] = field(default_factory=list)
+    arena_kept: bool = False  # the replier still holds views of the arena the request came in (see Arena)
 
 
 @dataclass
@@ -128,15 +133,18 @@ def _compact_frame(message) -> bytes | None:
     if type(message) is Reply:
         if message.error is None and _is_compact(message.value):
             body = pickle.dumps(message.value, 5)
-            return _HEADER.pack(len(body), 0, message.id, KIND_VALUE) + body
+            return _HEADER.pack(len(body), 0, message.id, KIND_VALUE | (ARENA_KEPT if message.arena_kept else 0)) + body
     elif message.op == CALL_HANDLE and all(map(_is_compact, message.args[1])):
         body = pickle.dumps((message.parent, message.args[0], message.args[1]), 5)
         return _HEADER.pack(len(body), 0, message.id, KIND_CALL) + body
     return None
 
 
-def send_message(sock: socket.socket, message, pickler_factory: Callable) -> None:
-    """Write `message` as one frame: compact when it can be, else pickled with out-of-band buffers."""
+def send_message(sock: socket.socket, message, pickler_factory: Callable, arena: "Arena | None" = None) -> None:
+    """Write `message` as one frame: compact when it can be, else pickled with out-of-band buffers.
+
+    A request's large buffers go into `arena` when it is free, else each into a memfd of its own.
+    """
     import io
 
     frame = _compact_frame(message)
@@ -148,19 +156,85 @@ def send_message(sock: socket.socket, message, pickler_factory: Callable) -> Non
     pickler_factory(stream, buffers.append).dump(message)
     body = stream.getbuffer()
     raws = [buffer.raw() for buffer in buffers]
-    kind = KIND_REQUEST if isinstance(message, Request) else KIND_REPLY
+    kind = KIND_REQUEST if isinstance(message, Request) else KIND_REPLY | (ARENA_KEPT if message.arena_kept else 0)
     header = _HEADER.pack(len(body), len(raws), message.id, kind)
     if not raws and len(body) < 65536:
         sock.sendall(header + bytes(body))
         return
+    large = [raw for raw in raws if raw.nbytes >= SHARED_MEMORY_THRESHOLD and hasattr(os, "memfd_create")]
+    placed = arena.place(large, message.id) if arena is not None and large else {}
     sock.sendall(header)
     sock.sendall(body)
     for raw in raws:
-        if raw.nbytes >= SHARED_MEMORY_THRESHOLD and hasattr(os, "memfd_create"):
+        if id(raw) in placed:
+            offset, new_fd = placed.pop(id(raw))
+            where = IN_ARENA if new_fd is None else IN_NEW_ARENA
+            record = _BUFFER_RECORD.pack(raw.nbytes, where, offset)
+            if new_fd is None:
+                sock.sendall(record)
+            else:
+                socket.send_fds(sock, [record], [new_fd])
+        elif raw.nbytes >= SHARED_MEMORY_THRESHOLD and hasattr(os, "memfd_create"):
             _send_shared(sock, raw)
         else:
-            sock.sendall(_BUFFER_RECORD.pack(raw.nbytes, 0))
+            sock.sendall(_BUFFER_RECORD.pack(raw.nbytes, INLINE, 0))
             sock.sendall(raw)
+
+
+class Arena:
+    """A memfd the kernel keeps mapped and refills with the large buffers of one request at a time.
+
+    The worker maps it once and reads the arguments in place, so a large argument costs one copy
+    and no page faults once the arena has grown to its size. It is free again when the reply to
+    the request that filled it arrives, unless the worker kept views of it past the call (then the
+    reply says so and the next request gets a new arena). It grows to the largest request's buffers.
+    """
+
+    ALIGNMENT = 64
+
+    def __init__(self) -> None:
+        self.fd: int | None = None
+        self.map: mmap.mmap | None = None
+        self.size = 0
+        self.request_id: int | None = None  # the request whose buffers it holds
+
+    def place(self, raws: list[memoryview], request_id: int) -> dict[int, tuple[int, int | None]]:
+        """Copy `raws` in: id(raw) -> (offset, the new memfd to send with the first record or None); {} when busy."""
+        total = sum(-(-raw.nbytes // self.ALIGNMENT) * self.ALIGNMENT for raw in raws)
+        if self.request_id is not None or total > ARENA_LIMIT:
+            return {}
+        new_fd = self._grow(total) if total > self.size else None
+        placed, offset, view = {}, 0, memoryview(self.map)
+        for raw in raws:
+            view[offset:offset + raw.nbytes] = raw  # PickleBuffer.raw(): one-dimensional bytes
+            placed[id(raw)] = (offset, new_fd)
+            new_fd = None
+            offset += -(-raw.nbytes // self.ALIGNMENT) * self.ALIGNMENT
+        view.release()
+        self.request_id = request_id
+        return placed
+
+    def _grow(self, needed: int) -> int:
+        self.close()
+        self.size = max(needed, 1 << 20)
+        self.fd = os.memfd_create("ipolyglot-arena", os.MFD_CLOEXEC)
+        os.ftruncate(self.fd, self.size)
+        self.map = mmap.mmap(self.fd, self.size, flags=mmap.MAP_SHARED)
+        return self.fd
+
+    def replied(self, request_id: int, kept: bool) -> None:
+        """The reply to `request_id` arrived: the arena is free, or (kept) given up to the worker's views."""
+        if request_id == self.request_id:
+            self.request_id = None
+            if kept:
+                self.close()
+
+    def close(self) -> None:
+        if self.map is not None:
+            self.map.close()
+        if self.fd is not None:
+            os.close(self.fd)
+        self.fd, self.map, self.size, self.request_id = None, None, 0, None
 
 
 def _send_shared(sock: socket.socket, raw: memoryview) -> None:
@@ -170,7 +244,7 @@ def _send_shared(sock: socket.socket, raw: memoryview) -> None:
         written = 0
         while written < raw.nbytes:
             written += os.write(fd, raw[written:written + _WRITE_CHUNK])
-        socket.send_fds(sock, [_BUFFER_RECORD.pack(raw.nbytes, 1)], [fd])
+        socket.send_fds(sock, [_BUFFER_RECORD.pack(raw.nbytes, IN_MEMFD, 0)], [fd])
     finally:
         os.close(fd)
 
@@ -193,6 +267,8 @@ class FrameReader:
         self.start = 0
         self.end = 0
         self.fds: list[int] = []
+        self.arena: mmap.mmap | None = None  # the sender's arena, mapped once
+        self.arena_request: int | None = None  # the request whose buffers are in the arena
 
     @property
     def buffered(self) -> int:
@@ -235,17 +311,38 @@ class FrameReader:
             got += self._receive(view[got:])
         return data
 
-    def buffer_of(self, length: int, shared: bool):
-        """An out-of-band buffer: its bytes, or a mapping of the memfd that came with its record."""
-        if not shared:
+    def buffer_of(self, length: int, where: int, offset: int, message_id: int):
+        """An out-of-band buffer: its bytes, a mapping of the memfd that came with its record, or a view of the arena."""
+        if where == INLINE:
             return bytearray(self.take(length))
-        if not self.fds:
-            raise WorkerGone("a shared buffer arrived without its memfd")
-        fd = self.fds.pop(0)
-        try:
-            return mmap.mmap(fd, length, flags=mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0))
-        finally:
-            os.close(fd)  # the mapping keeps the memory: it goes when the value that owns it does
+        if where in (IN_MEMFD, IN_NEW_ARENA):
+            if not self.fds:
+                raise WorkerGone("a shared buffer arrived without its memfd")
+            fd = self.fds.pop(0)
+            try:
+                mapping = mmap.mmap(fd, 0 if where == IN_NEW_ARENA else length,
+                                    flags=mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0))
+            finally:
+                os.close(fd)  # the mapping keeps the memory: it goes when the value that owns it does
+            if where == IN_MEMFD:
+                return mapping
+            self.arena = mapping  # views of an older arena keep that one alive as long as they live
+        self.arena_request = message_id
+        return memoryview(self.arena)[offset:offset + length]
+
+    def arena_kept(self, request_id: int) -> bool:
+        """After the request that filled the arena: whether views of it outlived it (then the arena is given up).
+
+        Every view of the arena, whatever wraps it (numpy wraps it in a memoryview of its own),
+        holds the arena's mmap through a buffer export: only this reader refers to it otherwise.
+        """
+        if request_id != self.arena_request:
+            return False
+        self.arena_request = None
+        kept = self.arena is not None and sys.getrefcount(self.arena) > 2  # this attribute and the argument
+        if kept:
+            self.arena = None
+        return kept
 
     def close_fds(self) -> None:
         while self.fds:
@@ -257,18 +354,23 @@ def receive_message(reader: FrameReader, unpickler_factory: Callable):
     import io
 
     body_length, buffer_count, message_id, kind = _HEADER.unpack(reader.take(_HEADER.size))
+    arena_kept, kind = bool(kind & ARENA_KEPT), kind & ~ARENA_KEPT
     body = reader.take(body_length)
     if kind == KIND_VALUE:
-        return Reply(message_id, pickle.loads(body))
+        return Reply(message_id, pickle.loads(body), arena_kept=arena_kept)
     if kind == KIND_CALL:
         parent, handle, args = pickle.loads(body)
         return Request(message_id, CALL_HANDLE, (handle, args), parent)
     body = bytes(body)  # the buffer's view would change under the records read next
-    buffers = [reader.buffer_of(*_BUFFER_RECORD.unpack(reader.take(_BUFFER_RECORD.size))) for _ in range(buffer_count)]
+    buffers = [reader.buffer_of(*_BUFFER_RECORD.unpack(reader.take(_BUFFER_RECORD.size)), message_id)
+               for _ in range(buffer_count)]
     try:
-        return unpickler_factory(io.BytesIO(body), buffers).load()
+        message = unpickler_factory(io.BytesIO(body), buffers).load()
     except Exception as error:  # noqa: BLE001 - the frame is consumed: answer it instead of losing the stream
         raise UndecodableMessage(message_id, kind != KIND_REPLY, error) from error
+    if arena_kept:
+        message.arena_kept = True
+    return message
 
 
 def rebuild_exception(cls: type, args: tuple, state: dict) -> BaseException:

@@ -33,7 +33,7 @@ from .core.diagnostics import CompileError, Diagnostic
 from .native_backtrace import REPORT_FD_VARIABLE, crash_details
 from .core.profiling import PROFILER
 from .worker_protocol import (
-    CALL_HANDLE, FrameReader, NativeCrash, ProfiledResult, Reply, Request, UndecodableMessage, WorkerGone, portable_exception, receive_message,
+    CALL_HANDLE, Arena, FrameReader, NativeCrash, ProfiledResult, Reply, Request, UndecodableMessage, WorkerGone, portable_exception, receive_message,
     send_message,
 )
 from .worker_proxies import KernelCodec
@@ -192,10 +192,38 @@ class Connection:
     generation: int
     serving: list[int] = field(default_factory=list)
     reader: FrameReader | None = None
+    arena: Arena = field(default_factory=Arena)  # where its requests' large buffers go
 
     def __post_init__(self) -> None:
         if self.reader is None:
             self.reader = FrameReader(self.sock)
+
+
+class SpareWorker:
+    """A started worker process that is not the active one: what `_launch` sets for one worker."""
+
+    PER_WORKER = ("process", "sock", "address", "stderr", "crash_report")
+
+    @classmethod
+    def take(cls, supervisor: "WorkerSupervisor") -> "SpareWorker":
+        spare = cls()
+        for name in cls.PER_WORKER:
+            setattr(spare, name, getattr(supervisor, name))
+        return spare
+
+    def discard(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(timeout=10)
+        self.sock.close()
+        self.stderr.closed = True
+        if self.crash_report is not None:
+            self.crash_report.close()
+        if self.address is not None and not self.address.startswith("\0"):
+            import shutil
+
+            shutil.rmtree(os.path.dirname(self.address), ignore_errors=True)
 
 
 class WorkerSupervisor:
@@ -211,6 +239,7 @@ class WorkerSupervisor:
         self.process: subprocess.Popen | None = None
         self.sock: socket.socket | None = None  # the main thread's connection
         self.main_connection: Connection | None = None  # its reader and serving stack
+        self.spare: SpareWorker | None = None  # started, backends imported, waiting to replace the active worker
         self.address: str | None = None  # where the kernel's other threads connect, one connection each
         self.local = threading.local()  # .connection: this (non-main) thread's Connection
         self.stderr: _StderrTee | None = None
@@ -246,6 +275,36 @@ class WorkerSupervisor:
         return self.process.pid if self.alive else None
 
     def _start(self) -> None:
+        """Make a worker the active one: the warm spare when there is one, and start the next spare.
+
+        Most of a fresh worker's start is importing the backends (numpy, cffi, the bridges): a
+        spare that did it in advance turns a restart after a crash or an interrupt into a reload
+        of the session's builds from the cache.
+        """
+        spare, self.spare = self.spare, None
+        if spare is not None and spare.process.poll() is None:
+            self._adopt(spare)
+        else:
+            if spare is not None:
+                spare.discard()
+            self._launch()
+        self.codec.reset()
+        self._start_spare()
+
+    def _start_spare(self) -> None:
+        active = SpareWorker.take(self)
+        try:
+            self._launch()
+            self.spare = SpareWorker.take(self)
+        finally:
+            self._adopt(active)
+
+    def _adopt(self, worker: "SpareWorker") -> None:
+        for name, value in vars(worker).items():
+            setattr(self, name, value)
+
+    def _launch(self) -> None:
+        """Spawn a worker process and make it the active one."""
         kernel_end, worker_end = socket.socketpair()
         read_end, write_end = os.pipe()
         listener = self._thread_listener()
@@ -266,7 +325,6 @@ class WorkerSupervisor:
         _kill_at_exit(self.process)
         self.sock = kernel_end
         self.stderr = _StderrTee(read_end)
-        self.codec.reset()
 
     def _thread_listener(self) -> socket.socket:
         """A Unix socket where the worker accepts threads' connections.
@@ -291,6 +349,8 @@ class WorkerSupervisor:
         connection = getattr(self.local, "connection", None)
         if connection is not None and connection.generation == self.generation and self.alive:
             return connection
+        if connection is not None:
+            connection.arena.close()
         if not self.alive:
             with self.lock:
                 self._ensure_started()
@@ -309,6 +369,7 @@ class WorkerSupervisor:
         if self.main_connection is None or self.main_connection.sock is not self.sock:
             if self.main_connection is not None:
                 self.main_connection.reader.close_fds()  # memfds of a frame the old worker did not finish
+                self.main_connection.arena.close()
             self.main_connection = Connection(self.sock, self.generation, self.serving)
         return self.main_connection
 
@@ -366,6 +427,15 @@ class WorkerSupervisor:
     def shutdown(self) -> None:
         if self.process is not None:
             self._discard()
+        if self.spare is not None:
+            self.spare.discard()
+            self.spare = None
+
+    def restart(self) -> None:
+        """Replace the worker as after a crash: the spare takes over and reloads the session from the cache."""
+        self._discard()
+        with self.lock:
+            self._ensure_started()
 
     # -- requests ------------------------------------------------------------------------------
     def run_cell(self, language: str, line: str, cell: str, label: str, profile_always: bool, hooks: CellHooks):
@@ -470,7 +540,7 @@ class WorkerSupervisor:
             released, self.codec.released[:] = list(self.codec.released), []
             message = Request(request_id, op, args, connection.serving[-1] if connection.serving else None, released)
             try:
-                send_message(connection.sock, message, self.codec.pickler)
+                send_message(connection.sock, message, self.codec.pickler, connection.arena)
             except OSError:
                 self._connection_lost(connection, describe, mark)
             return self._await_reply(connection, request_id, describe, mark, outermost)
@@ -524,6 +594,7 @@ class WorkerSupervisor:
             if message.released:
                 self.codec.release_callbacks(message.released)
             if isinstance(message, Reply):
+                connection.arena.replied(message.id, message.arena_kept)
                 if message.id != request_id:
                     continue  # a reply to a request abandoned by an interrupt
                 if stderr_written and self.stderr:
@@ -582,6 +653,7 @@ class WorkerSupervisor:
             self._crashed(describe, mark)
         with contextlib.suppress(OSError):
             connection.sock.close()
+        connection.arena.close()
         with self.lock:
             if connection.generation == self.generation:
                 self._crashed(describe, mark)

@@ -36,7 +36,8 @@ BIG_VALUES = (
     "big_bytes = bytes(range(256)) * 40_960\n"
     "big_text = ('\u00e9t\u00e9 \u2013 ' * 1_250_000)[:10_000_000]\n"
 )
-SHARED_BUFFER = "memfd:ipolyglot-buffer"
+SHARED_BUFFER = "memfd:ipolyglot-buffer"  # a value's own copy: gone with the value
+ARENA = "memfd:ipolyglot-arena"  # the kernel's reusable buffer for arguments: one per connection, kept
 
 
 def shared_memory_entries() -> set[str]:
@@ -44,9 +45,9 @@ def shared_memory_entries() -> set[str]:
     return {name for name in os.listdir("/dev/shm") if not name.startswith("sem.")}
 
 
-def mapped_buffers(pid: int) -> int:
-    """How many memfd buffers of the channel process `pid` still maps."""
-    return Path(f"/proc/{pid}/maps").read_text().count(SHARED_BUFFER)
+def mapped(pid: int, name: str) -> int:
+    """How many mappings of memfds called `name` process `pid` has."""
+    return Path(f"/proc/{pid}/maps").read_text().count(name)
 
 
 @pytest.fixture(scope="module")
@@ -67,8 +68,9 @@ def test_ten_megabyte_values_round_trip_exactly_and_leave_no_shared_memory(kerne
     worker = kernel.eval("get_ipython().find_line_magic('polyglot').__self__.worker.pid")
     kernel_pid = kernel.eval("__import__('os').getpid()")
     kernel.run("import gc; gc.collect()").ok()
-    assert mapped_buffers(kernel_pid) == 0  # the kernel's copies of results are gone with the values
-    assert mapped_buffers(worker) == 0  # the worker's copies of arguments are gone with the call
+    assert mapped(kernel_pid, SHARED_BUFFER) == 0  # the kernel's copies of results are gone with the values
+    assert mapped(worker, SHARED_BUFFER) == 0  # and the worker's of callbacks' arguments
+    assert mapped(kernel_pid, ARENA) == mapped(worker, ARENA) == 1  # arguments went through the one arena
 
 
 def test_a_crash_with_a_large_argument_leaves_no_shared_memory(kernel):
@@ -103,7 +105,8 @@ def test_profile_in_worker_mode_records_calls_with_a_crossing_phase(kernel):
     assert {name: calls for name, (calls, _) in stats.items()} == {"GoAdd": 7, "cpp_add": 3, "GoEcho": 2}
     for _, phase_sets in stats.values():
         for total, copy_in, native, copy_out, crossing, overhead in phase_sets:
-            assert crossing > 0 and copy_in + native + copy_out + crossing + overhead == total
+            # The rest of the kernel's wall time is the overhead; Go's clock and Python's may differ by a hair.
+            assert crossing > 0 and abs(copy_in + native + copy_out + crossing + overhead - total) <= total * 0.02, stats
     out = kernel.run("%polyglot profile").ok()
     table = out.displays[0]["text/plain"]
     header = table.splitlines()[0]
@@ -118,3 +121,17 @@ def test_in_process_profile_shows_no_crossing_phase():
         running.run("for _ in range(3): Local(1)").ok()
         table = running.run("%polyglot profile").ok().displays[0]["text/plain"]
         assert "Local (go)" in table and "call overhead" in table and "process crossing" not in table
+
+
+# Last: a C++ cell rebinds the earlier cells' functions from its own build (without --profile).
+def test_an_argument_the_worker_keeps_is_not_overwritten_by_the_next_call(kernel):
+    kernel.run(
+        "%%cpp\n#include <pybind11/numpy.h>\n"
+        "static pybind11::object kept_array;\n"
+        "void keep(pybind11::array_t<double> xs) { kept_array = xs; }\n"
+        "pybind11::object kept() { return kept_array; }\n",
+        timeout=900,
+    ).ok()
+    assert kernel.eval(
+        "keep(big_array); cpp_echo(big_array * 2); GoEcho(big_array * 3); bool((kept() == big_array).all())"
+    )
