@@ -216,8 +216,7 @@ class SpareWorker:
             self.process.kill()
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.process.wait(timeout=10)
-        self.sock.close()
-        self.stderr.closed = True
+        self.sock.close()  # its stderr tee ends at the end of the pipe, as the active worker's does
         if self.crash_report is not None:
             self.crash_report.close()
         if self.address is not None and not self.address.startswith("\0"):
