@@ -124,13 +124,18 @@ def _c_add_in_go_wrapper(c_add):
     return namespace["add"]
 
 
+_LOADED: list = []
+
+
 def _compile_c_add(work: Path):
     cc = shutil.which("cc") or shutil.which("gcc")
     subprocess.run([cc, "-O2", "-shared", "-fPIC", "-o", str(work / "libadd.so"), "-x", "c", "-"],
                    input=C_SOURCE, text=True, check=True)
     ffi = FFI()
     ffi.cdef("double add(double a, double b);")
-    return ffi.dlopen(str(work / "libadd.so")).add
+    library = ffi.dlopen(str(work / "libadd.so"))
+    _LOADED.append((ffi, library))  # a collected FFI closes the library under its functions (a segfault)
+    return library.add
 
 
 def _first_cell_seconds(work: Path, warm_first: bool) -> tuple[float, float]:

@@ -51,11 +51,11 @@ class EncodeError(TypeError):
     """A Python value that has no Go counterpart at all."""
 
 
-class GoStructType(type):
+class GoStructMeta(type):
     """The type of Go struct classes: lets copyreg pickle them by reference (go_bridge/travel.py)."""
 
 
-class GoStruct(metaclass=GoStructType):
+class GoStruct(metaclass=GoStructMeta):
     """Base of the generated classes for exported Go struct types (a dataclass-like copy)."""
 
     _go_name_: str = ""
@@ -118,7 +118,7 @@ def _reduce_struct_class(cls: type):
     return reduce_struct_class(cls)
 
 
-copyreg.pickle(GoStructType, _reduce_struct_class)  # classes pickle as references to their build
+copyreg.pickle(GoStructMeta, _reduce_struct_class)  # classes pickle as references to their build
 
 
 def _equal(a, b) -> bool:

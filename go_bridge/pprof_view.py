@@ -78,7 +78,10 @@ def serving_library(user_ns: dict, fallback):
     counts: Counter = Counter()
     libraries = {}
     for value in list(user_ns.values()):
-        lib = getattr(value, "_go_library", None)
+        try:
+            lib = getattr(value, "_go_library", None)
+        except Exception:  # noqa: BLE001 - e.g. a proxy of a worker that crashed raises StaleNativeObject: it serves no Go code
+            continue
         if lib is not None and callable(value):
             counts[id(lib)] += 1
             libraries[id(lib)] = lib

@@ -19,12 +19,12 @@ from ipolyglot.kernel.core import toolchains
 from ipolyglot.kernel.core.cache import BuildCache, BuildFailed
 from ipolyglot.kernel.core.cells import CellRegistry
 from ipolyglot.kernel.core.toolchains import ToolchainError
-from ipolyglot.kernel.core.travel import LOADED_BUILDS, build_reference
+from ipolyglot.kernel.core.travel import BY_REFERENCE_METACLASSES, LOADED_BUILDS, build_reference, known_in_main, loaded
 
 from . import codegen, library
 from .build import LIBRARY_NAME, go_build, key_parts
 from .inspector import FastSignature
-from .marshal import GoStruct
+from .marshal import GoStruct, GoStructMeta
 from .toolchain import GoTool
 
 def build_unit(plan: codegen.Plan, flags: list[str]) -> dict:
@@ -107,6 +107,10 @@ def _rebuild(unit: dict, key: str, cache: BuildCache) -> Path:
 
 # -- struct classes and values ----------------------------------------------------------
 
+# Every struct class travels by reference (marshal.py's copyreg entry), cloudpickle included.
+BY_REFERENCE_METACLASSES.add(GoStructMeta)
+
+
 def struct_class_reference(cls: type) -> tuple:
     """(name, fields, types, build or None): enough to find the class again, or make a bare one."""
     return (cls._go_name_, tuple(cls._go_fields_), tuple(cls._go_types_), getattr(cls, "_go_build_", None))
@@ -123,11 +127,19 @@ def reduce_struct_value(value: GoStruct):
 
 
 def resolve_struct_class(name: str, fields: tuple, types: tuple, build: dict | None) -> type:
-    """The struct class from its build (with its methods), or a bare class of the same shape."""
-    if build is not None:
-        found = LOADED_BUILDS.namespace(build).get(name)
-        if isinstance(found, type) and issubclass(found, GoStruct) and tuple(found._go_types_) == tuple(types):
-            return found
+    """The struct class from its build (with its methods), the one `__main__` binds (a worker-mode
+    kernel's copy: no Go runtime is loaded for it), or a bare class of the same shape."""
+
+    def same_shape(found) -> bool:
+        return isinstance(found, type) and issubclass(found, GoStruct) and tuple(found._go_types_) == tuple(types) \
+            and tuple(found._go_fields_) == tuple(fields)
+
+    if build is not None and loaded(build) and same_shape(found := LOADED_BUILDS.namespace(build).get(name)):
+        return found
+    if (found := known_in_main(name, same_shape)) is not None:
+        return found
+    if build is not None and same_shape(found := LOADED_BUILDS.namespace(build).get(name)):
+        return found
 
     def bare() -> type:
         return type(name, (GoStruct,), {"_go_name_": name, "_go_fields_": tuple(fields), "_go_types_": tuple(types), "__module__": "__main__"})

@@ -67,7 +67,7 @@ class NotImplementedYet(Exception):
 
 
 MODES = ("worker", "in-process")
-DEFAULT_MODE = "in-process"  # `$IPOLYGLOT_MODE` (worker or in-process) sets a session's starting mode
+DEFAULT_MODE = "worker"  # a native crash costs a call, not the session; `$IPOLYGLOT_MODE=in-process` chooses in-process
 IN_PROCESS_NOTE = (
     "note: native code runs inside the kernel (in-process mode): a native crash ends the kernel and an "
     "interrupt waits for the native call to return; `%polyglot mode worker` runs it in a supervised process"

@@ -6,6 +6,7 @@ from .core.charts import format_ratio, format_seconds, html_table, log_bars_svg,
 from .core.profiling import FunctionStats
 
 PHASES = ["copy in", "native code", "copy out", "call overhead"]
+CROSSING = "process crossing"  # worker mode: shown beside the other phases when a call crossed to the worker
 
 PROFILE_READING = (
     "How to read it: each phase is the mean per call over every call but the first, with its share of the call; "
@@ -14,6 +15,10 @@ PROFILE_READING = (
     "native code: your function alone; call overhead: the rest of the wall time "
     "(the Python entry point, cffi or pybind11 dispatch, GIL release, the C-to-Go transition, freeing result memory)."
 )
+CROSSING_READING = (
+    " process crossing (worker mode): the call's trip to the worker process and back, the arguments and the "
+    "result included, as the kernel's wall time beyond the worker's own."
+)
 
 COMPARE_READING = (
     "best: the fastest repeat, per evaluation; ratio: best time over the first expression's "
@@ -21,9 +26,12 @@ COMPARE_READING = (
 )
 
 
-def _phases_per_call(s: FunctionStats) -> list[float]:
+def _phases_per_call(s: FunctionStats, with_crossing: bool = False) -> list[float]:
     steady = s.steady
-    return [ns / 1e9 / s.steady_calls for ns in (steady.copy_in_ns, steady.native_ns, steady.copy_out_ns, steady.overhead_ns)]
+    phases = [steady.copy_in_ns, steady.native_ns, steady.copy_out_ns, steady.overhead_ns]
+    if with_crossing:
+        phases.append(steady.crossing_ns)
+    return [ns / 1e9 / s.steady_calls for ns in phases]
 
 
 def _share(part: float, whole: float) -> str:
@@ -32,20 +40,23 @@ def _share(part: float, whole: float) -> str:
 
 def render(stats: list[FunctionStats]) -> list[dict]:
     """Two display bundles: the table with its reading line, then the stacked-bar chart (SVG) of a mean call."""
-    headers = ["function", "calls", "total", "per call", *PHASES, "first call"]
+    crossed = any(s.first.crossing_ns or s.later.crossing_ns for s in stats)
+    phases = [*PHASES, CROSSING] if crossed else PHASES
+    reading = PROFILE_READING + (CROSSING_READING if crossed else "")
+    headers = ["function", "calls", "total", "per call", *phases, "first call"]
     rows = []
     for s in stats:
         per_call = s.steady.total_ns / 1e9 / s.steady_calls
         first = "(the only call)" if s.calls == 1 else format_seconds(s.first.total_ns / 1e9)
         rows.append([
             f"{s.name} ({s.language})", str(s.calls), format_seconds(s.all_calls_ns / 1e9), format_seconds(per_call),
-            *(_share(p, per_call) for p in _phases_per_call(s)), first,
+            *(_share(p, per_call) for p in _phases_per_call(s, crossed)), first,
         ])
-    svg = stacked_bars_svg([f"{s.name} ({s.language})" for s in stats], PHASES,
-                           [_phases_per_call(s) for s in stats], format_seconds)
+    svg = stacked_bars_svg([f"{s.name} ({s.language})" for s in stats], phases,
+                           [_phases_per_call(s, crossed) for s in stats], format_seconds)
     return [
-        {"text/plain": f"{text_table(headers, rows)}\n{PROFILE_READING}",
-         "text/html": f"{html_table(headers, rows)}<p><small>{PROFILE_READING}</small></p>"},
+        {"text/plain": f"{text_table(headers, rows)}\n{reading}",
+         "text/html": f"{html_table(headers, rows)}<p><small>{reading}</small></p>"},
         {"text/plain": "<stacked bar chart: time per phase of a mean call>", "image/svg+xml": svg},
     ]
 

@@ -21,6 +21,7 @@ import itertools
 import os
 import pickle
 import queue
+import signal
 import socket
 import sys
 import threading
@@ -29,15 +30,15 @@ import weakref
 from collections.abc import Mapping
 from types import SimpleNamespace
 
+from .core.profiling import PROFILER
 from .worker_protocol import (
-    PersistentCodec,
+    FrameReader, PersistentCodec, ProfiledResult,
     CellOutcome, EnumDescription, HandleInfo, Parameter, Reply, Request, StructDescription, StructKey, WorkerGone,
     PROTOCOL_MODULE, RemoteError, UndecodableMessage, crosses_by_name, rebuild_exception, portable_exception, receive_message, send_message,
 )
 
 # Modules whose objects the kernel gets as copies (a build error's diagnostics).
 _COPIED_INSTANCES_OF = ("ipolyglot.kernel.core.diagnostics",)
-READER_THREAD = "ipolyglot-worker-reader"
 _PLAIN_TYPES = (type(None), bool, int, float, complex, str, bytes, bytearray, list, tuple, dict, set, frozenset, range, slice,
                 pickle.PickleBuffer)
 
@@ -198,50 +199,174 @@ class _KernelCallable:
         return self._call(*args, **kwargs)
 
 
+class InterruptGate:
+    """SIGINT on the worker's main thread: KeyboardInterrupt where it runs code, but never inside
+    the channel, where it could lose a message read halfway. One that arrives there is raised
+    when the channel hands the main thread a reply (the call waiting for it stops), and dropped
+    when it hands it a new request (the call it was meant for has ended)."""
+
+    def __init__(self) -> None:
+        self.in_channel = 0
+        self.pending = False
+
+    def handle(self, signum, frame) -> None:
+        if self.in_channel:
+            self.pending = True
+            return
+        raise KeyboardInterrupt
+
+    def leaving_with(self, message) -> None:
+        if self.pending and message is not _CLOSED:
+            self.pending = False
+            if isinstance(message, Reply):
+                raise KeyboardInterrupt
+
+
+INTERRUPT_GATE = InterruptGate()
+
+
+@contextlib.contextmanager
+def _interrupts_held_while_reading():
+    previous = signal.signal(signal.SIGINT, INTERRUPT_GATE.handle)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+_MAIN_THREAD = threading.main_thread().ident
+_YOUR_TURN = object()  # in an inbox: the reader left, try to read yourself
+_CLOSED = object()  # in an inbox: the connection ended
+IDLE = None  # the inbox of the thread that serves the connection's new requests
+
+
 class WorkerChannel:
     """One connection to the kernel; safe to use from any thread (goroutines call back).
+
+    No thread of its own reads it. A thread that waits for a message (its reply, or the
+    next request when it serves the connection) reads the socket itself while no other
+    thread does, and puts what belongs to another waiter into that waiter's inbox
+    (leader/follower). A call thus costs two wake-ups, one per process, as a bare pipe
+    round trip does: the thread that runs the call reads it, and the kernel's thread that
+    made it reads the reply.
 
     The first connection's calls run on the main thread (an interrupt reaches them there);
     each further connection is one kernel thread's, and its calls run on a thread of its own,
     so calls from different kernel threads run at the same time.
     """
 
-    def __init__(self, sock: socket.socket, codec: WorkerCodec | None = None, handlers: dict | None = None):
+    def __init__(self, sock: socket.socket, codec: WorkerCodec | None = None, handlers: dict | None = None,
+                 when_closed=lambda: os._exit(0)):
         self.sock = sock
+        self.reader = FrameReader(sock)
         self.codec = codec or WorkerCodec(self)
         self.send_lock = threading.Lock()
-        self.waiters: dict[int, queue.SimpleQueue] = {}
-        self.main_queue: queue.SimpleQueue = queue.SimpleQueue()
+        self.read_lock = threading.Lock()
+        self.inboxes: dict[int | None, queue.SimpleQueue] = {IDLE: queue.SimpleQueue()}
+        self.waiting: set[int | None] = set()  # keys of threads blocked on their inbox
+        self.closed = False
+        self.when_closed = when_closed  # the main connection: the kernel is gone, nothing left to serve
         self.ids = itertools.count(1)
         self.handlers = handlers if handlers is not None else {}
 
     def send(self, message) -> None:
         with self.send_lock:
             released = self.codec.released
-            message.released, released[:] = list(released), []
+            if released:
+                message.released, released[:] = list(released), []
             send_message(self.sock, message, self.codec.pickler)
 
-    def read_forever(self, when_closed=lambda: os._exit(0)) -> None:
+    def serve_forever(self) -> None:
+        """Run the requests that start here (not nested in a call of ours) until the connection ends."""
+        while True:
+            request = self._next_message(IDLE)
+            if request is _CLOSED:
+                return
+            self.execute(request)
+            del request  # its arguments (shared buffers among them) go now, not with the next request
+
+    def _next_message(self, key):
+        """The next message for `key` (a request id of ours, or IDLE): routed here, or read here."""
+        if threading.get_ident() != _MAIN_THREAD:
+            return self._wait_for(key)
+        INTERRUPT_GATE.in_channel += 1
         try:
-            while True:
-                try:
-                    message = receive_message(self.sock, self.codec.unpickler)
-                except UndecodableMessage as undecodable:
-                    message = self._answer_undecodable(undecodable)
-                    if message is None:
-                        continue
-                if message.released:
-                    self.codec.release(message.released)
-                if isinstance(message, Reply):
-                    self.waiters[message.id].put(message)
-                elif message.parent is not None and message.parent in self.waiters:
-                    self.waiters[message.parent].put(message)
-                else:
-                    self.main_queue.put(message)
-        except (WorkerGone, OSError):
-            pass
+            message = self._wait_for(key)
         finally:
-            when_closed()  # the main connection: the kernel is gone, nothing left to serve
+            INTERRUPT_GATE.in_channel -= 1
+        INTERRUPT_GATE.leaving_with(message)
+        return message
+
+    def _wait_for(self, key):
+        inbox = self.inboxes[key]
+        while True:
+            while not inbox.empty():
+                item = inbox.get()
+                if item is not _YOUR_TURN:
+                    return item
+            if self.closed:
+                return _CLOSED
+            self.waiting.add(key)
+            try:
+                leading = self.read_lock.acquire(blocking=False)
+                if not leading:
+                    item = inbox.get()
+                    if item is _YOUR_TURN:
+                        continue
+                    return item
+            finally:
+                self.waiting.discard(key)
+            try:
+                return self._read_until(key, inbox)
+            finally:
+                self.read_lock.release()
+                for other in list(self.waiting):  # one of them reads next
+                    box = self.inboxes.get(other)
+                    if box is not None:
+                        box.put(_YOUR_TURN)
+
+    def _read_until(self, key, inbox: queue.SimpleQueue):
+        while True:
+            if not inbox.empty():  # routed here before this thread took the lead
+                item = inbox.get()
+                if item is not _YOUR_TURN:
+                    return item
+            message = self._read()
+            if message is _CLOSED:
+                return _CLOSED
+            owner = self._owner(message)
+            if owner == key:
+                return message
+            box = self.inboxes.get(owner)
+            if box is not None:
+                box.put(message)
+
+    def _owner(self, message):
+        """Who gets a message: a reply its waiter, a nested request the waiter of its parent, else IDLE."""
+        if isinstance(message, Reply):
+            return message.id
+        return message.parent if message.parent in self.inboxes else IDLE
+
+    def _read(self):
+        while True:
+            try:
+                message = receive_message(self.reader, self.codec.unpickler)
+            except UndecodableMessage as undecodable:
+                message = self._answer_undecodable(undecodable)
+                if message is None:
+                    continue
+            except (WorkerGone, OSError):
+                self._close()
+                return _CLOSED
+            if message.released:
+                self.codec.release(message.released)
+            return message
+
+    def _close(self) -> None:
+        self.closed = True
+        for box in list(self.inboxes.values()):
+            box.put(_CLOSED)
+        self.when_closed()
 
     def _answer_undecodable(self, undecodable: UndecodableMessage):
         """A request is answered with the error; a reply becomes an error reply for its waiter."""
@@ -253,22 +378,21 @@ class WorkerChannel:
 
     def request(self, op: str, *args):
         """Ask the kernel; while waiting, serve what the kernel asks in turn (nested calls)."""
-        if threading.current_thread().name == READER_THREAD:
-            raise RuntimeError("the kernel cannot be asked while one of its messages is being decoded")
         request_id = next(self.ids)
-        inbox: queue.SimpleQueue = queue.SimpleQueue()
-        self.waiters[request_id] = inbox
+        self.inboxes[request_id] = queue.SimpleQueue()
         try:
             self.send(Request(request_id, op, args))
             while True:
-                message = inbox.get()
+                message = self._next_message(request_id)
+                if message is _CLOSED:
+                    raise WorkerGone("the kernel closed the connection")
                 if isinstance(message, Reply):
                     if message.error is not None:
                         raise message.error
                     return message.value
                 self.execute(message)
         finally:
-            del self.waiters[request_id]
+            del self.inboxes[request_id]
 
     def execute(self, request: Request) -> None:
         try:
@@ -278,7 +402,9 @@ class WorkerChannel:
                 import traceback
 
                 traceback.print_exc()
-            reply = Reply(request.id, error=portable_exception(error, self.codec.pickler))
+            reply = Reply(request.id, error=portable_exception(error.with_traceback(None), self.codec.pickler))
+        request.args = ()  # arguments in the kernel's arena go now: the kernel may refill it once it has the reply
+        reply.arena_kept = self.reader.arena_kept(request.id)
         flush_native_output()
         try:
             self.send(reply)
@@ -298,6 +424,15 @@ def flush_native_output() -> None:
     except (OSError, ValueError):
         pass
     _libc.fflush(None)
+
+
+def profiled_call(function, args: tuple, kwargs: dict):
+    """The function's result; with the phases it measured when it was built with profiling, so the
+    kernel's profiler can show them beside the process crossing."""
+    PROFILER.take_last()  # what a nested call left is not this call's
+    result = function(*args, **kwargs)
+    phases = PROFILER.take_last()
+    return result if phases is None else ProfiledResult(result, phases)
 
 
 class KernelNamespace(Mapping):
@@ -336,7 +471,8 @@ class Worker:
         self.pipeline = Pipeline(InProcessLoader())
         self.session_context = None  # the last cell's context: rm and reset build with its cache and messages
         channel.handlers.update(
-            run_cell=self.run_cell, command=self.command, call=self.call, getattr=getattr, setattr=setattr,
+            run_cell=self.run_cell, command=self.command, call=self.call, call_handle=self.call_handle,
+            getattr=getattr, setattr=setattr,
             repr=repr, eq=lambda a, b: a == b, dir=dir, gomethod=self.gomethod, info=self.info, ping=lambda: os.getpid(),
         )
 
@@ -415,7 +551,15 @@ class Worker:
 
     @staticmethod
     def call(function, args: tuple, kwargs: dict):
-        return function(*args, **kwargs)
+        return profiled_call(function, args, kwargs)
+
+    def call_handle(self, handle: int, args: tuple):
+        """A call whose function comes by handle (the compact call frame)."""
+        try:
+            function = self.channel.codec.handles[handle]
+        except KeyError:
+            raise RuntimeError(f"native object #{handle} was already released") from None
+        return profiled_call(function, args, {})
 
     @staticmethod
     def gomethod(instance, name: str, args: tuple, kwargs: dict):
@@ -464,19 +608,23 @@ def exit_when_orphaned(parent: int) -> None:
     os._exit(0)
 
 
+def import_backends() -> None:
+    """Import what running a cell needs while no cell waits for it (a spare worker waits for a crash)."""
+    import importlib
+
+    from .magics import BACKENDS
+
+    for module_name, _ in BACKENDS.values():
+        with contextlib.suppress(Exception):
+            importlib.import_module(module_name)
+
+
 def serve_thread_connection(sock: socket.socket, main_channel: WorkerChannel) -> None:
     """One kernel thread's connection: its calls run here, one at a time, beside other threads' calls."""
-    channel = WorkerChannel(sock, main_channel.codec, main_channel.handlers)
-    closed = object()
-    threading.Thread(target=channel.read_forever, args=(lambda: channel.main_queue.put(closed),),
-                     name=READER_THREAD, daemon=True).start()
+    channel = WorkerChannel(sock, main_channel.codec, main_channel.handlers, when_closed=lambda: None)
     main_channel.codec.local.channel = channel
-    while True:
-        request = channel.main_queue.get()
-        if request is closed:
-            sock.close()
-            return
-        channel.execute(request)
+    channel.serve_forever()
+    sock.close()
 
 
 def connected_by(sock: socket.socket, kernel_pid: int) -> bool:
@@ -503,24 +651,34 @@ def accept_thread_connections(listener: socket.socket, main_channel: WorkerChann
                          name="ipolyglot-worker-call", daemon=True).start()
 
 
+def install_native_crash_handler() -> bool:
+    """A fatal signal writes the native backtrace to the report file the kernel passed (kernel/native_backtrace.py)."""
+    from .native_backtrace import REPORT_FD_VARIABLE, install_crash_handler
+
+    fd = os.environ.pop(REPORT_FD_VARIABLE, None)
+    return fd is not None and install_crash_handler(int(fd))
+
+
 def main(argv: list[str]) -> None:
     kernel_pid = int(argv[1]) if len(argv) > 1 else os.getppid()
     die_with_kernel(kernel_pid)
-    faulthandler.enable(all_threads=True)  # C and C++ fatal signals print a backtrace to stderr
+    if not install_native_crash_handler():
+        faulthandler.enable(all_threads=True)  # no native handler (no compiler): Python's frames at least
     sock = socket.socket(fileno=int(argv[0]))
     channel = WorkerChannel(sock)
     Worker(channel)
-    threading.Thread(target=channel.read_forever, name=READER_THREAD, daemon=True).start()
     if len(argv) > 2:
         listener = socket.socket(fileno=int(argv[2]))
         threading.Thread(target=accept_thread_connections, args=(listener, channel, kernel_pid),
                          name="ipolyglot-worker-accept", daemon=True).start()
     threading.Thread(target=exit_when_orphaned, args=(kernel_pid,), name="ipolyglot-worker-orphan", daemon=True).start()
-    while True:
-        try:
-            channel.execute(channel.main_queue.get())
-        except KeyboardInterrupt:
-            continue  # an interrupt that arrived between calls
+    threading.Thread(target=import_backends, name="ipolyglot-worker-imports", daemon=True).start()
+    with _interrupts_held_while_reading():
+        while True:
+            try:
+                channel.serve_forever()
+            except KeyboardInterrupt:
+                continue  # an interrupt that arrived between calls
 
 
 if __name__ == "__main__":

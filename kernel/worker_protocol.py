@@ -6,22 +6,42 @@ worker asks the kernel to run a Python callback or to look a variable up);
 a `Reply` answers one request by id. While a side waits for its reply it
 serves the requests that arrive meanwhile, so callbacks nest to any depth.
 
-A frame is a header (length of the pickle, number of out-of-band buffers),
-the pickle, then each buffer: numpy arrays and other large buffers travel as
-raw bytes next to the pickle, never re-encoded inside it.
+A frame is a header (length of the body, number of out-of-band buffers, the
+message id and its kind), the body, then each buffer. Two kinds are compact:
+a call of a remote function with plain scalar arguments, and a reply holding a
+plain scalar, are plain pickles of a tuple (no persistent references, no
+dataclass), which is most of a scalar call's cost otherwise. Out-of-band
+buffers (numpy arrays, and bytes, bytearray and str of 256 KiB or more) are
+never re-encoded inside the pickle: a small one follows it on the socket; a
+large one is written once into a fresh memfd whose descriptor crosses with the
+frame (SCM_RIGHTS), and the receiver maps it as its own copy. Nothing is left in
+/dev/shm: a memfd vanishes when its last mapping and descriptor go, a dead
+process's included.
 """
 
 from __future__ import annotations
 
+import mmap
+import os
 import pickle
 import socket
 import struct
+import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-_HEADER = struct.Struct("!QIQ?")  # pickle length, buffer count, message id, is it a request
+_HEADER = struct.Struct("!QIQB")  # body length, buffer count, message id, kind
 PROTOCOL_MODULE = __name__  # its dataclasses are pickled as themselves, never by reference
-_BUFFER_LENGTH = struct.Struct("!Q")
+_BUFFER_RECORD = struct.Struct("!QBQ")  # length, where (one of the four below), offset in the arena
+INLINE, IN_MEMFD, IN_ARENA, IN_NEW_ARENA = range(4)  # the last two: the sender's arena (new: its memfd comes along)
+ARENA_KEPT = 0x80  # in a reply's kind: views of the arena outlived the request, so the sender must not refill it
+ARENA_LIMIT = 1 << 30  # larger arguments go through memfds of their own
+KIND_REPLY, KIND_REQUEST, KIND_CALL, KIND_VALUE = range(4)  # the last two: compact call and reply
+CALL_HANDLE = "call_handle"  # the op of a call by handle: args (handle, positional arguments)
+SHARED_MEMORY_THRESHOLD = 256 * 1024  # buffers from this size cross through a memfd
+_COMPACT_TYPES = frozenset((float, int, bool, type(None), complex, str, bytes))
+_COMPACT_TEXT_LIMIT = 4096
+_WRITE_CHUNK = 1 << 30  # a write(2) moves at most 2 GiB - 4 KiB at once
 
 
 # Modules both processes have: their classes and functions cross by name (exception classes,
@@ -77,6 +97,15 @@ class Reply:
     value: Any = None
     error: BaseException | None = None
     released: list[int] = field(default_factory=list)
+    arena_kept: bool = False  # the replier still holds views of the arena the request came in (see Arena)
+
+
+@dataclass
+class ProfiledResult:
+    """A call's result and the phases its instrumented entry point measured in the worker."""
+
+    value: Any
+    phases: Any  # core.profiling.RecordedCall
 
 
 class UndecodableMessage(Exception):
@@ -92,52 +121,256 @@ class RemoteError(Exception):
     """An exception raised on the other side that could not be copied as itself."""
 
 
-def send_message(sock: socket.socket, message, pickler_factory: Callable) -> None:
-    """Pickle `message` with out-of-band buffers and write it as one frame."""
+def _is_compact(value) -> bool:
+    kind = type(value)
+    return kind in _COMPACT_TYPES and (kind not in (str, bytes) or len(value) <= _COMPACT_TEXT_LIMIT)
+
+
+def _compact_frame(message) -> bytes | None:
+    """The frame of a scalar call or reply, pickled as a plain tuple; None when the message needs the codec."""
+    if message.released:
+        return None
+    if type(message) is Reply:
+        if message.error is None and _is_compact(message.value):
+            body = pickle.dumps(message.value, 5)
+            return _HEADER.pack(len(body), 0, message.id, KIND_VALUE | (ARENA_KEPT if message.arena_kept else 0)) + body
+    elif message.op == CALL_HANDLE and all(map(_is_compact, message.args[1])):
+        body = pickle.dumps((message.parent, message.args[0], message.args[1]), 5)
+        return _HEADER.pack(len(body), 0, message.id, KIND_CALL) + body
+    return None
+
+
+def send_message(sock: socket.socket, message, pickler_factory: Callable, arena: "Arena | None" = None) -> None:
+    """Write `message` as one frame: compact when it can be, else pickled with out-of-band buffers.
+
+    A request's large buffers go into `arena` when it is free, else each into a memfd of its own.
+    """
     import io
 
+    frame = _compact_frame(message)
+    if frame is not None:
+        sock.sendall(frame)
+        return
     buffers: list[pickle.PickleBuffer] = []
     stream = io.BytesIO()
     pickler_factory(stream, buffers.append).dump(message)
     body = stream.getbuffer()
     raws = [buffer.raw() for buffer in buffers]
-    header = _HEADER.pack(len(body), len(raws), message.id, isinstance(message, Request))
+    kind = KIND_REQUEST if isinstance(message, Request) else KIND_REPLY | (ARENA_KEPT if message.arena_kept else 0)
+    header = _HEADER.pack(len(body), len(raws), message.id, kind)
     if not raws and len(body) < 65536:
         sock.sendall(header + bytes(body))
         return
+    large = [raw for raw in raws if raw.nbytes >= SHARED_MEMORY_THRESHOLD and hasattr(os, "memfd_create")]
+    placed = arena.place(large, message.id) if arena is not None and large else {}
     sock.sendall(header)
     sock.sendall(body)
     for raw in raws:
-        sock.sendall(_BUFFER_LENGTH.pack(raw.nbytes))
-        sock.sendall(raw)
+        if id(raw) in placed:
+            offset, new_fd = placed.pop(id(raw))
+            where = IN_ARENA if new_fd is None else IN_NEW_ARENA
+            record = _BUFFER_RECORD.pack(raw.nbytes, where, offset)
+            if new_fd is None:
+                sock.sendall(record)
+            else:
+                socket.send_fds(sock, [record], [new_fd])
+        elif raw.nbytes >= SHARED_MEMORY_THRESHOLD and hasattr(os, "memfd_create"):
+            _send_shared(sock, raw)
+        else:
+            sock.sendall(_BUFFER_RECORD.pack(raw.nbytes, INLINE, 0))
+            sock.sendall(raw)
 
 
-def _receive_exactly(sock: socket.socket, size: int) -> bytearray:
-    data = bytearray(size)
-    view = memoryview(data)
-    got = 0
-    while got < size:
-        count = sock.recv_into(view[got:], size - got)
+class Arena:
+    """A memfd the kernel keeps mapped and refills with the large buffers of one request at a time.
+
+    The worker maps it once and reads the arguments in place, so a large argument costs one copy
+    and no page faults once the arena has grown to its size. It is free again when the reply to
+    the request that filled it arrives, unless the worker kept views of it past the call (then the
+    reply says so and the next request gets a new arena). It grows to the largest request's buffers.
+    """
+
+    ALIGNMENT = 64
+
+    def __init__(self) -> None:
+        self.fd: int | None = None
+        self.map: mmap.mmap | None = None
+        self.size = 0
+        self.request_id: int | None = None  # the request whose buffers it holds
+
+    def place(self, raws: list[memoryview], request_id: int) -> dict[int, tuple[int, int | None]]:
+        """Copy `raws` in: id(raw) -> (offset, the new memfd to send with the first record or None); {} when busy."""
+        total = sum(-(-raw.nbytes // self.ALIGNMENT) * self.ALIGNMENT for raw in raws)
+        if self.request_id is not None or total > ARENA_LIMIT:
+            return {}
+        new_fd = self._grow(total) if total > self.size else None
+        placed, offset, view = {}, 0, memoryview(self.map)
+        for raw in raws:
+            view[offset:offset + raw.nbytes] = raw  # PickleBuffer.raw(): one-dimensional bytes
+            placed[id(raw)] = (offset, new_fd)
+            new_fd = None
+            offset += -(-raw.nbytes // self.ALIGNMENT) * self.ALIGNMENT
+        view.release()
+        self.request_id = request_id
+        return placed
+
+    def _grow(self, needed: int) -> int:
+        self.close()
+        self.size = max(needed, 1 << 20)
+        self.fd = os.memfd_create("ipolyglot-arena", os.MFD_CLOEXEC)
+        os.ftruncate(self.fd, self.size)
+        self.map = mmap.mmap(self.fd, self.size, flags=mmap.MAP_SHARED)
+        return self.fd
+
+    def replied(self, request_id: int, kept: bool) -> None:
+        """The reply to `request_id` arrived: the arena is free, or (kept) given up to the worker's views."""
+        if request_id == self.request_id:
+            self.request_id = None
+            if kept:
+                self.close()
+
+    def close(self) -> None:
+        if self.map is not None:
+            self.map.close()
+        if self.fd is not None:
+            os.close(self.fd)
+        self.fd, self.map, self.size, self.request_id = None, None, 0, None
+
+
+def _send_shared(sock: socket.socket, raw: memoryview) -> None:
+    """One copy of `raw` into a fresh memfd; its descriptor crosses with the record, then this side closes it."""
+    fd = os.memfd_create("ipolyglot-buffer", os.MFD_CLOEXEC)
+    try:
+        written = 0
+        while written < raw.nbytes:
+            written += os.write(fd, raw[written:written + _WRITE_CHUNK])
+        socket.send_fds(sock, [_BUFFER_RECORD.pack(raw.nbytes, IN_MEMFD, 0)], [fd])
+    finally:
+        os.close(fd)
+
+
+_ANCILLARY_SPACE = socket.CMSG_SPACE(64 * 4) if hasattr(socket, "CMSG_SPACE") else 0
+
+
+class FrameReader:
+    """Reads one socket's frames through a buffer of its own.
+
+    A small frame (header and body) usually arrives in one recvmsg. Bytes read before an
+    interrupt stay here for the next read, so a read cut short never puts the stream out of
+    step. Every read takes ancillary data, so the memfds that come with large buffers are
+    kept in order wherever a read happens to end.
+    """
+
+    def __init__(self, sock: socket.socket, size: int = 65536):
+        self.sock = sock
+        self.buffer = bytearray(size)
+        self.start = 0
+        self.end = 0
+        self.fds: list[int] = []
+        self.arena: mmap.mmap | None = None  # the sender's arena, mapped once
+        self.arena_request: int | None = None  # the request whose buffers are in the arena
+
+    @property
+    def buffered(self) -> int:
+        return self.end - self.start
+
+    def _receive(self, view: memoryview) -> int:
+        count, ancillary, _, _ = self.sock.recvmsg_into([view], _ANCILLARY_SPACE)
+        for level, kind, data in ancillary:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                self.fds.extend(struct.unpack(f"{len(data) // 4}i", data[:len(data) - len(data) % 4]))
         if count == 0:
             raise WorkerGone("the channel closed")
-        got += count
-    return data
+        return count
+
+    def take(self, size: int) -> memoryview | bytearray:
+        """The next `size` bytes: a view of the buffer (valid until the next take), or a bytearray of their own."""
+        if size > len(self.buffer):
+            return self._take_large(size)
+        if self.start + size > len(self.buffer):  # move what is buffered to the front
+            self.buffer[:self.buffered] = self.buffer[self.start:self.end]
+            self.start, self.end = 0, self.buffered
+        view = memoryview(self.buffer)
+        while self.end - self.start < size:
+            self.end += self._receive(view[self.end:])
+        data = view[self.start:self.start + size]
+        self.start += size
+        if self.start == self.end:
+            self.start = self.end = 0
+        return data
+
+    def _take_large(self, size: int) -> bytearray:
+        data = bytearray(size)
+        view = memoryview(data)
+        got = min(size, self.buffered)
+        view[:got] = self.buffer[self.start:self.start + got]
+        self.start += got
+        if self.start == self.end:
+            self.start = self.end = 0
+        while got < size:
+            got += self._receive(view[got:])
+        return data
+
+    def buffer_of(self, length: int, where: int, offset: int, message_id: int):
+        """An out-of-band buffer: its bytes, a mapping of the memfd that came with its record, or a view of the arena."""
+        if where == INLINE:
+            return bytearray(self.take(length))
+        if where in (IN_MEMFD, IN_NEW_ARENA):
+            if not self.fds:
+                raise WorkerGone("a shared buffer arrived without its memfd")
+            fd = self.fds.pop(0)
+            try:
+                mapping = mmap.mmap(fd, 0 if where == IN_NEW_ARENA else length,
+                                    flags=mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0))
+            finally:
+                os.close(fd)  # the mapping keeps the memory: it goes when the value that owns it does
+            if where == IN_MEMFD:
+                return mapping
+            self.arena = mapping  # views of an older arena keep that one alive as long as they live
+        self.arena_request = message_id
+        return memoryview(self.arena)[offset:offset + length]
+
+    def arena_kept(self, request_id: int) -> bool:
+        """After the request that filled the arena: whether views of it outlived it (then the arena is given up).
+
+        Every view of the arena, whatever wraps it (numpy wraps it in a memoryview of its own),
+        holds the arena's mmap through a buffer export: only this reader refers to it otherwise.
+        """
+        if request_id != self.arena_request:
+            return False
+        self.arena_request = None
+        kept = self.arena is not None and sys.getrefcount(self.arena) > 2  # this attribute and the argument
+        if kept:
+            self.arena = None
+        return kept
+
+    def close_fds(self) -> None:
+        while self.fds:
+            os.close(self.fds.pop())
 
 
-def receive_message(sock: socket.socket, unpickler_factory: Callable):
-    """Read one frame and unpickle it; raises WorkerGone at end of stream."""
+def receive_message(reader: FrameReader, unpickler_factory: Callable):
+    """Read one frame and decode it; raises WorkerGone at end of stream."""
     import io
 
-    body_length, buffer_count, message_id, is_request = _HEADER.unpack(_receive_exactly(sock, _HEADER.size))
-    body = _receive_exactly(sock, body_length)
-    buffers = []
-    for _ in range(buffer_count):
-        (length,) = _BUFFER_LENGTH.unpack(_receive_exactly(sock, _BUFFER_LENGTH.size))
-        buffers.append(_receive_exactly(sock, length))
+    body_length, buffer_count, message_id, kind = _HEADER.unpack(reader.take(_HEADER.size))
+    arena_kept, kind = bool(kind & ARENA_KEPT), kind & ~ARENA_KEPT
+    body = reader.take(body_length)
+    if kind == KIND_VALUE:
+        return Reply(message_id, pickle.loads(body), arena_kept=arena_kept)
+    if kind == KIND_CALL:
+        parent, handle, args = pickle.loads(body)
+        return Request(message_id, CALL_HANDLE, (handle, args), parent)
+    body = bytes(body)  # the buffer's view would change under the records read next
+    buffers = [reader.buffer_of(*_BUFFER_RECORD.unpack(reader.take(_BUFFER_RECORD.size)), message_id)
+               for _ in range(buffer_count)]
     try:
-        return unpickler_factory(io.BytesIO(body), buffers).load()
+        message = unpickler_factory(io.BytesIO(body), buffers).load()
     except Exception as error:  # noqa: BLE001 - the frame is consumed: answer it instead of losing the stream
-        raise UndecodableMessage(message_id, is_request, error) from error
+        raise UndecodableMessage(message_id, kind != KIND_REPLY, error) from error
+    if arena_kept:
+        message.arena_kept = True
+    return message
 
 
 def rebuild_exception(cls: type, args: tuple, state: dict) -> BaseException:
@@ -164,6 +397,9 @@ class CodecPickler(pickle.Pickler):
         self._persistent_id = persistent_id
 
     def persistent_id(self, obj):
+        kind = type(obj)
+        if kind in _LARGE_TEXT_TYPES and len(obj) >= SHARED_MEMORY_THRESHOLD:
+            return large_text_reference(obj)
         return self._persistent_id(obj)
 
     def reducer_override(self, obj):
@@ -174,6 +410,23 @@ class CodecPickler(pickle.Pickler):
 
             return numpy.array(obj).__reduce_ex__(5)
         return reduce_exception(obj)
+
+
+_LARGE_TEXT_TYPES = (bytes, bytearray, str)
+_LARGE_TEXT_TAG = "large_text"
+
+
+def large_text_reference(obj) -> tuple:
+    """A large bytes, bytearray or str as an out-of-band buffer (pickle would copy it into the body)."""
+    data = obj.encode("utf-8", "surrogatepass") if type(obj) is str else obj
+    return (_LARGE_TEXT_TAG, type(obj).__name__, pickle.PickleBuffer(data))
+
+
+def load_large_text(type_name: str, buffer):
+    """The receiver's own copy, out of the buffer the frame brought."""
+    if type_name == "str":
+        return str(buffer, "utf-8", "surrogatepass")
+    return bytes(buffer) if type_name == "bytes" else bytearray(buffer)
 
 
 class PersistentCodec:
@@ -191,8 +444,13 @@ class PersistentCodec:
 
     def unpickler(self, stream, buffers):
         unpickler = pickle.Unpickler(stream, buffers=buffers)
-        unpickler.persistent_load = self.persistent_load
+        unpickler.persistent_load = self._load_reference
         return unpickler
+
+    def _load_reference(self, pid):
+        if pid[0] == _LARGE_TEXT_TAG:
+            return load_large_text(pid[1], pid[2])
+        return self.persistent_load(pid)
 
 
 def portable_exception(error: BaseException, pickler_factory: Callable) -> BaseException:

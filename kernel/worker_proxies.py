@@ -75,7 +75,7 @@ class RemoteObject:
 
     def __call__(self, *args, **kwargs):
         __tracebackhide__ = True  # IPython shows the user's line, not the channel
-        return self._supervisor.request("call", self, args, kwargs, describe=f"{self._info.name}()")
+        return self._supervisor.call(self, args, kwargs)
 
     def __getattr__(self, name: str):
         __tracebackhide__ = True  # IPython shows the user's line, not the channel
@@ -101,15 +101,18 @@ class RemoteObject:
     __hash__ = object.__hash__
 
     def __reduce__(self):
-        """A native function pickles as a reference to its build (kernel/core/travel.py), as in-process."""
-        from .core.travel import resolve
+        """A native function pickles as a reference to its build (kernel/core/travel.py), as in-process:
+        the receiving process loads it, or, when it cannot, its calls raise why."""
+        from .core.travel import arriving_function
 
         try:
             build = self._supervisor.request("getattr", self, "_build", describe=f"pickle {self._info.name}")
             name = self._supervisor.request("getattr", self, "_name", describe=f"pickle {self._info.name}")
         except AttributeError:
-            raise TypeError(f"{self._info.name} lives in the native worker and cannot be copied to another process") from None
-        return resolve, (build, name)
+            build = None
+        if build is None:
+            raise TypeError(f"{self._info.name} lives in the native worker and cannot be copied to another process")
+        return arriving_function, (build, name)
 
     def __dir__(self):
         return self._supervisor.request("dir", self, describe=f"dir({self._info.name})")
@@ -256,9 +259,18 @@ class KernelCodec(PersistentCodec):
             base = enum.IntEnum if description.base == "IntEnum" else enum.Enum
             cls = base(description.name, list(description.members), module="__main__")
             cls._ipolyglot_description_ = description
+            cls.__reduce_ex__ = _enum_copy_stays  # travel: without it, a pool worker fails to unpickle it and the map hangs
             self.enum_classes[description] = cls
         return cls
 
+
+
+def _enum_copy_stays(member: enum.Enum, protocol: int):
+    """The kernel's copy of a worker's enum names no build, so another process could not find its class."""
+    raise TypeError(
+        f"{type(member).__name__}.{member.name} is the kernel's copy of an enum of the native worker and cannot be "
+        f"sent to another process; send its value ({member.value!r}) and convert it there, or use in-process mode"
+    )
 
 
 def _go_method(supervisor, type_name: str, name: str, doc: str | None, parameters) -> Callable:

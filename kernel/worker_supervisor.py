@@ -23,13 +23,19 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from .core.diagnostics import CompileError, Diagnostic
-from .worker_protocol import NativeCrash, Reply, Request, UndecodableMessage, WorkerGone, portable_exception, receive_message, send_message
+from .native_backtrace import REPORT_FD_VARIABLE, crash_details
+from .core.profiling import PROFILER
+from .worker_protocol import (
+    CALL_HANDLE, Arena, FrameReader, NativeCrash, ProfiledResult, Reply, Request, UndecodableMessage, WorkerGone, portable_exception, receive_message,
+    send_message,
+)
 from .worker_proxies import KernelCodec
 
 DEFAULT_GRACE_SECONDS = 2.0
@@ -59,6 +65,11 @@ class ReplayStep:
     label: str = ""
     command: list[str] = field(default_factory=list)  # `%polyglot go rm NAME` / `reset`; empty for a cell
 
+
+try:
+    from _signal import signal as _set_signal_handler  # signal.signal's enum conversions cost ~20x the call
+except ImportError:  # another Python than CPython
+    _set_signal_handler = signal.signal
 
 _QUIET_HOOKS = CellHooks(lambda message: None, lambda message: None, lambda what: contextlib.nullcontext(), {})
 
@@ -180,6 +191,38 @@ class Connection:
     sock: socket.socket
     generation: int
     serving: list[int] = field(default_factory=list)
+    reader: FrameReader | None = None
+    arena: Arena = field(default_factory=Arena)  # where its requests' large buffers go
+
+    def __post_init__(self) -> None:
+        if self.reader is None:
+            self.reader = FrameReader(self.sock)
+
+
+class SpareWorker:
+    """A started worker process that is not the active one: what `_launch` sets for one worker."""
+
+    PER_WORKER = ("process", "sock", "address", "stderr", "crash_report")
+
+    @classmethod
+    def take(cls, supervisor: "WorkerSupervisor") -> "SpareWorker":
+        spare = cls()
+        for name in cls.PER_WORKER:
+            setattr(spare, name, getattr(supervisor, name))
+        return spare
+
+    def discard(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(timeout=10)
+        self.sock.close()  # its stderr tee ends at the end of the pipe, as the active worker's does
+        if self.crash_report is not None:
+            self.crash_report.close()
+        if self.address is not None and not self.address.startswith("\0"):
+            import shutil
+
+            shutil.rmtree(os.path.dirname(self.address), ignore_errors=True)
 
 
 class WorkerSupervisor:
@@ -194,9 +237,13 @@ class WorkerSupervisor:
         self.generation = 0
         self.process: subprocess.Popen | None = None
         self.sock: socket.socket | None = None  # the main thread's connection
+        self.main_connection: Connection | None = None  # its reader and serving stack
+        self.spare: SpareWorker | None = None  # started, backends imported, waiting to replace the active worker
         self.address: str | None = None  # where the kernel's other threads connect, one connection each
         self.local = threading.local()  # .connection: this (non-main) thread's Connection
         self.stderr: _StderrTee | None = None
+        self.crash_report = None  # the file the worker's fatal-signal handler writes its backtrace to
+        self.go_cell_labels: dict[str, str] = {}  # Go's `cell-<id>` file names -> "In [n]", for Go's tracebacks
         self.replay_log: list[ReplayStep] = []
         self.hooks: CellHooks = _QUIET_HOOKS
         self.ids = itertools.count(1)
@@ -227,15 +274,48 @@ class WorkerSupervisor:
         return self.process.pid if self.alive else None
 
     def _start(self) -> None:
+        """Make a worker the active one: the warm spare when there is one, and start the next spare.
+
+        Most of a fresh worker's start is importing the backends (numpy, cffi, the bridges): a
+        spare that did it in advance turns a restart after a crash or an interrupt into a reload
+        of the session's builds from the cache.
+        """
+        spare, self.spare = self.spare, None
+        if spare is not None and spare.process.poll() is None:
+            self._adopt(spare)
+        else:
+            if spare is not None:
+                spare.discard()
+            self._launch()
+        self.codec.reset()
+        self._start_spare()
+
+    def _start_spare(self) -> None:
+        active = SpareWorker.take(self)
+        try:
+            self._launch()
+            self.spare = SpareWorker.take(self)
+        finally:
+            self._adopt(active)
+
+    def _adopt(self, worker: "SpareWorker") -> None:
+        for name, value in vars(worker).items():
+            setattr(self, name, value)
+
+    def _launch(self) -> None:
+        """Spawn a worker process and make it the active one."""
         kernel_end, worker_end = socket.socketpair()
         read_end, write_end = os.pipe()
         listener = self._thread_listener()
+        self.crash_report = tempfile.TemporaryFile(prefix="ipolyglot-crash-")  # the worker's fatal-signal handler writes here
+        report_fd = self.crash_report.fileno()
         try:
             self.process = spawn_from_lasting_thread(lambda: subprocess.Popen(
                 [sys.executable, "-m", "ipolyglot.kernel.worker_main", str(worker_end.fileno()), str(os.getpid()),
                  str(listener.fileno())],
-                pass_fds=(worker_end.fileno(), listener.fileno()), stdin=subprocess.DEVNULL, stderr=write_end,
+                pass_fds=(worker_end.fileno(), listener.fileno(), report_fd), stdin=subprocess.DEVNULL, stderr=write_end,
                 start_new_session=True,  # terminal Ctrl-C reaches the kernel, which decides
+                env={**os.environ, REPORT_FD_VARIABLE: str(report_fd)},
             ))
         finally:
             worker_end.close()
@@ -244,7 +324,6 @@ class WorkerSupervisor:
         _kill_at_exit(self.process)
         self.sock = kernel_end
         self.stderr = _StderrTee(read_end)
-        self.codec.reset()
 
     def _thread_listener(self) -> socket.socket:
         """A Unix socket where the worker accepts threads' connections.
@@ -269,6 +348,8 @@ class WorkerSupervisor:
         connection = getattr(self.local, "connection", None)
         if connection is not None and connection.generation == self.generation and self.alive:
             return connection
+        if connection is not None:
+            connection.arena.close()
         if not self.alive:
             with self.lock:
                 self._ensure_started()
@@ -284,7 +365,12 @@ class WorkerSupervisor:
         return connection
 
     def _main_connection(self) -> Connection:
-        return Connection(self.sock, self.generation, self.serving)
+        if self.main_connection is None or self.main_connection.sock is not self.sock:
+            if self.main_connection is not None:
+                self.main_connection.reader.close_fds()  # memfds of a frame the old worker did not finish
+                self.main_connection.arena.close()
+            self.main_connection = Connection(self.sock, self.generation, self.serving)
+        return self.main_connection
 
     def _ensure_started(self) -> None:
         if self.alive:
@@ -311,6 +397,9 @@ class WorkerSupervisor:
 
             shutil.rmtree(os.path.dirname(self.address), ignore_errors=True)
         self.process = self.sock = self.address = None
+        if self.crash_report is not None:
+            self.crash_report.close()
+            self.crash_report = None
         self.codec.reset()
         self.building_stack.clear()
 
@@ -337,10 +426,20 @@ class WorkerSupervisor:
     def shutdown(self) -> None:
         if self.process is not None:
             self._discard()
+        if self.spare is not None:
+            self.spare.discard()
+            self.spare = None
+
+    def restart(self) -> None:
+        """Replace the worker as after a crash: the spare takes over and reloads the session from the cache."""
+        self._discard()
+        with self.lock:
+            self._ensure_started()
 
     # -- requests ------------------------------------------------------------------------------
     def run_cell(self, language: str, line: str, cell: str, label: str, profile_always: bool, hooks: CellHooks):
         __tracebackhide__ = True  # IPython shows the user's line, not the channel
+        self._remember_go_cell(language, cell, label)
         try:
             outcome = self.request("run_cell", language, line, cell, label, profile_always,
                                    describe=f"the %%{language} cell {label}", hooks=hooks)
@@ -394,6 +493,24 @@ class WorkerSupervisor:
             return {"worker": "not running (starts with the first native cell)"}
         return self.request("info", describe="%polyglot info")
 
+    def call(self, function, args: tuple, kwargs: dict):
+        """Call a native function that lives in the worker (a RemoteObject).
+
+        Plain positional arguments go by the function's handle in a compact frame. A function
+        built with profiling sends its phases back with the result; they are recorded here
+        with the kernel's wall time, whose part beyond the worker's is the process crossing.
+        """
+        __tracebackhide__ = True  # IPython shows the user's line, not the channel
+        started = time.perf_counter_ns()
+        if kwargs or function._generation != self.generation:
+            result = self.request("call", function, args, kwargs, describe=f"{function._info.name}()")
+        else:
+            result = self.request(CALL_HANDLE, function._info.id, args, describe=f"{function._info.name}()")
+        if type(result) is ProfiledResult:
+            PROFILER.record_crossing(result.phases, time.perf_counter_ns() - started)
+            return result.value
+        return result
+
     def request(self, op: str, *args, describe: str, hooks: CellHooks | None = None):
         """Ask the worker; the main thread over the main connection, every other thread over its own."""
         __tracebackhide__ = True  # IPython shows the user's line, not the channel
@@ -415,21 +532,21 @@ class WorkerSupervisor:
         previous_handler = None
         if outermost:
             self.interrupted = False
-            previous_handler = signal.signal(signal.SIGINT, self._note_interrupt)
+            previous_handler = _set_signal_handler(signal.SIGINT, self._note_interrupt)
         mark = self.stderr.total if self.stderr else 0
         try:
             request_id = next(self.ids)
             released, self.codec.released[:] = list(self.codec.released), []
             message = Request(request_id, op, args, connection.serving[-1] if connection.serving else None, released)
             try:
-                send_message(connection.sock, message, self.codec.pickler)
+                send_message(connection.sock, message, self.codec.pickler, connection.arena)
             except OSError:
                 self._connection_lost(connection, describe, mark)
             return self._await_reply(connection, request_id, describe, mark, outermost)
         finally:
             self.hooks = saved_hooks
             if outermost:
-                signal.signal(signal.SIGINT, previous_handler)
+                _set_signal_handler(signal.SIGINT, previous_handler)
 
     def _note_interrupt(self, signum, frame) -> None:
         self.interrupted = True
@@ -437,25 +554,35 @@ class WorkerSupervisor:
     def _await_reply(self, connection: Connection, request_id: int, describe: str, mark: int, outermost: bool):
         __tracebackhide__ = True  # IPython shows the user's line, not the channel
         deadline = None
+        stderr_fd = self.stderr.fd if self.stderr and not self.stderr.closed else None
+        watched = [connection.sock] if stderr_fd is None else [connection.sock, stderr_fd]
+        stderr_written = False  # by the worker during the call: drained before its reply is returned
         while True:
             if outermost and self.interrupted and deadline is None:
                 deadline = time.monotonic() + self.grace_seconds
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(self.process.pid, signal.SIGINT)
-            timeout = 0.1 if deadline is None else max(0.0, deadline - time.monotonic())
-            ready, _, _ = select.select([connection.sock], [], [], timeout)
-            if not ready:
-                if deadline is not None and time.monotonic() >= deadline:
-                    self._discard()
-                    self._start_and_replay_quietly()
-                    raise KeyboardInterrupt(
-                        f"interrupted: {describe} did not stop within {self.grace_seconds:g} s, so its worker "
-                        "process was replaced: native state was reset (C++ globals and objects, Go package "
-                        "variables and goroutines); the session's functions were reloaded"
-                    )
-                continue
+            if connection.reader.buffered:
+                stderr_written = True  # no select to say: look
+            else:
+                timeout = 0.1 if deadline is None else max(0.0, deadline - time.monotonic())
+                ready, _, _ = select.select(watched, [], [], timeout)
+                if stderr_fd is not None and stderr_fd in ready:
+                    stderr_written = True
+                if connection.sock not in ready:
+                    if stderr_written and self.stderr:
+                        self.stderr.drain()
+                    if deadline is not None and time.monotonic() >= deadline:
+                        self._discard()
+                        self._start_and_replay_quietly()
+                        raise KeyboardInterrupt(
+                            f"interrupted: {describe} did not stop within {self.grace_seconds:g} s, so its worker "
+                            "process was replaced: native state was reset (C++ globals and objects, Go package "
+                            "variables and goroutines); the session's functions were reloaded"
+                        )
+                    continue
             try:
-                message = receive_message(connection.sock, self.codec.unpickler)
+                message = receive_message(connection.reader, self.codec.unpickler)
             except UndecodableMessage as undecodable:
                 if undecodable.is_request:
                     send_message(connection.sock, Reply(undecodable.message_id, error=TypeError(str(undecodable))), self.codec.pickler)
@@ -466,9 +593,10 @@ class WorkerSupervisor:
             if message.released:
                 self.codec.release_callbacks(message.released)
             if isinstance(message, Reply):
+                connection.arena.replied(message.id, message.arena_kept)
                 if message.id != request_id:
                     continue  # a reply to a request abandoned by an interrupt
-                if self.stderr:
+                if stderr_written and self.stderr:
                     self.stderr.drain()  # what the call wrote to stderr goes out before Python prints again
                 if deadline is not None:
                     raise KeyboardInterrupt(f"interrupted: {describe} stopped; native state was kept")
@@ -524,6 +652,7 @@ class WorkerSupervisor:
             self._crashed(describe, mark)
         with contextlib.suppress(OSError):
             connection.sock.close()
+        connection.arena.close()
         with self.lock:
             if connection.generation == self.generation:
                 self._crashed(describe, mark)
@@ -544,13 +673,14 @@ class WorkerSupervisor:
         if self.stderr:
             self.stderr.wait_closed(2.0)
         text = self.stderr.since(mark) if self.stderr else ""
+        report = self._read_crash_report()
         while_loading = bool(self.building_stack)
         while self.building_stack:  # end the live build line of the cell that was loading
             with contextlib.suppress(Exception):
                 self._building_exit("", False)
         self._discard()
         message = f"the native worker process died during {describe}: {_describe_exit(returncode)}"
-        lines = [line for line in text.rstrip().splitlines()]
+        lines = crash_details(text, report, self.go_cell_labels).rstrip().splitlines()
         if lines:
             shown = lines if len(lines) <= CRASH_TEXT_LINES else lines[:CRASH_TEXT_LINES] + [f"… ({len(lines) - CRASH_TEXT_LINES} more lines)"]
             message += "\n\n" + "\n".join(shown)
@@ -563,6 +693,23 @@ class WorkerSupervisor:
         crash = NativeCrash(message)
         crash.while_loading = while_loading
         raise crash
+
+    def _read_crash_report(self) -> str:
+        """What the worker's fatal-signal handler wrote: raw addresses and its memory map (empty otherwise)."""
+        if self.crash_report is None:
+            return ""
+        self.crash_report.seek(0)
+        return self.crash_report.read(1 << 20).decode("utf-8", "replace")
+
+    def _remember_go_cell(self, language: str, cell: str, label: str) -> None:
+        """How Go's own traceback names this cell (`//line cell-<id>:N`), to show it as the notebook does."""
+        if language != "go":
+            return
+        try:
+            from ipolyglot.go_bridge.backend import cell_identifier
+        except ImportError:
+            return
+        self.go_cell_labels[cell_identifier(cell)] = label.replace(":", "")
 
     def _start_and_replay_quietly(self) -> str:
         try:

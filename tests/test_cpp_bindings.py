@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import pytest
 
+# C++ marshaling, callbacks and output ordering hold in both execution modes (see conftest).
+KERNEL_MODES = ("worker", "in-process")
+
 DECLARATIONS = r'''%%cpp
 #include <array>
 #include <chrono>

@@ -13,6 +13,9 @@ import pytest
 from ipolyglot.cpp_ext import bindgen, build, parser
 from ipolyglot.kernel.core.cells import CellRegistry
 
+# What a C++ user is told holds in both execution modes (see conftest).
+KERNEL_MODES = ("worker", "in-process")
+
 
 # -- ordinary C++ that builds (issue 10, item 4) ---------------------------------------
 

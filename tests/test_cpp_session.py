@@ -12,6 +12,11 @@ import tempfile
 import uuid
 from pathlib import Path
 
+import pytest
+
+# A C++ session holds in both execution modes (see conftest).
+KERNEL_MODES = ("worker", "in-process")
+
 BASE = r'''%%cpp
 #include <vector>
 #include <string>

@@ -17,6 +17,9 @@ from jupyter_client.session import json_default
 from conftest import RunningKernel
 from ipolyglot.kernel.core.cells import CellTextError, check_text
 
+# What a user is told when something goes wrong holds in both execution modes (see conftest).
+KERNEL_MODES = ("worker", "in-process")
+
 GO_CELL = """%%go
 import "errors"
 func ErrAdd(a, b int) int { return a + b }

@@ -5,8 +5,11 @@ import re
 
 import pytest
 
-from conftest import RunningKernel
+from conftest import RunningKernel, mode_env
 from go_cells import GO_TEST_ENV
+
+# Profiling holds in both execution modes (see conftest).
+KERNEL_MODES = ("worker", "in-process")
 
 WORK_CELL = """%%go
 func Spin(n int) float64 {
@@ -45,8 +48,8 @@ PROFILER = "__import__('ipolyglot.kernel.core.profiling', fromlist=['PROFILER'])
 
 
 @pytest.fixture(scope="module")
-def kernel():
-    with RunningKernel(env=GO_TEST_ENV) as running:
+def kernel(kernel_mode):
+    with RunningKernel(env={**GO_TEST_ENV, **mode_env(kernel_mode)}) as running:
         running.work_cell_number = running.run(WORK_CELL).ok().execution_count
         yield running
 
@@ -63,6 +66,7 @@ def _seconds(text: str) -> float:
     return float(number) * _SECONDS[unit]
 
 
+@pytest.mark.kernel_modes("in-process")  # %go_pprof profiles only Go in the kernel's own process (finding: not the worker's runtime yet)
 def test_go_pprof_names_the_cpu_bound_function_with_its_cell_line(kernel):
     work_cell_number = kernel.work_cell_number
     out = kernel.run("%go_pprof Spin(300_000_000)").ok()
@@ -77,6 +81,7 @@ def test_go_pprof_names_the_cpu_bound_function_with_its_cell_line(kernel):
     assert svg.startswith("<svg") and f"Spin (In [{work_cell_number}])" in svg
 
 
+@pytest.mark.kernel_modes("in-process")  # %go_pprof profiles only Go in the kernel's own process (finding: not the worker's runtime yet)
 def test_go_pprof_cpu_time_is_go_code_only_and_consistent_with_wall_time(kernel):
     out = kernel.run("%go_pprof Spin(300_000_000)").ok()
     table = _table(out)
@@ -93,12 +98,14 @@ def test_go_pprof_cpu_time_is_go_code_only_and_consistent_with_wall_time(kernel)
     assert float(spin[5].rstrip("%")) >= 80, table  # cum%
 
 
+@pytest.mark.kernel_modes("in-process")  # %go_pprof profiles only Go in the kernel's own process (finding: not the worker's runtime yet)
 def test_go_pprof_cell_form_runs_a_block_of_python(kernel):
     out = kernel.run("%%go_pprof --top 5\ntotal = 0\nfor _ in range(2):\n    total += Spin(150_000_000)\n").ok()
     assert "Spin" in _table(out)
     assert kernel.eval("total > 0") is True
 
 
+@pytest.mark.kernel_modes("in-process")  # %go_pprof profiles only Go in the kernel's own process (finding: not the worker's runtime yet)
 def test_go_pprof_heap_shows_the_allocating_function(kernel):
     out = kernel.run("%go_pprof --heap Garbage(50_000)").ok()
     table = _table(out)
@@ -107,6 +114,7 @@ def test_go_pprof_heap_shows_the_allocating_function(kernel):
     assert "Garbage" in first and first[-1].endswith(f":{GARBAGE_LINE}"), table
 
 
+@pytest.mark.kernel_modes("in-process")  # %go_pprof profiles only Go in the kernel's own process (finding: not the worker's runtime yet)
 def test_go_pprof_without_go_code_or_with_a_bad_option_is_a_short_error(kernel):
     out = kernel.run("%go_pprof --frobnicate Spin(1)")
     assert out.status == "error" and "unknown option --frobnicate" in out.error_text
@@ -127,6 +135,7 @@ def test_profiler_is_off_by_default(kernel):
     assert kernel.eval(f"[s.name for s in {PROFILER}.stats()]") == []
 
 
+@pytest.mark.kernel_modes("in-process")  # an in-process call's phases add up without a process crossing (worker calls: test_worker_channel)
 def test_profiler_counts_are_exact_and_phases_add_up(kernel):
     kernel.run(PROFILED_CELL).ok()
     kernel.run(
@@ -145,6 +154,8 @@ def test_profiler_counts_are_exact_and_phases_add_up(kernel):
 
 
 def test_heavy_copy_shows_most_time_in_the_copy_phases(kernel):
+    kernel.run(PROFILED_CELL).ok()  # a cache hit when the test above built it in this kernel
+    kernel.run("import numpy as np").ok()
     kernel.run(f"{PROFILER}.reset()\nbig = np.ones(2_000_000)\nfor _ in range(3): ProfEcho(big)").ok()
     copy, native, total = kernel.eval(
         f"[(s.copy_in_ns + s.copy_out_ns, s.native_ns, s.total_ns) for s in {PROFILER}.stats() if s.name == 'ProfEcho'][0]"
@@ -152,6 +163,7 @@ def test_heavy_copy_shows_most_time_in_the_copy_phases(kernel):
     assert copy > 10 * native and copy > total / 2
 
 
+@pytest.mark.kernel_modes("in-process")  # the in-process warning: a worker recycles its runtimes instead (test_worker_recycle)
 def test_too_many_runtimes_warns(kernel):
     backend = "get_ipython().find_cell_magic('go').__self__.backend('go')"
     loaded = kernel.eval(f"len({backend}._libraries)")
@@ -178,6 +190,7 @@ func PhaseEcho(xs []float64) []float64 { return xs }
 """
 
 
+@pytest.mark.kernel_modes("in-process")  # an in-process call's phases add up without a process crossing (worker calls: test_worker_channel)
 def test_profile_phases_measure_what_their_labels_say(kernel):
     kernel.run(PHASES_CELL).ok()
     kernel.run(

@@ -7,8 +7,11 @@ import textwrap
 
 import pytest
 
-from conftest import RunningKernel
+from conftest import RunningKernel, mode_env
 from go_cells import GO_TEST_ENV
+
+# A Go session holds in both execution modes (see conftest).
+KERNEL_MODES = ("worker", "in-process")
 
 HELPER_V1 = """%%go
 import "strings"
@@ -37,8 +40,8 @@ func Helper() string {
 
 
 @pytest.fixture(scope="module")
-def kernel():
-    with RunningKernel(env=GO_TEST_ENV) as running:
+def kernel(kernel_mode):
+    with RunningKernel(env={**GO_TEST_ENV, **mode_env(kernel_mode)}) as running:
         yield running
 
 

@@ -5,13 +5,16 @@ import re
 
 import pytest
 
-from conftest import RunningKernel, check
+from conftest import RunningKernel, mode_env, check
 from go_cells import GO_TEST_ENV, TYPES_CELL
+
+# Marshaling, callbacks and output ordering hold in both execution modes (see conftest).
+KERNEL_MODES = ("worker", "in-process")
 
 
 @pytest.fixture(scope="module")
-def kernel():
-    with RunningKernel(env=GO_TEST_ENV) as running:
+def kernel(kernel_mode):
+    with RunningKernel(env={**GO_TEST_ENV, **mode_env(kernel_mode)}) as running:
         out = running.run(TYPES_CELL).ok()
         assert "Channel" in out.stderr and "chan int" in out.stderr, out.stderr  # skipped, with a warning
         running.run("import numpy as np\nfrom ipolyglot.go_bridge import GoError, GoPanic").ok()

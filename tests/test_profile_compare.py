@@ -143,6 +143,7 @@ struct Tally {
 """
 
 
+@pytest.mark.kernel_modes("in-process")  # an in-process call's phases add up without a process crossing (worker calls: test_worker_channel)
 def test_cpp_profile_measures_the_call_overhead_and_keeps_methods_working(kernel):
     kernel.run(CPP_PROFILED).ok()
     kernel.run(

@@ -45,21 +45,39 @@ double pair_sum(const Pair& p) { return p.a + p.b; }
 Pair swapped(const Pair& p) { return Pair{p.b, p.a}; }
 int checked(int x) { if (x < 0) throw std::invalid_argument("negative input"); return x; }
 class Counter { public: int bump() { return ++n; } private: int n = 0; };
+enum class Color { Red, Green = 5 };
+enum Level { Low, High };
+Color brighter(Color c) { return c == Color::Red ? Color::Green : Color::Red; }
+Level raised(Level l) { return l == Low ? High : Low; }
+Color color_at(int i) { return i ? Color::Green : Color::Red; }
 '''
 
 SPAWN_POOL = "import multiprocessing\npool = multiprocessing.get_context('spawn').Pool(2)\n"
+
+# Runs a cloudpickled callable in the receiving process (what Dask does with a lambda).
+RUN_CLOUDPICKLED = "def in_pool(function):\n    return pool.apply(eval, ('__import__(\"cloudpickle\").loads(b)()', {'b': cloudpickle.dumps(function)}))\n"
+
+DASK_CLUSTER = (
+    "import os\n"
+    "from dask.distributed import Client, LocalCluster\n"
+    "cluster = LocalCluster(processes=True, n_workers=2, threads_per_worker=1, dashboard_address=None)\n"
+    "client = Client(cluster)\n"
+)
 
 
 @pytest.fixture(scope="module")
 def kernel():
     from conftest import RunningKernel
 
-    with RunningKernel(env=GO_TEST_ENV) as running:
+    # In-process first (the tests at the end switch to worker mode): both modes' functions travel.
+    with RunningKernel(env={**GO_TEST_ENV, "IPOLYGLOT_MODE": "in-process"}) as running:
         running.run(GO_CELL).ok()
         running.run(CPP_CELL).ok()
         running.run(SPAWN_POOL).ok()
+        running.run("import cloudpickle\n" + RUN_CLOUDPICKLED).ok()
         yield running
         running.run("pool.terminate()")
+        running.run("client.close(); cluster.close()")
 
 
 def test_go_function_maps_over_a_spawn_pool(kernel):
@@ -159,24 +177,93 @@ def test_missing_toolchain_on_the_receiving_side_is_named(kernel, tmp_path):
 
 
 def test_dask_local_cluster_maps_a_go_function(kernel):
+    kernel.run(DASK_CLUSTER).ok()
     kernel.run(
-        "import os\n"
-        "from dask.distributed import Client, LocalCluster\n"
-        "with LocalCluster(processes=True, n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster, "
-        "Client(cluster) as client:\n"
-        "    futures = client.map(Square, [1.0, 2.0, 3.0])\n"
-        "    assert client.gather(futures) == [1.0, 4.0, 9.0]\n"
-        "    pids = set(client.run(os.getpid).values())\n"
-        "    assert os.getpid() not in pids\n"
-        "    point = client.submit(Scale, Point(X=1, Y=1), 3.0).result()\n"
-        "    assert point == Point(X=3, Y=3), point\n"
+        "futures = client.map(Square, [1.0, 2.0, 3.0])\n"
+        "assert client.gather(futures) == [1.0, 4.0, 9.0]\n"
+        "pids = set(client.run(os.getpid).values())\n"
+        "assert os.getpid() not in pids\n"
+        "point = client.submit(Scale, Point(X=1, Y=1), 3.0).result()\n"
+        "assert point == Point(X=3, Y=3), point\n"
     ).ok()
+
+
+def test_cpp_enums_travel_to_a_spawn_pool_and_a_dask_worker(kernel):
+    kernel.run(
+        "import pickle\n"
+        "assert pickle.loads(pickle.dumps(Color)) is Color and pickle.loads(pickle.dumps(Color.Green)) is Color.Green\n"
+        "assert pool.map(brighter, [Color.Red, Color.Green]) == [Color.Green, Color.Red]\n"
+        "assert pool.map(raised, [Level.Low]) == [Level.High]\n"
+        "assert pool.apply(getattr, (Color, 'Green')) is Color.Green\n"
+        "assert client.submit(brighter, Color.Red).result() is Color.Green\n"
+        "assert client.submit(lambda: brighter(Color.Green)).result() is Color.Red\n"
+    ).ok()
+
+
+def test_dask_tokens_name_the_build(kernel):
+    kernel.run(
+        "from dask.base import tokenize\n"
+        "for f in (cube, Square):\n"
+        "    assert tokenize(f) == tokenize(f) == pool.apply(tokenize, (f,)), f\n"
+        "    assert client.submit(tokenize, f, pure=False).result() == tokenize(f), f\n"
+        "assert tokenize(cube) != tokenize(pair_sum)\n"
+        "old_cube, old_square = cube, Square\n"
+    ).ok()
+    kernel.run("%%cpp\ndouble cube_again(double x) { return x * x * x; }\n").ok()
+    kernel.run("%%go\nfunc Twice(x float64) float64 { return 2 * x }\n").ok()
+    kernel.run(
+        "assert cube._build['key'] != old_cube._build['key'] and Square._build['key'] != old_square._build['key']\n"
+        "assert tokenize(cube) != tokenize(old_cube) and tokenize(Square) != tokenize(old_square)\n"
+    ).ok()
+
+
+def test_struct_classes_travel_through_cloudpickle(kernel):
+    kernel.run(
+        "assert in_pool(lambda: Scale(Point(X=1, Y=2), 2.0)) == Point(X=2, Y=4)\n"
+        "assert in_pool(lambda: Point) is Point\n"
+        "assert in_pool(lambda: pair_sum(Pair(a=1, b=2))) == 3.0\n"
+        "assert in_pool(lambda: Pair).__name__ == 'Pair'\n"
+        "assert client.submit(lambda: Scale(Point(X=1, Y=2), 2.0).Norm()).result() == Point(X=2, Y=4).Norm()\n"
+        "assert client.submit(lambda k: Scale(Point(X=1, Y=1), k), 3.0).result() == Point(X=3, Y=3)\n"
+        "back = client.submit(lambda: swapped(Pair(a=1, b=2))).result()\n"
+        "assert (type(back).__name__, back.a, back.b) == ('Pair', 2.0, 1.0)\n"
+    ).ok()
+    assert kernel.eval("in_pool(lambda: Counter().bump())") == 1  # the class travels; an instance would not
+    out = kernel.run("import pickle\ncloudpickle.dumps(Counter())")
+    assert out.status == "error" and "Counter" in out.error["evalue"], out.error_text
 
 
 def test_go_function_travels_from_worker_mode(kernel):
     kernel.run("%polyglot mode worker").ok()
     kernel.run(GO_CELL).ok()
+    kernel.run(CPP_CELL).ok()
     kernel.run(
         "assert type(Square.func).__name__ == 'RemoteObject', type(Square.func)\n"
+        "assert type(cube.func).__name__ == 'RemoteObject', type(cube.func)\n"
         "assert pool.map(Square, [3.0]) == [9.0]\n"
+        "assert pool.map(cube, [2.0]) == [8.0]\n"
+        "assert client.gather(client.map(Square, [1.0, 2.0])) == [1.0, 4.0]\n"
+        "assert client.gather(client.map(cube, [3.0])) == [27.0]\n"
+        "from dask.base import tokenize\n"
+        "assert tokenize(Square) == pool.apply(tokenize, (Square,)) and tokenize(cube) == pool.apply(tokenize, (cube,))\n"
     ).ok()
+
+
+def test_values_arriving_in_a_worker_mode_kernel_load_no_native_code_there():
+    from conftest import RunningKernel
+
+    with RunningKernel(env={**GO_TEST_ENV, "IPOLYGLOT_MODE": "worker"}) as kernel:
+        for cell in (GO_CELL, CPP_CELL, SPAWN_POOL, "import cloudpickle\n" + RUN_CLOUDPICKLED):
+            kernel.run(cell).ok()
+        kernel.run(
+            "from ipolyglot.kernel.core.travel import LOADED_BUILDS\n"
+            "back = pool.apply(Scale, (Point(X=1, Y=1), 2.0))\n"
+            "assert type(back) is Point and back == Point(X=2, Y=2), back\n"
+            "assert in_pool(lambda: Scale(Point(X=1, Y=2), 2.0)) == Point(X=2, Y=4)\n"
+            "assert pool.apply(color_at, (1,)) is Color.Green\n"
+            "assert not LOADED_BUILDS.namespaces, list(LOADED_BUILDS.namespaces)\n"
+        ).ok()
+        out = kernel.run("import pickle\npickle.dumps(Color.Green)")
+        assert out.status == "error" and out.error["ename"] == "TypeError", out.error_text
+        assert "Color.Green" in out.error["evalue"] and "value" in out.error["evalue"]
+        kernel.run("pool.terminate()")

@@ -68,7 +68,7 @@ void spin() { std::puts("native call running"); std::fflush(stdout); volatile lo
 def kernel():
     with RunningKernel() as running:
         running.run("%polyglot mode worker").ok()
-        running.run(GO_CELL, timeout=600).ok()
+        running.go_cell = running.run(GO_CELL, timeout=600).ok().execution_count
         running.run(CPP_CELL, timeout=900).ok()
         running.run("before = 'kept'").ok()
         yield running
@@ -166,4 +166,32 @@ def test_interrupt_ends_a_native_call_with_keyboard_interrupt(kernel, call):
     out = run_and_interrupt(kernel, call)
     assert out.status == "error" and out.error["ename"] == "KeyboardInterrupt", out.error_text
     assert "native state was reset" in out.error_text or "native state was kept" in out.error_text
+    assert_session_survived(kernel)
+
+
+DEBUG_CPP_CELL = """%%cpp -g
+void debug_null_deref() {
+    volatile int* p = nullptr;
+    *p = 1;
+}
+void debug_caller() { debug_null_deref(); }
+"""
+
+
+def test_a_cpp_crash_shows_the_native_backtrace_with_cell_lines(kernel):
+    cell = kernel.run(DEBUG_CPP_CELL, timeout=900).ok().execution_count
+    message = crash_message(kernel.run("debug_caller()", timeout=300))
+    assert re.search(rf"debug_null_deref\(\)\n\s+In \[{cell}\]:4\n", message), message  # the faulting line
+    assert re.search(rf"debug_caller\(\)\n\s+In \[{cell}\]:6\n", message), message  # its caller
+    assert "died during debug_caller()" in message  # the one line on which Python call was running
+    assert 'File "' not in message and "worker_main" not in message, message  # the worker's own Python frames are not shown
+    assert_session_survived(kernel)
+
+
+def test_a_go_fatal_error_shows_gos_traceback_with_cell_lines(kernel):
+    race_line = GO_CELL.splitlines().index("        go func() { defer wg.Done(); for i := 0; i < 1000000; i++ { m[i%64] = i } }()") + 1
+    message = crash_message(kernel.run("MapRace()", timeout=300))
+    assert re.search(rf"MapRace\.func1\S*\n\s+In \[{kernel.go_cell}\]:{race_line}\n", message), message
+    assert re.search(rf"created by MapRace\n\s+In \[{kernel.go_cell}\]:{race_line}\n", message), message
+    assert "cell-" not in message and "+0x" not in message, message  # Go's own names for cells and offsets are not the user's
     assert_session_survived(kernel)

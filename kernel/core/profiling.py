@@ -27,17 +27,31 @@ class CallPhases:
     copy_in_ns: int = 0  # converting and copying arguments into native memory
     native_ns: int = 0  # the user's own native code
     copy_out_ns: int = 0  # converting and copying results back into Python objects
+    crossing_ns: int = 0  # worker mode: to the worker process and back (the kernel's wall time minus the worker's)
 
     @property
     def overhead_ns(self) -> int:
         """The rest of the wall time: dispatch, GIL release and acquire, the language transition."""
-        return max(0, self.total_ns - self.copy_in_ns - self.native_ns - self.copy_out_ns)
+        return max(0, self.total_ns - self.copy_in_ns - self.native_ns - self.copy_out_ns - self.crossing_ns)
 
     def add(self, other: CallPhases) -> None:
         self.total_ns += other.total_ns
         self.copy_in_ns += other.copy_in_ns
         self.native_ns += other.native_ns
         self.copy_out_ns += other.copy_out_ns
+        self.crossing_ns += other.crossing_ns
+
+
+@dataclass
+class RecordedCall:
+    """One call as an instrumented entry point recorded it: what a worker sends back to the kernel."""
+
+    language: str
+    name: str
+    total_ns: int
+    copy_in_ns: int
+    native_ns: int
+    copy_out_ns: int
 
 
 @dataclass
@@ -66,6 +80,7 @@ class FunctionStats:
     copy_in_ns = property(lambda self: self.steady.copy_in_ns)
     native_ns = property(lambda self: self.steady.native_ns)
     copy_out_ns = property(lambda self: self.steady.copy_out_ns)
+    crossing_ns = property(lambda self: self.steady.crossing_ns)
     overhead_ns = property(lambda self: self.steady.overhead_ns)
 
 
@@ -74,16 +89,32 @@ class BoundaryProfiler:
         self._lock = threading.Lock()
         self._stats: dict[tuple[str, str], FunctionStats] = {}
         self.always = False  # `%polyglot profile on`: instrument every function built from now on
+        self._last = threading.local()  # .call: this thread's latest RecordedCall, until taken
 
-    def record(self, language: str, name: str, total_ns: int, copy_in_ns: int, native_ns: int, copy_out_ns: int) -> None:
-        """One call: its wall time and the three phases measured inside it."""
-        phases = CallPhases(total_ns, copy_in_ns, native_ns, copy_out_ns)
+    def record(self, language: str, name: str, total_ns: int, copy_in_ns: int, native_ns: int, copy_out_ns: int,
+               crossing_ns: int = 0) -> None:
+        """One call: its wall time, the three phases measured inside it and, in worker mode, the crossing."""
+        self._last.call = RecordedCall(language, name, total_ns, copy_in_ns, native_ns, copy_out_ns)
+        phases = CallPhases(total_ns, copy_in_ns, native_ns, copy_out_ns, crossing_ns)
         with self._lock:
             stats = self._stats.get((language, name))
             if stats is None:
                 stats = self._stats[(language, name)] = FunctionStats(language, name)
             stats.calls += 1
             (stats.first if stats.calls == 1 else stats.later).add(phases)
+
+    def take_last(self) -> RecordedCall | None:
+        """The call this thread recorded last, once (the worker sends it with the call's result)."""
+        call = getattr(self._last, "call", None)
+        if call is not None:
+            self._last.call = None
+        return call
+
+    def record_crossing(self, call: RecordedCall, kernel_total_ns: int) -> None:
+        """A worker-mode call, timed by the kernel: the worker's phases, and the rest of the kernel's
+        wall time beyond the worker's own as the process crossing."""
+        self.record(call.language, call.name, kernel_total_ns, call.copy_in_ns, call.native_ns, call.copy_out_ns,
+                    crossing_ns=max(0, kernel_total_ns - call.total_ns))
 
     def timed_entry(self, function, language: str, name: str, read_phases):
         """`function` wrapped so that a call's wall time is measured as Python sees it.
