@@ -154,7 +154,7 @@ class Backend(abc.ABC):
 
     def __init__(self) -> None:
         self.declarations = DeclarationStore()
-        self.bound: set[str] = set()  # the names the current build put in the namespace (the pipeline keeps it)
+        self.bound: dict[str, Any] = {}  # what the current build put in the namespace, by name (the pipeline keeps it)
 
     # -- options ------------------------------------------------------------------
     @abc.abstractmethod

@@ -47,7 +47,7 @@ class Pipeline:
         parsed = backend.parse(cell, options, {name: kind for name, (_, kind) in inputs.items()}, ctx)
         candidate = backend.candidate(parsed, cell, options, ctx)
         built = self._build_and_load(backend, candidate, ctx, f"{backend.display_name} cell {ctx.cell_label}")
-        result = self._bind(backend, built, candidate, ctx)
+        result = self._bind(backend, built, candidate, ctx, changed_only=candidate.statements is not None)
         backend.commit(candidate, built)
         if candidate.statements is not None:
             outputs = backend.run_statements(built, candidate, [value for value, _ in inputs.values()])
@@ -55,8 +55,16 @@ class Pipeline:
         return result
 
     def remove(self, backend: Backend, name: str, ctx: CellContext) -> CellResult:
-        """Forget one declaration: the session without it is built, loaded and bound like a cell."""
-        return self._rebuild(backend, backend.removal(name), ctx)
+        """Forget one declaration: the session without it is built, loaded and bound like a cell.
+
+        A removal the rest of the session cannot build without is refused (ValueError),
+        and the session stays as it was."""
+        candidate = backend.removal(name)
+        try:
+            return self._rebuild(backend, candidate, ctx)
+        except CompileError as error:
+            first = error.diagnostics[0].render().split("\n")[0] if error.diagnostics else "the build fails"
+            raise ValueError(f"cannot remove {name}: the session does not build without it ({first})") from None
 
     def reset(self, backend: Backend, ctx: CellContext) -> CellResult:
         return self._rebuild(backend, backend.emptied(), ctx)
@@ -65,7 +73,7 @@ class Pipeline:
     def _rebuild(self, backend: Backend, candidate: Candidate, ctx: CellContext) -> CellResult:
         if not len(candidate.declarations):  # nothing to build: every name goes
             backend.commit(candidate, None)
-            gone, backend.bound = sorted(backend.bound), set()
+            gone, backend.bound = sorted(backend.bound), {}
             return CellResult(unbind=gone)
         built = self._build_and_load(backend, candidate, ctx, f"the {backend.display_name} session")
         result = self._bind(backend, built, candidate, ctx)
@@ -113,11 +121,15 @@ class Pipeline:
         return unit
 
     @staticmethod
-    def _bind(backend: Backend, built: Built, candidate: Candidate, ctx: CellContext) -> CellResult:
+    def _bind(backend: Backend, built: Built, candidate: Candidate, ctx: CellContext, changed_only: bool = False) -> CellResult:
+        """Bind what the build offers and unbind what it no longer does. A cell of
+        statements rebinds only the objects its build replaced: a name the user
+        reassigned in Python keeps the user's value unless the build changed it."""
         names = backend.bind(built, candidate, ctx)
-        gone = sorted(backend.bound - set(names))
-        backend.bound = set(names)
-        return CellResult(bind=dict(names), unbind=gone, report=built.report)
+        gone = sorted(set(backend.bound) - set(names))
+        shown = {n: v for n, v in names.items() if not changed_only or backend.bound.get(n) is not v}
+        backend.bound = dict(names)
+        return CellResult(bind=shown, unbind=gone, report=built.report)
 
 
 def _input_values(backend: Backend, names: list[str], user_ns: Mapping[str, Any]) -> dict[str, tuple[Any, Any]]:
