@@ -209,13 +209,15 @@ def install_crash_handler(fd: int) -> bool:
 
 
 def _handler_library() -> Path:
-    """The handler compiled once per compiler into the build cache (later workers only load it)."""
+    """The handler compiled once into the build cache: later workers only load it, and start no
+    compiler (not even to ask its version: a cache hit starts no compiler process)."""
+    import platform
+
     from .core.cache import BuildCache
     from .core.toolchains import find_cxx
 
-    compiler = find_cxx()
-
     def build(directory: Path) -> None:
+        compiler = find_cxx()
         source = directory / "crash_handler.c"
         source.write_text(HANDLER_SOURCE)
         subprocess.run(
@@ -224,7 +226,7 @@ def _handler_library() -> Path:
         )
 
     path, _ = BuildCache().get_or_build(
-        {"kind": "worker-crash-handler", "source": HANDLER_SOURCE, "compiler": f"{compiler.path} {compiler.version}"},
+        {"kind": "worker-crash-handler", "source": HANDLER_SOURCE, "machine": f"{platform.system()} {platform.machine()}"},
         build, lambda directory: directory / HANDLER_LIBRARY,
     )
     return path

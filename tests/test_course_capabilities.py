@@ -6,8 +6,13 @@ import textwrap
 
 import pytest
 
-from conftest import RunningKernel
+from conftest import RunningKernel, mode_env
 from go_cells import GO_TEST_ENV
+
+# These capabilities are read inside the kernel process (the bridge's live callables, the kernel's own
+# memory map), so the module runs in-process; worker mode's are in the test_worker_* modules. In worker
+# mode a Go channel that reaches Python is not iterable yet (a finding; the gil notebook runs in-process).
+KERNEL_MODES = ("in-process",)
 
 HANDLERS_CELL = textwrap.dedent("""\
     %%go
@@ -82,8 +87,8 @@ SETTLE = textwrap.dedent("""\
 
 
 @pytest.fixture(scope="module")
-def kernel():
-    with RunningKernel(env=GO_TEST_ENV) as running:
+def kernel(kernel_mode):
+    with RunningKernel(env={**GO_TEST_ENV, **mode_env(kernel_mode)}) as running:
         running.run(HANDLERS_CELL).ok()
         running.run(  # the Python callables the session's Go code holds (go_bridge/marshal.Callables)
             "from types import SimpleNamespace\n"

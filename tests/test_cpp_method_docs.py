@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 CELL = '''%%cpp
 struct Acc {
     int n = 0;
@@ -14,6 +16,7 @@ struct Acc {
 '''
 
 
+@pytest.mark.worker_mode_gap("a C++ class's methods, static methods and constructors reached through worker proxies lack the documented signature form")
 def test_methods_static_methods_and_constructors_have_signatures_and_docstrings(kernel):
     kernel.run(CELL, timeout=900).ok()
     signature = "lambda f: str(__import__('inspect').signature(f))"
