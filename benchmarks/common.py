@@ -153,3 +153,12 @@ def run_cell(shell, code: str) -> None:
     result = shell.run_cell(code, silent=True)
     if not result.success:
         raise RuntimeError(f"benchmark cell failed: {result.error_in_exec or result.error_before_exec}\n{code}")
+
+
+
+def run_in_process(backend, cache, cell: str, line: str = "", label: str = "In [1]") -> dict:
+    """Run one cell body through the kernel's pipeline without a kernel: the names it binds
+    (so a benchmark times the build and load alone)."""
+    from ipolyglot.kernel.core.pipeline import run_without_kernel
+
+    return run_without_kernel(backend, cache, cell, line, label)

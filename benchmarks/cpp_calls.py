@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import subprocess
 import sys
@@ -31,7 +30,7 @@ if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
 
 import numpy as np
 
-from benchmarks.common import Pairs, Row, interactive_shell, interleaved, run_cell, table
+from benchmarks.common import Pairs, Row, interactive_shell, interleaved, run_cell, run_in_process, table
 
 HAND_WRITTEN = r'''
 #include <pybind11/pybind11.h>
@@ -88,26 +87,15 @@ class Session:
     def __init__(self, cache_dir: Path):
         from ipolyglot.cpp_ext.backend import CppBackend
         from ipolyglot.kernel.core.cache import BuildCache
-        from ipolyglot.kernel.core.options import make_parser
 
         self.backend = CppBackend()
         self.cache = BuildCache(cache_dir)
-        self.parser = make_parser("cpp", self.backend)
         self.count = 0
 
     def run(self, cell: str, line: str = "-q") -> dict:
         """Run one cell body (the text after the %%cpp line); returns the names it bound."""
-        from ipolyglot.kernel.core.backend import CellContext
-        from ipolyglot.kernel.core.options import parse_line
-        from ipolyglot.kernel.core.toolchains import find_cxx
-
         self.count += 1
-        ctx = CellContext(
-            cell_label=f"In [{self.count}]", user_ns={}, cache=self.cache, toolchain=find_cxx,
-            verbose=lambda _m: None, warn=lambda _m: None,
-            building=lambda _what: contextlib.nullcontext(type("Feedback", (), {"outcome": None})()),
-        )
-        return self.backend.run_cell(cell, parse_line(self.parser, line), ctx).bind
+        return run_in_process(self.backend, self.cache, cell, line, f"In [{self.count}]")
 
 
 def _build_hand_written(workdir: Path):

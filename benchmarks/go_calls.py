@@ -20,7 +20,6 @@ Rows (median of per-pair ratios [min–max], each pair a measured run next to a 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import copy
 import os
 import shutil
@@ -36,15 +35,10 @@ if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
 import numpy as np
 from cffi import FFI
 
-from benchmarks.common import Pairs, Row, against_fixed, interleaved, seconds_per_call, table
+from benchmarks.common import Pairs, Row, against_fixed, interleaved, run_in_process, table
 from ipolyglot.go_bridge.backend import GoBackend
 from ipolyglot.go_bridge.templating import TEMPLATES
-from ipolyglot.kernel.core import toolchains
-from ipolyglot.kernel.core.backend import CellContext
 from ipolyglot.kernel.core.cache import BuildCache
-from ipolyglot.kernel.core.cells import CellRegistry
-from ipolyglot.kernel.core.options import make_parser, parse_line
-from ipolyglot.kernel.core.pipeline import InProcessLoader, Pipeline
 
 CELL = """\
 func Add(a, b float64) float64 { return a + b }
@@ -77,20 +71,8 @@ func main() {}
 C_SOURCE = "double add(double a, double b) { return a + b; }\n"
 
 
-class _Feedback:
-    outcome = "built"
-
-
-def _context(cache: BuildCache, label: str = "In [1]") -> CellContext:
-    return CellContext(
-        cell_label=label, cache=cache, cells=CellRegistry(), toolchain=toolchains.find_go,
-        verbose=lambda m: None, warn=lambda m: None, building=lambda what: contextlib.nullcontext(_Feedback()),
-    )
-
-
 def _run(backend: GoBackend, cache: BuildCache, line: str = "", cell: str = CELL) -> dict:
-    options = parse_line(make_parser("go", backend), line)
-    return Pipeline(InProcessLoader()).run_cell(backend, cell, options, {}, _context(cache)).bind
+    return run_in_process(backend, cache, cell, line)
 
 
 BASELINES = {
@@ -230,7 +212,7 @@ def _build_row(work: Path, cache: BuildCache, pairs: int) -> Row:
     Each repetition edits both (a comment), so neither is a no-op relink: the
     standard library is warm in Go's build cache, the code is new.
     """
-    tc = toolchains.find_go()
+    tc = GoBackend.find_toolchain()
     plain = work / "plain"
     plain.mkdir()
     (plain / "go.mod").write_text("module plain\n\ngo 1.22\n")

@@ -13,7 +13,7 @@ import platform
 import sys
 from importlib import metadata
 
-from IPython.core.magic import Magics, cell_magic, line_cell_magic, line_magic, magics_class
+from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 
 from .core import toolchains
 from . import native_output, tracebacks

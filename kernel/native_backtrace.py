@@ -26,6 +26,8 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .core.cells import CELL_ID_DIGITS
+
 REPORT_FD_VARIABLE = "IPOLYGLOT_CRASH_REPORT_FD"  # how the supervisor hands the worker its report file
 MAX_FRAMES = 24
 HANDLER_LIBRARY = "crash_handler.so"
@@ -384,7 +386,7 @@ def format_native_frames(frames: list[NativeFrame]) -> str:
 
 _GOROUTINE_HEADER = re.compile(r"^goroutine \d+ .*\[.*\]:$")
 _GO_LOCATION = re.compile(r"^\t(?P<file>\S+?):(?P<line>\d+)(?: .*)?$")
-_GO_CELL_FILE = re.compile(r"cell-[0-9a-f]{10}")
+_GO_CELL_FILE = re.compile(rf"cell-[0-9a-f]{{{CELL_ID_DIGITS}}}")
 _GO_PLUMBING = re.compile(r"^(runtime\.|internal/|ipolyglot\.local/|main\._cgoexp|_cgoexp|main\.ipg|sync\.)")
 
 

@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable, TextIO
+from typing import TextIO
 
 GO_CELL = """\
 import (
@@ -84,26 +84,11 @@ class Step:
 
         return CppBackend()
 
-    def toolchain(self) -> Callable:
-        from .core import toolchains
-
-        return toolchains.find_go if self.language == "go" else toolchains.find_cxx
-
     def run(self, cache, out: TextIO) -> None:
-        from .core.backend import CellContext
-        from .core.cells import CellRegistry
-        from .core.options import make_parser, parse_line
-        from .core.pipeline import InProcessLoader, Pipeline
+        from .core.pipeline import run_without_kernel
 
-        backend = self.backend()
-        ctx = CellContext(
-            cell_label="warm-up", cache=cache, cells=CellRegistry(), toolchain=self.toolchain(),
-            verbose=lambda message: None, warn=lambda message: print(f"    warning: {message}", file=out, flush=True),
-            building=lambda what: contextlib.nullcontext(type("Feedback", (), {"outcome": None})()),
-        )
-        options = parse_line(make_parser(self.language, backend), "-q")
-        Pipeline(InProcessLoader()).run_cell(backend, self.cell, options, {}, ctx)
-
+        run_without_kernel(self.backend(), cache, self.cell, "-q", "warm-up",
+                           warn=lambda message: print(f"    warning: {message}", file=out, flush=True))
 
 STEPS = {
     "go": Step("go", "Go: Go's runtime with cgo, the standard library and ipolyglot's runtime helper "

@@ -29,6 +29,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from .core.cells import CellRegistry
 from .core.diagnostics import CompileError, Diagnostic
 from .native_backtrace import REPORT_FD_VARIABLE, crash_details
 from .core.profiling import PROFILER
@@ -243,7 +244,7 @@ class WorkerSupervisor:
         self.local = threading.local()  # .connection: this (non-main) thread's Connection
         self.stderr: _StderrTee | None = None
         self.crash_report = None  # the file the worker's fatal-signal handler writes its backtrace to
-        self.go_cell_labels: dict[str, str] = {}  # Go's `cell-<id>` file names -> "In [n]", for Go's tracebacks
+        self.cells = CellRegistry()  # the cells run in the worker: Go's tracebacks name them by id
         self.replay_log: list[ReplayStep] = []
         self.hooks: CellHooks = _QUIET_HOOKS
         self.ids = itertools.count(1)
@@ -439,7 +440,7 @@ class WorkerSupervisor:
     # -- requests ------------------------------------------------------------------------------
     def run_cell(self, language: str, line: str, cell: str, label: str, profile_always: bool, hooks: CellHooks):
         __tracebackhide__ = True  # IPython shows the user's line, not the channel
-        self._remember_go_cell(language, cell, label)
+        self.cells.register(cell, label)
         try:
             outcome = self.request("run_cell", language, line, cell, label, profile_always,
                                    describe=f"the %%{language} cell {label}", hooks=hooks)
@@ -680,7 +681,7 @@ class WorkerSupervisor:
                 self._building_exit("", False)
         self._discard()
         message = f"the native worker process died during {describe}: {_describe_exit(returncode)}"
-        lines = crash_details(text, report, self.go_cell_labels).rstrip().splitlines()
+        lines = crash_details(text, report, self.cells.labels()).rstrip().splitlines()
         if lines:
             shown = lines if len(lines) <= CRASH_TEXT_LINES else lines[:CRASH_TEXT_LINES] + [f"… ({len(lines) - CRASH_TEXT_LINES} more lines)"]
             message += "\n\n" + "\n".join(shown)
@@ -700,16 +701,6 @@ class WorkerSupervisor:
             return ""
         self.crash_report.seek(0)
         return self.crash_report.read(1 << 20).decode("utf-8", "replace")
-
-    def _remember_go_cell(self, language: str, cell: str, label: str) -> None:
-        """How Go's own traceback names this cell (`//line cell-<id>:N`), to show it as the notebook does."""
-        if language != "go":
-            return
-        try:
-            from ipolyglot.go_bridge.backend import cell_identifier
-        except ImportError:
-            return
-        self.go_cell_labels[cell_identifier(cell)] = label.replace(":", "")
 
     def _start_and_replay_quietly(self) -> str:
         try:

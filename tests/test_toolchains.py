@@ -143,10 +143,15 @@ def test_no_cxx_names_what_to_install(tmp_path, monkeypatch):
 
 
 def test_identity_changes_with_version(tmp_path, monkeypatch):
+    """The identity cache keys use (GoTool.identity, found without running go) changes with the toolchain."""
+    from ipolyglot.go_bridge.toolchain import GoTool
+    from ipolyglot.kernel.core.cache import BuildCache
+
+    cache = BuildCache(tmp_path / "cache")
     monkeypatch.setenv("IPOLYGLOT_GO", str(fake_tool(tmp_path / "a", "go", "go version go1.22.0 linux/amd64")))
-    first = find_go().identity
+    first = GoTool(cache, find_go).identity()
     monkeypatch.setenv("IPOLYGLOT_GO", str(fake_tool(tmp_path / "b", "go", "go version go1.23.0 linux/amd64")))
-    assert find_go().identity != first
+    assert GoTool(cache, find_go).identity() != first
 
 
 def test_kernel_starts_without_any_toolchain_and_explains_at_info(tmp_path):

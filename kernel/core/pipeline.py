@@ -14,6 +14,7 @@ never disagree.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -130,6 +131,29 @@ class Pipeline:
         shown = {n: v for n, v in names.items() if not changed_only or backend.bound.get(n) is not v}
         backend.bound = dict(names)
         return CellResult(bind=shown, unbind=gone, report=built.report)
+
+
+class _NoFeedback:
+    outcome = "built"
+
+
+def run_without_kernel(backend: Backend, cache, text: str, line: str = "", label: str = "In [1]", warn=None) -> dict[str, Any]:
+    """A cell through the pipeline with no kernel, no IPython and no namespace: the names it binds.
+
+    What `python -m ipolyglot.kernel warm` and the benchmarks use: the same path
+    as a `%%go` / `%%cpp` cell, minus live feedback and -i inputs.
+    """
+    from .backend import CellContext
+    from .cells import CellRegistry
+    from .options import make_parser, parse_line
+
+    ctx = CellContext(
+        cell_label=label, cache=cache, cells=CellRegistry(), toolchain=backend.find_toolchain,
+        verbose=lambda _message: None, warn=warn or (lambda _message: None),
+        building=lambda _what: contextlib.nullcontext(_NoFeedback()),
+    )
+    options = parse_line(make_parser(backend.language, backend), line)
+    return Pipeline(InProcessLoader()).run_cell(backend, text, options, {}, ctx).bind
 
 
 def _input_values(backend: Backend, names: list[str], user_ns: Mapping[str, Any]) -> dict[str, tuple[Any, Any]]:
