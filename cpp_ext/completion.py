@@ -118,6 +118,8 @@ class CppCompleter:
     index: ci.Index = field(default_factory=ci.Index.create)
     units: dict[int, tuple[tuple, ci.TranslationUnit]] = field(default_factory=dict)  # parse options -> (key, unit)
 
+    snapshot_of = staticmethod(session_of)
+
     def snapshot(self) -> CppSession:
         return session_of(self.backend)
 

@@ -185,6 +185,8 @@ class GoCompleter:
     versions: dict[str, int] = field(default_factory=dict)
     sent: dict[str, str] = field(default_factory=dict)
 
+    snapshot_of = staticmethod(session_cells)
+
     def snapshot(self) -> list[SessionCell]:
         """Read on the kernel's thread: the session as it is now."""
         return session_cells(self.backend)

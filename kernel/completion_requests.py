@@ -19,8 +19,17 @@ class CellCompletionRequests:
     @property
     def cell_completion(self) -> CellCompletion:
         if self._cell_completion is None:
-            self._cell_completion = CellCompletion(self._language_backend)
+            self._cell_completion = CellCompletion(self._language_backend, session_for=self._session_snapshot)
         return self._cell_completion
+
+    def _session_snapshot(self, language: str, completer):
+        """The declarations earlier cells made: the worker's, when native code runs there."""
+        magics = self.shell.magics_manager.registry["PolyglotMagics"]
+        if magics.mode == "worker" and magics.worker_started:
+            found = magics.worker.completion_session(language)
+            if found is not None:
+                return found
+        return completer.snapshot()
 
     def _language_backend(self, language: str):
         magics = self.shell.magics_manager.registry["PolyglotMagics"]

@@ -162,6 +162,10 @@ class PolyglotMagics(Magics):
 
     # -- worker mode -------------------------------------------------------------------
     @property
+    def worker_started(self) -> bool:
+        return self._worker is not None
+
+    @property
     def worker(self):
         if self._worker is None:
             from .worker_supervisor import WorkerSupervisor
@@ -293,7 +297,7 @@ class PolyglotMagics(Magics):
         elif (rest[0] == "rm" and len(rest) == 2) or rest == ["reset"]:
             try:
                 outcome = self.worker.command(language, rest)
-            except KeyError as exc:
+            except (KeyError, ValueError) as exc:  # no such name, or a removal the backend refuses
                 raise PolyglotUsageError(exc.args[0]) from None
             self._apply(CellResult(outcome.bind, outcome.unbind))
             print(f"removed {rest[1]}" if rest[0] == "rm" else f"forgot every {display_name} declaration of this session")

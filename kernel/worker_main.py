@@ -474,6 +474,7 @@ class Worker:
             run_cell=self.run_cell, command=self.command, call=self.call, call_handle=self.call_handle,
             getattr=getattr, setattr=setattr,
             repr=repr, eq=lambda a, b: a == b, dir=dir, gomethod=self.gomethod, info=self.info, ping=lambda: os.getpid(),
+            completion_session=self.completion_session,
         )
 
     def backend(self, language: str):
@@ -529,6 +530,16 @@ class Worker:
             report.build_seconds if report else None, backend.declarations.table() != before,
             tuple(sorted({cell for _, _, cell in backend.declarations.table()})), self.go_runtimes(),
         )
+
+    def completion_session(self, language: str):
+        """The session's declarations as its completer reads them (plain data), for the kernel's completion."""
+        import importlib
+
+        from .core.completion import COMPLETERS
+
+        module_name, class_name = COMPLETERS[language]
+        completer = getattr(importlib.import_module(module_name), class_name)
+        return completer.snapshot_of(self.backend(language))
 
     def go_runtimes(self) -> int:
         go = self.backends.get("go")

@@ -489,6 +489,12 @@ class WorkerSupervisor:
             self.replay_log.append(ReplayStep(language, command=list(words)))
         return result
 
+    def completion_session(self, language: str):
+        """The worker's declarations of a language for completion; None when no worker runs."""
+        if not self.alive:
+            return None
+        return self.request("completion_session", language, describe="completion")
+
     def info(self) -> dict[str, str]:
         if not self.alive:
             return {"worker": "not running (starts with the first native cell)"}

@@ -102,7 +102,6 @@ def test_go_standard_library_completes_with_the_typed_prefix_replaced(go_session
     assert content["cursor_end"] == len(code)
 
 
-@pytest.mark.worker_mode_gap("completion and inspection in %%go cells do not see the Go declarations of earlier cells, which live in the worker")
 def test_go_function_of_an_earlier_cell_completes(go_session):
     code = '%%go\nfunc Twice(s string) string { return Sho'
     content = complete(go_session, code, expect="Shout")
@@ -110,7 +109,6 @@ def test_go_function_of_an_earlier_cell_completes(go_session):
     assert (content["cursor_start"], content["cursor_end"]) == (len(code) - 3, len(code))
 
 
-@pytest.mark.worker_mode_gap("completion and inspection in %%go cells do not see the Go declarations of earlier cells, which live in the worker")
 def test_go_statement_cell_completes_in_the_middle_of_the_text(go_session):
     code = '%%go -i x\nfmt.Println(Sho)\nfmt.Println("done")'
     cursor = code.index("Sho") + 3
@@ -119,7 +117,6 @@ def test_go_statement_cell_completes_in_the_middle_of_the_text(go_session):
     assert (content["cursor_start"], content["cursor_end"]) == (cursor - 3, cursor)
 
 
-@pytest.mark.worker_mode_gap("completion and inspection in %%go cells do not see the Go declarations of earlier cells, which live in the worker")
 def test_go_inspection_shows_signature_and_doc_comment(go_session):
     code = '%%go\nimport "strings"\n\nfunc Twice(s string) string { return Shout(s) + strings.ToUpper(s) }'
     session_function = inspect(go_session, code, code.index("Shout") + 2, expect="Shout says")
@@ -151,7 +148,6 @@ def test_cpp_standard_library_completes(cpp_session):
     assert (content["cursor_start"], content["cursor_end"]) == (len(code) - 3, len(code))
 
 
-@pytest.mark.worker_mode_gap("completion and inspection in %%cpp cells do not see the C++ declarations of earlier cells, which live in the worker")
 def test_cpp_function_of_an_earlier_cell_completes(cpp_session):
     code = "%%cpp\ndouble twice_mean(const std::vector<double>& xs) { return 2 * mea"
     content = complete(cpp_session, code, expect="mean")
@@ -164,7 +160,6 @@ def test_cpp_members_complete_inside_a_body(cpp_session):
     assert "length" in complete(cpp_session, code, expect="length")["matches"]
 
 
-@pytest.mark.worker_mode_gap("completion and inspection in %%cpp cells do not see the C++ declarations of earlier cells, which live in the worker")
 def test_cpp_inspection_shows_the_signature(cpp_session):
     code = "%%cpp\ndouble twice_mean(const std::vector<double>& xs) { return 2 * mean(xs); }"
     assert "double twice_mean(const std::vector<double> & xs)" in inspect(cpp_session, code, code.index("twice") + 2, expect="twice")

@@ -122,7 +122,6 @@ def test_func_main_and_reserved_names_are_told_in_the_cells_terms(kernel):
     assert kernel.eval("Main(), Add(1, 2)") == (3, 3)  # earlier definitions still work
 
 
-@pytest.mark.worker_mode_gap("`%polyglot go rm` refused by the worker shows a ValueError traceback, not the short error")
 def test_rm_refuses_a_name_still_in_use_and_names_its_users(kernel):
     kernel.run("%%go\ntype Node struct {\n\tLeft *Node\n\tValue int\n}\n\nfunc (n *Node) Sum() int { return n.Value }\n").ok()
     users = kernel.run("%%go\nfunc Depth(n *Node) int {\n\tif n == nil {\n\t\treturn 0\n\t}\n\treturn 1 + Depth(n.Left)\n}\n"

@@ -62,7 +62,11 @@ class Inspection:
 
 class LanguageCompleter(Protocol):
     def snapshot(self) -> Any:
-        """The session's declarations, read on the kernel's thread (cheap)."""
+        """The session's declarations, read on the kernel's thread (cheap): snapshot_of(its backend)."""
+
+    @staticmethod
+    def snapshot_of(backend: Any) -> Any:
+        """The declarations of a backend as plain data (it may come from the worker process)."""
 
     def complete(self, session: Any, body: str, cursor: int, timeout: float) -> Completion: ...
 
@@ -80,8 +84,12 @@ class _Worker:
 class CellCompletion:
     """The kernel's completers, one per language, each with one worker thread."""
 
-    def __init__(self, backend_for: Callable[[str], Any], timeout: float = DEADLINE_SECONDS):
+    def __init__(self, backend_for: Callable[[str], Any], timeout: float = DEADLINE_SECONDS,
+                 session_for: Callable[[str, LanguageCompleter], Any] | None = None):
         self._backend_for = backend_for  # language -> its session backend (raises if unavailable)
+        # language, completer -> the session's declarations; where native code runs in a
+        # worker process, the worker's backend holds them and is asked instead.
+        self._session_for = session_for or (lambda _language, completer: completer.snapshot())
         self.timeout = timeout
         self._workers: dict[str, _Worker] = {}
 
@@ -105,7 +113,7 @@ class CellCompletion:
         if worker is None:
             return None
         try:
-            session = worker.completer.snapshot()
+            session = self._session_for(cell.language, worker.completer)
         except Exception:  # a completion never errors: the cell may be anything
             return None
 
