@@ -152,7 +152,7 @@ class CppBackend(Backend):
         for warning in candidate.warnings:
             ctx.warn(warning)
         module = loaded.module
-        module._ipolyglot_build_ = travel.module_reference(built.report.key, composed.module_name, composed.file_name)
+        module._ipolyglot_build_ = travel.module_reference(built.report.key, composed)
         names = list(composed.bind.top_names)
         names += [n for n in dir(module) if not n.startswith("_") and n not in names]
         loaded.offered = travel.prepare({n: getattr(module, n) for n in names if hasattr(module, n)}, module._ipolyglot_build_)

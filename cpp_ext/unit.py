@@ -350,12 +350,18 @@ def compose(pieces: list[Piece], how: Composition, skip: frozenset[int] = frozen
             compile_flags += how.debug_names
         objects[cell] = ObjectUnit(text, compile_flags, cell in python_cells)
         link_flags += [f for f in flags.link() if f not in link_flags or f.startswith("-Wl")]
+    return assembled(objects, bind, link_flags, how.compiler, how.current)
+
+
+def assembled(objects: dict[str, ObjectUnit], bind: BindingUnit, link_flags: list[str], compiler: str, current: str = "") -> CppUnit:
+    """The module of these units, named by them and the compiler: composing a session and
+    rebuilding a travelled function (cpp_ext/travel.py) name a build the same way."""
     key_parts = {
         "kind": "cpp-module",
-        "objects": " ".join(cache_key(o.key_parts(how.compiler)) for o in objects.values()),
-        "bind": cache_key(bind.key_parts(how.compiler)),
+        "objects": " ".join(cache_key(o.key_parts(compiler)) for o in objects.values()),
+        "bind": cache_key(bind.key_parts(compiler)),
         "link": json.dumps(link_flags),
-        "compiler": how.compiler,
+        "compiler": compiler,
     }
     module_name = "ipolyglot_cpp_" + cache_key(key_parts)[:20]
-    return CppUnit("", key_parts, {}, module_name, objects, bind, link_flags, how.compiler, how.current)
+    return CppUnit("", key_parts, {}, module_name, objects, bind, link_flags, compiler, current)

@@ -176,6 +176,40 @@ def test_missing_toolchain_on_the_receiving_side_is_named(kernel, tmp_path):
     assert "cannot be rebuilt here" in out.error["evalue"] and "/nonexistent/go" in out.error["evalue"]
 
 
+def test_empty_cache_rebuilds_a_cpp_function_from_the_reference(kernel, tmp_path):
+    fresh = tmp_path / "elsewhere-cpp"
+    setup = f"import os; os.environ['IPOLYGLOT_CACHE_DIR'] = {str(fresh)!r}"
+    kernel.run(
+        "import multiprocessing\n"
+        f"setup = {setup!r}\n"
+        "with multiprocessing.get_context('spawn').Pool(1, exec, (setup,)) as elsewhere:\n"
+        "    assert elsewhere.map(cube, [2.0, 3.0]) == [8.0, 27.0]\n"
+        "    assert elsewhere.map(pair_sum, [Pair(a=1, b=2)]) == [3.0]\n"
+        "    assert elsewhere.map(brighter, [Color.Red]) == [Color.Green]\n"
+    ).ok()
+    built = list((fresh / "artifacts").glob("*/*/ipolyglot_cpp_*"))
+    assert built, "the receiving process did not rebuild the C++ module into its own cache"
+    same_key = kernel.eval("cube._build['key']")
+    assert (fresh / "artifacts" / same_key[:2] / same_key).is_dir(), "the same machine rebuilt under another key"
+
+
+def test_missing_cpp_compiler_on_the_receiving_side_is_named(kernel, tmp_path):
+    fresh = tmp_path / "no-cxx"
+    setup = (
+        f"import os; os.environ['IPOLYGLOT_CACHE_DIR'] = {str(fresh)!r}; "
+        "os.environ['CXX'] = '/nonexistent/g++'; os.environ['PATH'] = '/nonexistent'"
+    )
+    out = kernel.run(
+        "import multiprocessing\n"
+        f"setup = {setup!r}\n"
+        "with multiprocessing.get_context('spawn').Pool(1, exec, (setup,)) as elsewhere:\n"
+        "    elsewhere.map(cube, [2.0])\n"
+    )
+    assert out.status == "error" and out.error["ename"] == "ToolchainError", out.error_text
+    message = out.error["evalue"]
+    assert "cannot be rebuilt here" in message and "/nonexistent/g++" in message and "install g++" in message, message
+
+
 def test_dask_local_cluster_maps_a_go_function(kernel):
     kernel.run(DASK_CLUSTER).ok()
     kernel.run(

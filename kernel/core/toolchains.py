@@ -138,19 +138,18 @@ def cxx_candidate() -> tuple[str, str] | None:
     return None
 
 
+INSTALL_CXX = "install g++ (Debian/Ubuntu: `apt-get install g++`; Fedora: `dnf install gcc-c++`; macOS: `xcode-select --install`)"
+
+
 @functools.lru_cache(maxsize=None)
 def _resolve_cxx(key: tuple) -> Toolchain:
     found = cxx_candidate()
     if found is not None:
         path, source = found
         if not (os.path.isfile(path) and os.access(path, os.X_OK)):
-            raise ToolchainError(f"$CXX is {os.environ.get('CXX')!r}, which is not an executable compiler.")
+            raise ToolchainError(f"$CXX is {os.environ.get('CXX')!r}, which is not an executable compiler: point it at one, or unset it and {INSTALL_CXX}.")
         return Toolchain("cpp", path, _run_version([path, "--version"]), source)
-    raise ToolchainError(
-        "%%cpp needs a C++17 compiler and none was found: install g++ "
-        "(Debian/Ubuntu: `apt-get install g++`; Fedora: `dnf install gcc-c++`; "
-        "macOS: `xcode-select --install`) or set $CXX."
-    )
+    raise ToolchainError(f"%%cpp needs a C++17 compiler and none was found: {INSTALL_CXX}, or set $CXX.")
 
 
 def find_cxx() -> Toolchain:
