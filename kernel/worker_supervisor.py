@@ -415,7 +415,10 @@ class WorkerSupervisor:
     def _replay_steps(self) -> None:
         for step in list(self.replay_log):
             if step.command:
-                outcome = self._request_once("command", step.language, step.command, describe="reloading the session")
+                try:
+                    outcome = self._request_once("command", step.language, step.command, describe="reloading the session")
+                except KeyError:  # an `rm` of a name whose cells are no longer replayed: already gone, as it asked
+                    continue
             else:
                 outcome = self._request_once(
                     "run_cell", step.language, _replay_line(step.line), step.cell, step.label, False,
@@ -573,7 +576,11 @@ class WorkerSupervisor:
                 stderr_written = True  # no select to say: look
             else:
                 timeout = 0.1 if deadline is None else max(0.0, deadline - time.monotonic())
-                ready, _, _ = select.select(watched, [], [], timeout)
+                try:
+                    ready, _, _ = select.select(watched, [], [], timeout)
+                except (OSError, ValueError):  # the stderr tee closed its pipe at end of stream: the worker is ending
+                    stderr_fd, watched = None, [connection.sock]
+                    continue
                 if stderr_fd is not None and stderr_fd in ready:
                     stderr_written = True
                 if connection.sock not in ready:
