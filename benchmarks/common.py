@@ -140,12 +140,16 @@ def table(rows: list[Row]) -> str:
     return "\n".join([fmt(headers), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(fmt, lines)])
 
 
-def interactive_shell():
-    """An in-process IPython shell with the ipolyglot extension: the magics' own path."""
+def interactive_shell(mode: str = "in-process"):
+    """An in-process IPython shell with the ipolyglot extension: the magics' own path.
+
+    Native code runs in `mode`: in-process unless a script measures worker mode,
+    which is the extension's default, so that in-process rows never time a worker."""
     from IPython.core.interactiveshell import InteractiveShell
 
     shell = InteractiveShell.instance()
     shell.extension_manager.load_extension("ipolyglot.kernel")
+    shell.run_line_magic("polyglot", f"mode {mode}")
     return shell
 
 
