@@ -111,18 +111,7 @@ def _template_args(t: str) -> tuple[str, list[str]]:
     if "<" not in t or not t.endswith(">"):
         return t, []
     head, inner = t[: t.index("<")], t[t.index("<") + 1 : -1]
-    args, depth, current = [], 0, ""
-    for ch in inner:
-        if ch == "," and depth == 0:
-            args.append(current.strip())
-            current = ""
-            continue
-        depth += ch == "<"
-        depth -= ch == ">"
-        current += ch
-    if current.strip():
-        args.append(current.strip())
-    return head.strip(), args
+    return head.strip(), [arg for arg in _split_top(inner) if arg]
 
 
 def python_type(cpp: str) -> str:
