@@ -105,11 +105,12 @@ class BuildFeedback:
         def ticker():
             if done.wait(SHOW_AFTER):
                 return
-            while True:
-                self.shown = True
+            # The first showing carries no figure: a front end that ignores display
+            # updates (jupyter console) keeps only this line, so it must read true alone.
+            self.shown = True
+            line.show(f"building {what} …")
+            while not done.wait(TICK):
                 line.show(f"building {what} … {time.perf_counter() - started:.1f} s")
-                if done.wait(TICK):
-                    return
 
         # The ticker runs in the cell's context, so its output goes to the cell that builds.
         context = contextvars.copy_context()
