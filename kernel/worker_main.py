@@ -63,6 +63,15 @@ def signature_text(obj) -> str | None:
         return None
 
 
+def handle_kind(obj) -> str:
+    """What kind of proxy the kernel builds for an object that stays here (HandleInfo.kind)."""
+    from ipolyglot.go_bridge.channels import GoChannel
+
+    if isinstance(obj, GoChannel):
+        return "channel"
+    return "class" if isinstance(obj, type) else "function" if callable(obj) else "object"
+
+
 class WorkerCodec(PersistentCodec):
     """Decides, in the worker, what crosses by copy and what stays behind a handle."""
 
@@ -110,7 +119,7 @@ class WorkerCodec(PersistentCodec):
                 handle = next(self.next_handle)
                 self.handles[handle] = obj
                 self.handle_of[id(obj)] = handle
-        kind = "class" if isinstance(obj, type) else "function" if callable(obj) else "object"
+        kind = handle_kind(obj)
         name = getattr(obj, "__name__", None) or getattr(obj, "__qualname__", None) or type(obj).__name__
         parameters = describe_parameters(obj) if kind != "object" else None
         return HandleInfo(handle, kind, str(name), getattr(obj, "__doc__", None) if kind != "object" else None, parameters,
@@ -476,6 +485,7 @@ class Worker:
             repr=repr, eq=lambda a, b: a == b, dir=dir, gomethod=self.gomethod, info=self.info, ping=lambda: os.getpid(),
             completion_session=self.completion_session,
         )
+        channel.handlers.update(proxy_handlers())
 
     def backend(self, language: str):
         if language not in self.backends:
@@ -592,6 +602,16 @@ class Worker:
         for backend in self.backends.values():
             rows.update(backend.info())
         return rows
+
+
+def receive_from_channel(channel):
+    """One receive from a Go channel a call returned (its proxy's `receive()`)."""
+    return channel.receive()
+
+
+def proxy_handlers() -> dict:
+    """Requests that proxies of worker objects make beyond calls and attributes."""
+    return {"channel_receive": receive_from_channel}
 
 
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>

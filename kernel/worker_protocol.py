@@ -482,7 +482,7 @@ class HandleInfo:
     """An object that stays in the worker: what the kernel needs to build its proxy."""
 
     id: int
-    kind: str  # "function", "class" or "object"
+    kind: str  # "function", "class", "channel" (a Go channel) or "object"
     name: str
     doc: str | None
     parameters: tuple[Parameter, ...] | None  # None: signature unknown

@@ -17,6 +17,8 @@ import pickle
 import weakref
 from typing import Any, Callable
 
+from ipolyglot.go_bridge.channels import ChannelReceiver, PendingReceive
+
 from .core.native_signature import annotate
 from .worker_protocol import PROTOCOL_MODULE, importable_by_name, RemoteError, PersistentCodec, crosses_by_name, EnumDescription, HandleInfo, NativeCrash, Parameter, StructDescription, StructKey
 
@@ -118,6 +120,23 @@ class RemoteObject:
         return self._supervisor.request("dir", self, describe=f"dir({self._info.name})")
 
 
+class RemoteChannel(RemoteObject, ChannelReceiver):
+    """A Go channel that lives in the worker: `receive()` waits there, so iteration, `async for`,
+    an interrupt of a blocked receive and the worker's death behave as for an in-process GoChannel."""
+
+    def __init__(self, supervisor, info: HandleInfo, generation: int):
+        super().__init__(supervisor, info, generation)
+        object.__setattr__(self, "_pending", PendingReceive())
+
+    def receive(self) -> tuple[Any, bool]:
+        """The next value and True, or the zero value and False once Go closed the channel."""
+        __tracebackhide__ = True  # IPython shows the user's line, not the channel
+        return self._supervisor.request("channel_receive", self, describe="a receive from a Go channel")
+
+
+PROXY_CLASSES = {"channel": RemoteChannel}  # by HandleInfo.kind; RemoteObject for the other kinds
+
+
 class KernelCodec(PersistentCodec):
     """Pickling in the kernel: proxies go back as handles, callables become callbacks."""
 
@@ -210,7 +229,7 @@ class KernelCodec(PersistentCodec):
             return proxy
         if info.id in self.released:
             self.released.remove(info.id)
-        proxy = RemoteObject(self.supervisor, info, self.supervisor.generation)
+        proxy = PROXY_CLASSES.get(info.kind, RemoteObject)(self.supervisor, info, self.supervisor.generation)
         self.proxies[info.id] = proxy
         weakref.finalize(proxy, self._collected, info.id, self.supervisor.generation)
         return proxy
