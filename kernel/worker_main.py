@@ -141,7 +141,7 @@ class WorkerCodec(PersistentCodec):
         methods = []
         for name in sorted(getattr(cls, "_go_methods_", ()) or ()):
             method = getattr(cls, name)
-            methods.append((name, method.__doc__, describe_parameters(method)))
+            methods.append((name, method.__doc__, describe_parameters(method), signature_text(method)))
         return StructDescription(self._struct_key(cls), bytes(cls._go_zero_ or b""), cls.__doc__, tuple(methods))
 
     def _enum_description(self, cls: type) -> EnumDescription:

@@ -505,7 +505,7 @@ class StructDescription:
     key: StructKey
     zero: bytes
     doc: str | None
-    methods: tuple[tuple[str, str | None, tuple[Parameter, ...] | None], ...]  # name, doc, parameters
+    methods: tuple[tuple[str, str | None, tuple[Parameter, ...] | None, str | None], ...]  # name, doc, parameters, signature text
 
 
 @dataclass(frozen=True)

@@ -266,8 +266,8 @@ class KernelCodec(PersistentCodec):
         for name in getattr(cls, "_worker_methods_", ()):
             if name not in {m[0] for m in description.methods} and name in cls.__dict__:
                 delattr(cls, name)
-        for name, doc, parameters in description.methods:
-            setattr(cls, name, _go_method(self.supervisor, key.name, name, doc, parameters))
+        for name, doc, parameters, typed in description.methods:
+            setattr(cls, name, _go_method(self.supervisor, key.name, name, doc, parameters, typed))
         if description.methods or description.zero:
             cls._worker_methods_ = tuple(m[0] for m in description.methods)
         return cls
@@ -292,7 +292,7 @@ def _enum_copy_stays(member: enum.Enum, protocol: int):
     )
 
 
-def _go_method(supervisor, type_name: str, name: str, doc: str | None, parameters) -> Callable:
+def _go_method(supervisor, type_name: str, name: str, doc: str | None, parameters, typed: str | None) -> Callable:
     """A method of a Go struct copy: the worker runs it on a copy and sends the receiver back."""
 
     def method(self, *args: Any, **kwargs: Any):
@@ -307,7 +307,7 @@ def _go_method(supervisor, type_name: str, name: str, doc: str | None, parameter
     method.__name__ = name
     method.__qualname__ = f"{type_name}.{name}"
     method.__doc__ = doc
-    signature = make_signature(parameters)
+    signature = _annotated(make_signature(parameters), typed)
     if signature is not None:
         method.__signature__ = signature
     return method

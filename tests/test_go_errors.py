@@ -84,7 +84,6 @@ def test_call_errors_show_the_message_without_a_chained_internal_error(kernel):
     assert "GoPanic: boom" in panic and "During handling" not in panic, panic
 
 
-@pytest.mark.worker_mode_gap("a Go struct method's proxy carries no annotations: inspect.signature(Pt.Scale) is (self, k)")
 def test_functions_have_python_signatures_and_their_doc_comments(kernel):
     check(kernel, textwrap.dedent("""\
         import inspect
