@@ -134,7 +134,18 @@ class RemoteChannel(RemoteObject, ChannelReceiver):
         return self._supervisor.request("channel_receive", self, describe="a receive from a Go channel")
 
 
-PROXY_CLASSES = {"channel": RemoteChannel}  # by HandleInfo.kind; RemoteObject for the other kinds
+class RemoteClass(RemoteObject):
+    """A class that lives in the worker: `Cls.__init__` is the worker's constructor, with its
+    signature and documentation, as in-process (the proxy's own `__init__` only builds the proxy)."""
+
+    def __getattribute__(self, name: str):
+        if name == "__init__":  # constructing a RemoteClass looks its __init__ up on the type, not here
+            __tracebackhide__ = True  # IPython shows the user's line, not the channel
+            return self._supervisor.request("getattr", self, name, describe=f"{self._info.name}.__init__")
+        return object.__getattribute__(self, name)
+
+
+PROXY_CLASSES = {"channel": RemoteChannel, "class": RemoteClass}  # by HandleInfo.kind; else RemoteObject
 
 
 class KernelCodec(PersistentCodec):
