@@ -92,7 +92,8 @@ class WorkerCodec(PersistentCodec):
     def persistent_id(self, obj):
         kind = type(obj)
         if isinstance(obj, BaseException) and hasattr(obj, "_kernel_exception_id"):
-            return ("kernel_exception", obj._kernel_exception_id, f"{kind.__name__}: {obj}")  # the kernel's own object again
+            # the kernel's own object again, with the notes added here (a C++ thread that it ended, say)
+            return ("kernel_exception", obj._kernel_exception_id, f"{kind.__name__}: {obj}", tuple(getattr(obj, "__notes__", ())))
         if kind in _PLAIN_TYPES or isinstance(obj, BaseException) or kind.__module__ == PROTOCOL_MODULE:
             return None
         module = getattr(kind, "__module__", "") or ""
@@ -486,6 +487,7 @@ class Worker:
             completion_session=self.completion_session,
         )
         channel.handlers.update(proxy_handlers())
+        channel.handlers.update(go_profiler_handlers(self))
 
     def backend(self, language: str):
         if language not in self.backends:
@@ -612,6 +614,14 @@ def receive_from_channel(channel):
 def proxy_handlers() -> dict:
     """Requests that proxies of worker objects make beyond calls and attributes."""
     return {"channel_receive": receive_from_channel}
+
+
+def go_profiler_handlers(worker: "Worker") -> dict:
+    """`%go_pprof` in worker mode (go_bridge/pprof_view.py): the kernel runs the statement, a Go runtime here is profiled."""
+    from ipolyglot.go_bridge.pprof_view import ProfiledRuntime  # neither numpy nor cffi: cheap at the worker's start
+
+    runtime = ProfiledRuntime(lambda: worker.backend("go"))
+    return {"go_pprof_choose": runtime.choose, "go_pprof_start": runtime.start, "go_pprof_stop": runtime.stop}
 
 
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>

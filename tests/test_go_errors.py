@@ -318,7 +318,6 @@ def test_a_goroutine_panic_ends_a_later_call_waiting_for_it_and_an_interrupt_a_w
     assert kernel.eval("Async(lambda x: x * 5), Add(2, 2)") == (5, 4)
 
 
-@pytest.mark.kernel_modes("in-process")  # %go_pprof profiles only Go in the kernel's own process (finding: not the worker's runtime yet)
 def test_go_pprof_shows_only_the_users_error(kernel):
     out = kernel.run("%go_pprof Boom()")
     assert out.status == "error"
