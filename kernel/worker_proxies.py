@@ -231,8 +231,17 @@ class KernelCodec(PersistentCodec):
         if tag == "enum_class":
             return self.enum_class(pid[1])
         if tag == "kernel_exception":
-            return self.raised.get(pid[1]) or RemoteError(pid[2])
+            return self._kernel_exception(*pid[1:])
         raise pickle.UnpicklingError(f"unknown reference {tag!r}")
+
+    def _kernel_exception(self, exception_id: int, text: str, notes: tuple[str, ...]) -> BaseException:
+        """A callback's exception back from the worker: the kernel's own object, with the notes native
+        code added to its copy there (that it ended a C++ thread, say)."""
+        error = self.raised.get(exception_id) or RemoteError(text)
+        for note in notes:
+            if note not in getattr(error, "__notes__", ()):
+                error.add_note(note)
+        return error
 
     def _proxy(self, info: HandleInfo) -> RemoteObject:
         proxy = self.proxies.get(info.id)
