@@ -39,10 +39,6 @@ from .toolchain import GoTool
 RUNTIME_WARNING_THRESHOLD = 32
 VARS_NAME = "govars"  # the Python name of the live view of exported Go variables (govars.py)
 _RESERVED = {"_fast", "_slow", "_pending", "_check", "_call", "_MISSING", "result", "list"}
-PPROF_IN_WORKER = (
-    "%go_pprof profiles Go code that runs inside the kernel; in worker mode the session's Go code "
-    "runs in the worker process. Run `%polyglot mode in-process` (and the Go cells again) to profile it."
-)
 
 
 @dataclass
@@ -408,13 +404,13 @@ class GoBackend(Backend):
     def pprof(self, magics, line: str, cell: str | None) -> list[dict]:
         """`%go_pprof`: run Python code with runtime/pprof on; display bundles of the result.
 
-        Raises LookupError (pprof_view.PprofUsageError) for a bad line, in worker
-        mode (the kernel's Go runtime would profile none of the session's Go code)
-        or when no Go code is loaded.
+        Raises LookupError (pprof_view.PprofUsageError) for a bad line or when no
+        Go code is loaded. In worker mode the worker's Go runtime is profiled.
         """
-        if magics.mode == "worker":
-            raise pprof_view.PprofUsageError(PPROF_IN_WORKER)
         request = pprof_view.parse(line, cell)
+        if magics.mode == "worker":
+            runtime = pprof_view.WorkerRuntime.serving(magics.shell.user_ns, magics.worker if magics.worker_started else None)
+            return pprof_view.profile(request, runtime, magics.shell.ex, magics.worker.cells, runtime.others)
         lib, others = pprof_view.serving_library(magics.shell.user_ns, self._current)
         return pprof_view.profile(request, lib, magics.shell.ex, magics.cells, others)
 

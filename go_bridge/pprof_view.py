@@ -1,7 +1,7 @@
 """`%go_pprof`: run Python code with Go's profiler on, show the top functions and a flame graph.
 
 The profile comes from the Go runtime serving the Go functions in the user
-namespace. SIGPROF has one handler per process, and a Go runtime counts a
+namespace: in the kernel in-process, in the worker process in worker mode. SIGPROF has one handler per process, and a Go runtime counts a
 profiling signal that lands on another runtime's thread as outside Go, so one
 runtime is profiled at a time: the one serving the most bound names.
 """
@@ -18,7 +18,6 @@ from typing import Callable
 
 from ipolyglot.kernel.core.cells import CellRegistry
 from ipolyglot.kernel.core.charts import flame_graph_svg, format_seconds, html_table, text_table
-from ipolyglot.kernel.core.compare import ExpressionFailed
 
 from . import pprof
 
@@ -93,8 +92,68 @@ def serving_library(user_ns: dict, fallback):
     return libraries[best], len(counts) - 1
 
 
+class WorkerRuntime:
+    """The kernel's handle on the worker's Go runtime that `%go_pprof` profiles in worker mode.
+
+    The statement runs in the kernel and its Go calls run in the worker, so the profiler
+    runs there, in the runtime serving most of the namespace's Go functions (the worker
+    chooses it from their proxies, as serving_library does in-process).
+    """
+
+    def __init__(self, supervisor, others: int):
+        self.supervisor = supervisor
+        self.others = others  # older runtimes that also serve names: not profiled
+
+    @classmethod
+    def serving(cls, user_ns: dict, supervisor) -> "WorkerRuntime":
+        functions = worker_functions(user_ns, supervisor) if supervisor is not None and supervisor.alive else []
+        if not functions:
+            raise PprofUsageError("no Go function is loaded: run a %%go cell before %go_pprof")
+        return cls(supervisor, supervisor.request("go_pprof_choose", functions, describe="%go_pprof"))
+
+    def pprof_start(self, heap: bool, sample_bytes: int) -> bytes:
+        return self.supervisor.request("go_pprof_start", heap, sample_bytes, describe="%go_pprof")
+
+    def pprof_stop(self) -> bytes:
+        return self.supervisor.request("go_pprof_stop", describe="%go_pprof")
+
+
+def worker_functions(user_ns: dict, supervisor) -> list:
+    """The proxies of the functions the current worker bound in the namespace (Go's and C++'s: the worker tells)."""
+    from ipolyglot.kernel.worker_proxies import RemoteObject
+
+    found = []
+    for value in list(user_ns.values()):
+        target = getattr(value, "func", value)  # a NativeFunction wraps the proxy
+        if isinstance(target, RemoteObject) and target._info.kind == "function" and target._generation == supervisor.generation:
+            found.append(target)
+    return found
+
+
+class ProfiledRuntime:
+    """The worker's side of `%go_pprof` in worker mode: the runtime chosen for a statement, profiled from start to stop."""
+
+    def __init__(self, go_backend: Callable):
+        self.go_backend = go_backend  # the worker's Go backend, made when first asked for
+        self.library = None
+
+    def choose(self, functions: list) -> int:
+        """The runtime serving most of `functions`; how many other runtimes serve some of them."""
+        self.library, others = serving_library(dict(enumerate(functions)), self.go_backend()._current)
+        return others
+
+    def start(self, heap: bool, sample_bytes: int) -> bytes:
+        return self.library.pprof_start(heap, sample_bytes)
+
+    def stop(self) -> bytes:
+        """The profile; empty when no runtime was profiled (a worker that replaced one that ended meanwhile)."""
+        library, self.library = self.library, None
+        return b"" if library is None else library.pprof_stop()
+
+
 def profile(request: PprofRequest, lib, run: Callable[[str], object], cells: CellRegistry, others: int) -> list[dict]:
-    """Run the code with the profiler on in `lib`'s runtime; the display bundles to show."""
+    """Run the code with the profiler on in `lib`'s runtime (a library in-process, a WorkerRuntime in
+    worker mode); the display bundles to show."""
     code = compile_statement(request.code)
     baseline = lib.pprof_start(request.heap, HEAP_SAMPLE_BYTES)
     started = time.perf_counter()
@@ -148,6 +207,8 @@ def profile(request: PprofRequest, lib, run: Callable[[str], object], cells: Cel
 def compile_statement(text: str):
     """The profiled code, compiled under a name whose lines a traceback can show;
     a SyntaxError is the user's own (ExpressionFailed)."""
+    from ipolyglot.kernel.core.compare import ExpressionFailed  # imports numpy: not at the worker's start
+
     linecache.cache[STATEMENT_FILE] = (len(text), None, text.splitlines(True) or ["\n"], STATEMENT_FILE)
     try:
         return compile(text, STATEMENT_FILE, "exec")
@@ -159,6 +220,8 @@ def run_statement(code, run: Callable) -> None:
     """Run the profiled code; what it raises is the user's own error, handed over as
     ExpressionFailed with the frames from the statement on (the magic shows it as a
     cell running the statement would, without the magic's own frames)."""
+    from ipolyglot.kernel.core.compare import ExpressionFailed
+
     try:
         run(code)
     except Exception as error:  # noqa: BLE001 - the user's, shown as theirs
@@ -185,7 +248,7 @@ def _summary(heap: bool, totals: pprof.Totals, elapsed: float, fmt) -> str:
     """The first line: what was measured, against the statement's wall time.
 
     CPU samples come from every thread; those of threads that were not running
-    Go code (the Python interpreter, C code, the kernel's other threads) are
+    Go code (the Python interpreter, C code, the process's other threads) are
     not Go's and are reported apart, never mixed into the Go figures.
     """
     wall = format_seconds(elapsed)
@@ -194,7 +257,7 @@ def _summary(heap: bool, totals: pprof.Totals, elapsed: float, fmt) -> str:
     text = (f"{fmt(totals.go)} of CPU time in Go code (summed over the threads that ran it; sampled at 100 Hz) "
             f"while the statement ran for {wall} of wall time")
     if totals.not_go:
-        text += f"; threads not running Go code (Python, C, the kernel's other threads) used another {fmt(totals.not_go)}, not in the table"
+        text += f"; threads not running Go code (Python, C, the process's other threads) used another {fmt(totals.not_go)}, not in the table"
     return text
 
 

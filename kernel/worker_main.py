@@ -63,6 +63,15 @@ def signature_text(obj) -> str | None:
         return None
 
 
+def handle_kind(obj) -> str:
+    """What kind of proxy the kernel builds for an object that stays here (HandleInfo.kind)."""
+    from ipolyglot.go_bridge.channels import GoChannel
+
+    if isinstance(obj, GoChannel):
+        return "channel"
+    return "class" if isinstance(obj, type) else "function" if callable(obj) else "object"
+
+
 class WorkerCodec(PersistentCodec):
     """Decides, in the worker, what crosses by copy and what stays behind a handle."""
 
@@ -83,7 +92,8 @@ class WorkerCodec(PersistentCodec):
     def persistent_id(self, obj):
         kind = type(obj)
         if isinstance(obj, BaseException) and hasattr(obj, "_kernel_exception_id"):
-            return ("kernel_exception", obj._kernel_exception_id, f"{kind.__name__}: {obj}")  # the kernel's own object again
+            # the kernel's own object again, with the notes added here (a C++ thread that it ended, say)
+            return ("kernel_exception", obj._kernel_exception_id, f"{kind.__name__}: {obj}", tuple(getattr(obj, "__notes__", ())))
         if kind in _PLAIN_TYPES or isinstance(obj, BaseException) or kind.__module__ == PROTOCOL_MODULE:
             return None
         module = getattr(kind, "__module__", "") or ""
@@ -110,7 +120,7 @@ class WorkerCodec(PersistentCodec):
                 handle = next(self.next_handle)
                 self.handles[handle] = obj
                 self.handle_of[id(obj)] = handle
-        kind = "class" if isinstance(obj, type) else "function" if callable(obj) else "object"
+        kind = handle_kind(obj)
         name = getattr(obj, "__name__", None) or getattr(obj, "__qualname__", None) or type(obj).__name__
         parameters = describe_parameters(obj) if kind != "object" else None
         return HandleInfo(handle, kind, str(name), getattr(obj, "__doc__", None) if kind != "object" else None, parameters,
@@ -132,7 +142,7 @@ class WorkerCodec(PersistentCodec):
         methods = []
         for name in sorted(getattr(cls, "_go_methods_", ()) or ()):
             method = getattr(cls, name)
-            methods.append((name, method.__doc__, describe_parameters(method)))
+            methods.append((name, method.__doc__, describe_parameters(method), signature_text(method)))
         return StructDescription(self._struct_key(cls), bytes(cls._go_zero_ or b""), cls.__doc__, tuple(methods))
 
     def _enum_description(self, cls: type) -> EnumDescription:
@@ -476,6 +486,8 @@ class Worker:
             repr=repr, eq=lambda a, b: a == b, dir=dir, gomethod=self.gomethod, info=self.info, ping=lambda: os.getpid(),
             completion_session=self.completion_session,
         )
+        channel.handlers.update(proxy_handlers())
+        channel.handlers.update(go_profiler_handlers(self))
 
     def backend(self, language: str):
         if language not in self.backends:
@@ -592,6 +604,24 @@ class Worker:
         for backend in self.backends.values():
             rows.update(backend.info())
         return rows
+
+
+def receive_from_channel(channel):
+    """One receive from a Go channel a call returned (its proxy's `receive()`)."""
+    return channel.receive()
+
+
+def proxy_handlers() -> dict:
+    """Requests that proxies of worker objects make beyond calls and attributes."""
+    return {"channel_receive": receive_from_channel}
+
+
+def go_profiler_handlers(worker: "Worker") -> dict:
+    """`%go_pprof` in worker mode (go_bridge/pprof_view.py): the kernel runs the statement, a Go runtime here is profiled."""
+    from ipolyglot.go_bridge.pprof_view import ProfiledRuntime  # neither numpy nor cffi: cheap at the worker's start
+
+    runtime = ProfiledRuntime(lambda: worker.backend("go"))
+    return {"go_pprof_choose": runtime.choose, "go_pprof_start": runtime.start, "go_pprof_stop": runtime.stop}
 
 
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>

@@ -482,7 +482,7 @@ class HandleInfo:
     """An object that stays in the worker: what the kernel needs to build its proxy."""
 
     id: int
-    kind: str  # "function", "class" or "object"
+    kind: str  # "function", "class", "channel" (a Go channel) or "object"
     name: str
     doc: str | None
     parameters: tuple[Parameter, ...] | None  # None: signature unknown
@@ -505,7 +505,7 @@ class StructDescription:
     key: StructKey
     zero: bytes
     doc: str | None
-    methods: tuple[tuple[str, str | None, tuple[Parameter, ...] | None], ...]  # name, doc, parameters
+    methods: tuple[tuple[str, str | None, tuple[Parameter, ...] | None, str | None], ...]  # name, doc, parameters, signature text
 
 
 @dataclass(frozen=True)

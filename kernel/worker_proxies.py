@@ -17,6 +17,8 @@ import pickle
 import weakref
 from typing import Any, Callable
 
+from ipolyglot.go_bridge.channels import ChannelReceiver, PendingReceive
+
 from .core.native_signature import annotate
 from .worker_protocol import PROTOCOL_MODULE, importable_by_name, RemoteError, PersistentCodec, crosses_by_name, EnumDescription, HandleInfo, NativeCrash, Parameter, StructDescription, StructKey
 
@@ -118,6 +120,34 @@ class RemoteObject:
         return self._supervisor.request("dir", self, describe=f"dir({self._info.name})")
 
 
+class RemoteChannel(RemoteObject, ChannelReceiver):
+    """A Go channel that lives in the worker: `receive()` waits there, so iteration, `async for`,
+    an interrupt of a blocked receive and the worker's death behave as for an in-process GoChannel."""
+
+    def __init__(self, supervisor, info: HandleInfo, generation: int):
+        super().__init__(supervisor, info, generation)
+        object.__setattr__(self, "_pending", PendingReceive())
+
+    def receive(self) -> tuple[Any, bool]:
+        """The next value and True, or the zero value and False once Go closed the channel."""
+        __tracebackhide__ = True  # IPython shows the user's line, not the channel
+        return self._supervisor.request("channel_receive", self, describe="a receive from a Go channel")
+
+
+class RemoteClass(RemoteObject):
+    """A class that lives in the worker: `Cls.__init__` is the worker's constructor, with its
+    signature and documentation, as in-process (the proxy's own `__init__` only builds the proxy)."""
+
+    def __getattribute__(self, name: str):
+        if name == "__init__":  # constructing a RemoteClass looks its __init__ up on the type, not here
+            __tracebackhide__ = True  # IPython shows the user's line, not the channel
+            return self._supervisor.request("getattr", self, name, describe=f"{self._info.name}.__init__")
+        return object.__getattribute__(self, name)
+
+
+PROXY_CLASSES = {"channel": RemoteChannel, "class": RemoteClass}  # by HandleInfo.kind; else RemoteObject
+
+
 class KernelCodec(PersistentCodec):
     """Pickling in the kernel: proxies go back as handles, callables become callbacks."""
 
@@ -201,8 +231,17 @@ class KernelCodec(PersistentCodec):
         if tag == "enum_class":
             return self.enum_class(pid[1])
         if tag == "kernel_exception":
-            return self.raised.get(pid[1]) or RemoteError(pid[2])
+            return self._kernel_exception(*pid[1:])
         raise pickle.UnpicklingError(f"unknown reference {tag!r}")
+
+    def _kernel_exception(self, exception_id: int, text: str, notes: tuple[str, ...]) -> BaseException:
+        """A callback's exception back from the worker: the kernel's own object, with the notes native
+        code added to its copy there (that it ended a C++ thread, say)."""
+        error = self.raised.get(exception_id) or RemoteError(text)
+        for note in notes:
+            if note not in getattr(error, "__notes__", ()):
+                error.add_note(note)
+        return error
 
     def _proxy(self, info: HandleInfo) -> RemoteObject:
         proxy = self.proxies.get(info.id)
@@ -210,7 +249,7 @@ class KernelCodec(PersistentCodec):
             return proxy
         if info.id in self.released:
             self.released.remove(info.id)
-        proxy = RemoteObject(self.supervisor, info, self.supervisor.generation)
+        proxy = PROXY_CLASSES.get(info.kind, RemoteObject)(self.supervisor, info, self.supervisor.generation)
         self.proxies[info.id] = proxy
         weakref.finalize(proxy, self._collected, info.id, self.supervisor.generation)
         return proxy
@@ -247,8 +286,8 @@ class KernelCodec(PersistentCodec):
         for name in getattr(cls, "_worker_methods_", ()):
             if name not in {m[0] for m in description.methods} and name in cls.__dict__:
                 delattr(cls, name)
-        for name, doc, parameters in description.methods:
-            setattr(cls, name, _go_method(self.supervisor, key.name, name, doc, parameters))
+        for name, doc, parameters, typed in description.methods:
+            setattr(cls, name, _go_method(self.supervisor, key.name, name, doc, parameters, typed))
         if description.methods or description.zero:
             cls._worker_methods_ = tuple(m[0] for m in description.methods)
         return cls
@@ -273,7 +312,7 @@ def _enum_copy_stays(member: enum.Enum, protocol: int):
     )
 
 
-def _go_method(supervisor, type_name: str, name: str, doc: str | None, parameters) -> Callable:
+def _go_method(supervisor, type_name: str, name: str, doc: str | None, parameters, typed: str | None) -> Callable:
     """A method of a Go struct copy: the worker runs it on a copy and sends the receiver back."""
 
     def method(self, *args: Any, **kwargs: Any):
@@ -288,7 +327,7 @@ def _go_method(supervisor, type_name: str, name: str, doc: str | None, parameter
     method.__name__ = name
     method.__qualname__ = f"{type_name}.{name}"
     method.__doc__ = doc
-    signature = make_signature(parameters)
+    signature = _annotated(make_signature(parameters), typed)
     if signature is not None:
         method.__signature__ = signature
     return method

@@ -1,6 +1,7 @@
 """Capabilities the course notebooks stand on, through a real kernel: Go keeping a
 Python callable after the call that passed it, cgo preambles in %%go cells,
-awaitable native calls, and debugger-friendly C++ source names."""
+awaitable native calls, debugger-friendly C++ source names, and Go channels
+received from in Python."""
 
 import textwrap
 
@@ -8,11 +9,13 @@ import pytest
 
 from conftest import RunningKernel, mode_env
 from go_cells import GO_TEST_ENV
+from test_worker_faults import run_and_interrupt
 
-# These capabilities are read inside the kernel process (the bridge's live callables, the kernel's own
-# memory map), so the module runs in-process; worker mode's are in the test_worker_* modules. In worker
-# mode a Go channel that reaches Python is not iterable yet (a finding; the gil notebook runs in-process).
-KERNEL_MODES = ("in-process",)
+KERNEL_MODES = ("worker", "in-process")
+# Two kinds of check read state inside the kernel process and are pinned in-process: the lifetime of
+# the Python callables Go keeps (the bridge's table of live callables; worker mode's are in the
+# test_worker_* modules) and the source names of debug builds (the kernel's own memory map).
+IN_PROCESS_STATE = pytest.mark.kernel_modes("in-process")
 
 HANDLERS_CELL = textwrap.dedent("""\
     %%go
@@ -89,42 +92,52 @@ SETTLE = textwrap.dedent("""\
 @pytest.fixture(scope="module")
 def kernel(kernel_mode):
     with RunningKernel(env={**GO_TEST_ENV, **mode_env(kernel_mode)}) as running:
-        running.run(HANDLERS_CELL).ok()
-        running.run(  # the Python callables the session's Go code holds (go_bridge/marshal.Callables)
-            "from types import SimpleNamespace\n"
-            "marshal = SimpleNamespace(live_callables=HandleFunc._go_library.session.callables.live)\n"
-            "baseline = marshal.live_callables()"
-        ).ok()
-        running.run(SETTLE).ok()
         yield running
 
 
-def test_go_keeps_a_python_callable_after_the_call_that_passed_it(kernel):
+@pytest.fixture(scope="module")
+def handlers(kernel) -> None:
+    """The handler registry cell in the module's kernel, and a view of the bridge's live callables."""
+    kernel.run(HANDLERS_CELL).ok()
+    kernel.run(  # the Python callables the session's Go code holds (go_bridge/marshal.Callables)
+        "from types import SimpleNamespace\n"
+        "marshal = SimpleNamespace(live_callables=HandleFunc._go_library.session.callables.live)\n"
+        "baseline = marshal.live_callables()"
+    ).ok()
+    kernel.run(SETTLE).ok()
+
+
+@IN_PROCESS_STATE
+def test_go_keeps_a_python_callable_after_the_call_that_passed_it(kernel, handlers):
     kernel.run('HandleFunc("/hello", lambda path: "hello from Python at " + path)').ok()
     assert kernel.eval('ServeFromGoroutines("/hello", 8)') == ["hello from Python at /hello"] * 8
     kernel.run('Forget("/hello")').ok()
     assert kernel.eval("settled_callables() - baseline") == 0
 
 
-def test_a_callable_go_does_not_keep_is_released(kernel):
+@IN_PROCESS_STATE
+def test_a_callable_go_does_not_keep_is_released(kernel, handlers):
     assert kernel.eval("ApplyOnce(lambda x: x + 1, 41)") == 42
     assert kernel.eval("settled_callables() - baseline") == 0
 
 
-def test_a_rejected_call_releases_its_callables_at_once(kernel):
+@IN_PROCESS_STATE
+def test_a_rejected_call_releases_its_callables_at_once(kernel, handlers):
     out = kernel.run('ApplyOnce(lambda x: x, "not an int")')
     assert out.status == "error" and "TypeError" in out.error_text
     assert kernel.eval("marshal.live_callables() - baseline") == 0
 
 
-def test_an_exception_in_a_kept_callable_reaches_python(kernel):
+@IN_PROCESS_STATE
+def test_an_exception_in_a_kept_callable_reaches_python(kernel, handlers):
     kernel.run('HandleFunc("/boom", lambda path: 1 / 0)').ok()
     out = kernel.run('Serve("/boom")')
     assert out.status == "error" and "ZeroDivisionError" in out.error_text, out.error_text
     kernel.run('Forget("/boom")').ok()
 
 
-def test_registering_and_releasing_a_hundred_thousand_callables_leaks_nothing(kernel):
+@IN_PROCESS_STATE
+def test_registering_and_releasing_a_hundred_thousand_callables_leaks_nothing(kernel, handlers):
     out = kernel.run(textwrap.dedent("""\
         def resident_kib():
             with open("/proc/self/status") as status:
@@ -272,6 +285,7 @@ def test_cancelling_an_awaited_native_call_frees_the_loop(kernel):
 
 # ---- debugger-friendly C++ source names ----------------------------------------------
 
+@IN_PROCESS_STATE
 def test_debug_builds_name_cells_as_the_notebook_does(kernel):
     built = kernel.run(textwrap.dedent("""\
         %%cpp -g
@@ -357,3 +371,52 @@ def test_a_go_channel_is_an_async_iterator_that_loses_no_value_on_cancel(kernel)
         print([value async for value in slow])
         """)).ok()
     assert out.stdout.splitlines() == ["[0, 1, 2, 3]", "[0, 1, 2]"], out.stdout
+
+
+WAITING_CHANNELS_CELL = textwrap.dedent("""\
+    %%go
+    import (
+    	"fmt"
+    	"os"
+    	"time"
+    )
+
+    // Silent returns a channel nothing is sent on; soon after, it says a receive is waiting.
+    func Silent() <-chan int {
+    	go func() {
+    		time.Sleep(300 * time.Millisecond)
+    		fmt.Println("native call running")
+    	}()
+    	return make(chan int)
+    }
+
+    // Dying sends 0 and 1, then ends its process while Python waits for the next value.
+    func Dying() <-chan int {
+    	ch := make(chan int)
+    	go func() {
+    		ch <- 0
+    		ch <- 1
+    		time.Sleep(time.Second)
+    		os.Exit(5)
+    	}()
+    	return ch
+    }
+    """)
+
+
+def test_an_interrupt_ends_a_receive_that_waits(kernel):
+    kernel.run(CHANNELS_CELL).ok()
+    kernel.run(WAITING_CHANNELS_CELL).ok()
+    out = run_and_interrupt(kernel, "waiting = Silent()\nwaiting.receive()")
+    assert out.status == "error" and out.error["ename"] == "KeyboardInterrupt", out.error_text
+    assert kernel.eval("list(Ticks(2, 1))") == [0, 1]
+
+
+@pytest.mark.kernel_modes("worker")  # in-process, os.Exit in Go ends the kernel itself
+def test_the_worker_ending_during_an_iteration_is_a_native_crash(kernel):
+    kernel.run(CHANNELS_CELL).ok()
+    kernel.run(WAITING_CHANNELS_CELL).ok()
+    out = kernel.run("kept = 'still here'\nreceived = []\nfor value in Dying():\n    received.append(value)")
+    assert out.status == "error" and out.error["ename"] == "NativeCrash", out.error_text
+    assert "exited with code 5" in out.error_text and "a receive from" in out.error_text, out.error_text
+    assert kernel.eval("kept, received, list(Ticks(2, 1))") == ("still here", [0, 1], [0, 1])

@@ -84,7 +84,6 @@ def test_call_errors_show_the_message_without_a_chained_internal_error(kernel):
     assert "GoPanic: boom" in panic and "During handling" not in panic, panic
 
 
-@pytest.mark.worker_mode_gap("a Go struct method's proxy carries no annotations: inspect.signature(Pt.Scale) is (self, k)")
 def test_functions_have_python_signatures_and_their_doc_comments(kernel):
     check(kernel, textwrap.dedent("""\
         import inspect
@@ -319,7 +318,6 @@ def test_a_goroutine_panic_ends_a_later_call_waiting_for_it_and_an_interrupt_a_w
     assert kernel.eval("Async(lambda x: x * 5), Add(2, 2)") == (5, 4)
 
 
-@pytest.mark.kernel_modes("in-process")  # %go_pprof profiles only Go in the kernel's own process (finding: not the worker's runtime yet)
 def test_go_pprof_shows_only_the_users_error(kernel):
     out = kernel.run("%go_pprof Boom()")
     assert out.status == "error"

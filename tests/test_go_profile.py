@@ -66,7 +66,6 @@ def _seconds(text: str) -> float:
     return float(number) * _SECONDS[unit]
 
 
-@pytest.mark.kernel_modes("in-process")  # %go_pprof profiles only Go in the kernel's own process (finding: not the worker's runtime yet)
 def test_go_pprof_names_the_cpu_bound_function_with_its_cell_line(kernel):
     work_cell_number = kernel.work_cell_number
     out = kernel.run("%go_pprof Spin(300_000_000)").ok()
@@ -81,7 +80,6 @@ def test_go_pprof_names_the_cpu_bound_function_with_its_cell_line(kernel):
     assert svg.startswith("<svg") and f"Spin (In [{work_cell_number}])" in svg
 
 
-@pytest.mark.kernel_modes("in-process")  # %go_pprof profiles only Go in the kernel's own process (finding: not the worker's runtime yet)
 def test_go_pprof_cpu_time_is_go_code_only_and_consistent_with_wall_time(kernel):
     out = kernel.run("%go_pprof Spin(300_000_000)").ok()
     table = _table(out)
@@ -98,14 +96,12 @@ def test_go_pprof_cpu_time_is_go_code_only_and_consistent_with_wall_time(kernel)
     assert float(spin[5].rstrip("%")) >= 80, table  # cum%
 
 
-@pytest.mark.kernel_modes("in-process")  # %go_pprof profiles only Go in the kernel's own process (finding: not the worker's runtime yet)
 def test_go_pprof_cell_form_runs_a_block_of_python(kernel):
     out = kernel.run("%%go_pprof --top 5\ntotal = 0\nfor _ in range(2):\n    total += Spin(150_000_000)\n").ok()
     assert "Spin" in _table(out)
     assert kernel.eval("total > 0") is True
 
 
-@pytest.mark.kernel_modes("in-process")  # %go_pprof profiles only Go in the kernel's own process (finding: not the worker's runtime yet)
 def test_go_pprof_heap_shows_the_allocating_function(kernel):
     out = kernel.run("%go_pprof --heap Garbage(50_000)").ok()
     table = _table(out)
@@ -114,7 +110,6 @@ def test_go_pprof_heap_shows_the_allocating_function(kernel):
     assert "Garbage" in first and first[-1].endswith(f":{GARBAGE_LINE}"), table
 
 
-@pytest.mark.kernel_modes("in-process")  # %go_pprof profiles only Go in the kernel's own process (finding: not the worker's runtime yet)
 def test_go_pprof_without_go_code_or_with_a_bad_option_is_a_short_error(kernel):
     out = kernel.run("%go_pprof --frobnicate Spin(1)")
     assert out.status == "error" and "unknown option --frobnicate" in out.error_text

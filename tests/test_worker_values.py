@@ -158,7 +158,15 @@ def test_in_process_cell_flag_and_mode_switch(kernel):
     assert out.status == "error" and "unknown mode" in out.error_text
 
 
-def test_go_pprof_says_it_profiles_only_in_process_go(kernel):
-    out = kernel.run("%go_pprof sum(range(10))")
-    assert out.status == "error" and out.error["ename"] == "PolyglotUsageError", out.error_text
-    assert "worker mode" in out.error_text and "%polyglot mode in-process" in out.error_text
+TWICE_LINE = GO_CELL.splitlines().index(next(line for line in GO_CELL.splitlines() if line.startswith("func Twice"))) + 1
+
+
+def test_go_pprof_profiles_the_workers_go_runtime(kernel):
+    # Twice runs in the worker (the kernel's own Go runtime serves only the in-process Local): its row is the worker's.
+    out = kernel.run("%go_pprof --heap Twice(list(range(100_000)))").ok()
+    table = out.displays[0]["text/plain"]
+    row = next(line.split() for line in table.splitlines()[3:] if "Twice" in line.split())
+    assert row[-2] == "In" and re.fullmatch(rf"\[\d+\]:{TWICE_LINE}", row[-1]), table
+    out = kernel.run("%go_pprof Divide(1, 0)")  # the profiled code's error is the user's own
+    assert out.status == "error" and "divide 1 by zero" in out.error_text, out.error_text
+    assert "Twice" in kernel.run("%go_pprof --heap Twice([1.0] * 100_000)").ok().displays[0]["text/plain"]
