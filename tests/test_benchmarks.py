@@ -9,12 +9,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from benchmarks.__main__ import BEGIN_MARKER, END_MARKER, splice_into_readme
 from benchmarks.common import Pairs, Row
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.timeout(1600)  # the quick run itself may take 1500 s on a loaded 2-core machine (see below)
 def test_quick_benchmarks_print_a_ratio_table_json_and_markdown(tmp_path):
     out_json = tmp_path / "bench.json"
     done = subprocess.run(
