@@ -42,6 +42,9 @@ _RUNNING = bytes([marshal.STATUS_RUNNING])  # a result's first byte, as cffi rea
 
 COLLECT_ABOVE = 1024  # live Python callables in Go before a call asks Go to collect
 
+# Large numeric slices of a result arrive as C blocks the decoded arrays own (marshal.TAG_ARRAY_OWNED).
+OWN_BULK = 1
+
 MISSING = object()  # default of every generated parameter: reports the Go type when omitted
 
 class GoSession:
@@ -221,7 +224,7 @@ class GoLibrary:
         """ipg_call on already encoded arguments: the encoded result (status byte first)."""
         outp = ffi.new("char **")
         outn = ffi.new("size_t *")
-        self.lib.ipg_call(func_id, ffi.from_buffer(data), len(data), outp, outn)
+        self.lib.ipg_call(func_id, ffi.from_buffer(data), len(data), 0, outp, outn)
         return self._take(outp, outn)
 
     def call(self, func: GoFunc, args: tuple, profile: bool = False, receiver: Any = None):
@@ -243,9 +246,9 @@ class GoLibrary:
         go_copy_out = ffi.new("int64_t *") if profile else None  # Go's copy of the result into C memory
         try:
             if profile:
-                self.lib.ipg_call_profiled(func.id, ffi.from_buffer(data), len(data), outp, outn, go_copy_out)
+                self.lib.ipg_call_profiled(func.id, ffi.from_buffer(data), len(data), OWN_BULK, outp, outn, go_copy_out)
             else:
-                self.lib.ipg_call(func.id, ffi.from_buffer(data), len(data), outp, outn)
+                self.lib.ipg_call(func.id, ffi.from_buffer(data), len(data), OWN_BULK, outp, outn)
         finally:
             del keep
         if outn[0] and outp[0][0] == _RUNNING:

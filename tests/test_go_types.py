@@ -58,6 +58,39 @@ assert EchoBytes(big) == big
 """)
 
 
+def test_large_numeric_results_are_arrays_of_their_own(kernel):
+    # From 64 KiB on a result's numeric slice comes as a C block the array owns: every dtype,
+    # nested in maps and lists, bigger than the input, views outliving the array, nil and empty.
+    out = kernel.run("""%%go
+func Spread(n int, x float64) []float64 { out := make([]float64, n); for i := range out { out[i] = x * float64(i) }; return out }
+func Int8s(n int) []int8 { out := make([]int8, n); for i := range out { out[i] = int8(i) }; return out }
+func Uint64s(n int) []uint64 { out := make([]uint64, n); for i := range out { out[i] = uint64(1<<63) + uint64(i) }; return out }
+func Float32s(n int) []float32 { out := make([]float32, n); for i := range out { out[i] = float32(i) / 4 }; return out }
+func Complex64s(n int) []complex64 { out := make([]complex64, n); for i := range out { out[i] = complex(float32(i), -1) }; return out }
+func NilFloats() []float64 { return nil }
+func Columns(n int) map[string][]int32 { return map[string][]int32{"a": make([]int32, n), "b": {7}} }
+""")
+    out.ok()
+    check(kernel, """
+n = 1 << 17
+a = Spread(n, 0.5)
+assert a.dtype == np.float64 and a.shape == (n,) and a[-1] == 0.5 * (n - 1) and a.flags.writeable
+tail = a[-3:]; del a; import gc; gc.collect()
+assert tail.tolist() == [0.5 * (n - 3), 0.5 * (n - 2), 0.5 * (n - 1)]   # a view keeps the block
+b = Spread(n, 1.0); b += 1; assert b[0] == 1 and Spread(n, 1.0)[0] == 0   # each result is a copy of its own
+assert Int8s(n).dtype == np.int8 and Int8s(n)[200] == np.int8(200 - 256)
+assert Uint64s(n).dtype == np.uint64 and int(Uint64s(n)[-1]) == 2**63 + n - 1
+assert Float32s(n).dtype == np.float32 and Float32s(n)[-1] == (n - 1) / 4
+assert Complex64s(n).dtype == np.complex64 and Complex64s(n)[3] == 3 - 1j
+assert NilFloats().shape == (0,) and Spread(0, 1.0).shape == (0,)
+c = Columns(n); assert c['a'].dtype == np.int32 and c['a'].shape == (n,) and c['b'].tolist() == [7]
+big = np.random.default_rng(1).random(10**6)
+assert np.array_equal(EchoFloats(big), big) and EchoNested({'k': big})['k'].tolist() == big.tolist()
+assert [row.shape for row in EchoGrid([np.arange(n), np.arange(3)])] == [(n,), (3,)]
+import pickle; assert np.array_equal(pickle.loads(pickle.dumps(Spread(n, 2.0))), Spread(n, 2.0))
+""")
+
+
 def test_arrays_lists_nesting_and_any(kernel):
     check(kernel, """
 assert EchoArray([1, 2, 3]) == [1, 2, 3]
