@@ -27,7 +27,7 @@ from ipolyglot.kernel.core.cells import Cell
 from ipolyglot.kernel.core.diagnostics import CompileError, Diagnostic
 from ipolyglot.kernel.core.travel import LOADED_BUILDS, traveling
 
-from . import codegen, inspector, library, marshal, pprof_view, travel
+from . import codegen, fastcall, inspector, library, marshal, pprof_view, travel
 from .build import LIBRARY_NAME, GoFlags, diagnostics, go_build, key_parts
 from .description import GoStructType
 from .govars import GoVars
@@ -191,7 +191,7 @@ class GoBackend(Backend):
         if unit.flags.race and str(path) not in self._libraries:
             _probe_race_library(path)  # also for a library cached earlier
         if str(path) not in self._libraries:
-            self._libraries[str(path)] = library.GoLibrary(path, self.session, ctx.cells)
+            self._libraries[str(path)] = library.GoLibrary(path, self.session, ctx.cells, fastcall.load(ctx.cache))
             if len(self._libraries) > self.runtime_warning_threshold:
                 ctx.warn(self._runtime_warning(len(self._libraries)))
         return self._libraries[str(path)]

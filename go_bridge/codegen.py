@@ -410,6 +410,9 @@ def _cells_file(packages) -> str:
 
 
 def _fast_export(entry: FastEntry, name: str, waits: bool) -> str:
+    """A scalar-only function's two direct entry points: `ipg_fast_N` with C-typed
+    parameters (cffi calls it), `ipg_slots_N` with one uint64 slot per value (the
+    compiled caller of runtime/fastcall.c calls it)."""
     sig = entry.signature
     params = ", ".join(f"a{i} {CGO_TYPES[t]}" for i, t in enumerate(sig.ins))
     args = ", ".join(f"{t}(a{i})" for i, t in enumerate(sig.ins))
@@ -423,7 +426,36 @@ def _fast_export(entry: FastEntry, name: str, waits: bool) -> str:
     # A function that may wait for a goroutine is supervised while cells' goroutines run:
     # the fast entry then runs nothing and asks for the generic one (runtime/ipgrt/supervise.go).
     retry = "if ipolyglotrt.Retry() {\n\t\treturn\n\t}\n\t" if waits else ""
-    return TEMPLATES.render("fast_export.go.tmpl", index=entry.index, params=params, result=result, body=body, retry=retry)
+    typed = TEMPLATES.render("fast_export.go.tmpl", index=entry.index, params=params, result=result, body=body, retry=retry)
+    slot_call = f"{name}({', '.join(_from_slot(t, f'ipgSlots[{i}]') for i, t in enumerate(sig.ins))})"
+    slots = f"ipgSlots := ipolyglotrt.Slots(ipolyglotunsafe.Pointer(ipgArgs), {len(sig.ins)})\n\t" if sig.ins else ""
+    slot_body = f"return C.uint64_t({_to_slot(sig.out, slot_call)})" if sig.out else f"{slot_call}\n\treturn 0"
+    return typed + TEMPLATES.render("slot_export.go.tmpl", index=entry.index, slots=slots, body=slot_body, retry=retry)
+
+
+_SIGNED = frozenset({"int", "int8", "int16", "int32", "int64", "rune"})
+
+
+def _from_slot(go_type: str, slot: str) -> str:
+    """The Go value of `go_type` a uint64 slot holds (runtime/ipgrt/slots.go)."""
+    if go_type == "bool":
+        return f"ipolyglotrt.SlotBool({slot})"
+    if go_type in ("float64", "float32"):
+        return f"{go_type}(ipolyglotrt.SlotFloat({slot}))"
+    if go_type in _SIGNED:
+        return f"{go_type}(int64({slot}))"
+    return f"{go_type}({slot})"
+
+
+def _to_slot(go_type: str, value: str) -> str:
+    """The uint64 slot holding a Go value of `go_type`."""
+    if go_type == "bool":
+        return f"ipolyglotrt.BoolSlot({value})"
+    if go_type in ("float64", "float32"):
+        return f"ipolyglotrt.FloatSlot(float64({value}))"
+    if go_type in _SIGNED:
+        return f"uint64(int64({value}))"
+    return f"uint64({value})"
 
 
 _CONST_ERROR = re.compile(r"(?:^|/)consts\.go:(\d+):(?:\d+:)? (.*)$", re.M)

@@ -17,7 +17,7 @@ from typing import Any
 
 from ipolyglot.kernel.core.cells import CELL_ID_DIGITS, CellRegistry
 
-from . import marshal, signatures
+from . import fastcall, marshal, signatures
 from .abi import ffi
 from .codegen import FastEntry
 from .description import Description, GoFunc, GoVar
@@ -96,8 +96,9 @@ class GoSession:
 class GoLibrary:
     """One loaded build: its functions (by name) and struct classes."""
 
-    def __init__(self, path: Path, session: GoSession, cells: CellRegistry):
+    def __init__(self, path: Path, session: GoSession, cells: CellRegistry, fast_call: type | None = None):
         self.path = path
+        self.fast_call = fast_call  # fastcall.py's FastCall type, when it could be built
         self.session = session
         self.cells = cells  # names cells in panic stacks as the notebook shows them now
         self.lib = ffi.dlopen(str(path))
@@ -163,8 +164,10 @@ class GoLibrary:
         return self.lib.ipg_var_changed(var.get) != 0
 
     def fast_pointer(self, index: int, signature: str):
-        address = ctypes.cast(getattr(self._symbols, f"ipg_fast_{index}"), ctypes.c_void_p).value
-        return ffi.cast(signature, address)
+        return ffi.cast(signature, self._address(f"ipg_fast_{index}"))
+
+    def _address(self, symbol: str) -> int:
+        return ctypes.cast(getattr(self._symbols, symbol), ctypes.c_void_p).value
 
     # -- panics kept for Python ----------------------------------------------------
     def check_pending(self) -> bool:
@@ -358,6 +361,21 @@ class GoLibrary:
         return fn
 
     def _make_function(self, func: GoFunc, fast: FastEntry | None, py_params: list[str]):
+        """A scalar function is a FastCall when fastcall.py could build it (a generated
+        Python function takes the calls it does not); any other is a generated function."""
+        if fast is not None and not self.profiled and self.fast_call is not None:
+            fn = self._fast_call(fast, self._python_function(func, None, py_params))
+        else:
+            fn = self._python_function(func, fast, py_params)
+        fn.__doc__ = go_signature(func)
+        fn.__name__ = fn.__qualname__ = func.name
+        fn.__module__ = "__main__"
+        fn._go_library = self
+        return fn
+
+    def _python_function(self, func: GoFunc, fast: FastEntry | None, py_params: list[str]):
+        """The generated Python function: cffi's typed fast entry point for a scalar
+        function (`fast`), else the generic entry point."""
         name = func.name
         params = ", ".join(f"{p}=_MISSING" for p in py_params)
         if func.variadic and py_params:
@@ -385,12 +403,15 @@ class GoLibrary:
             source = TEMPLATES.render("call_wrapper.py.tmpl", name=name, params=params, args_tuple=args_tuple)
         exec(compile(source, f"<go function {name}>", "exec"), namespace)  # noqa: S102 - our template
         fn = namespace[name]
-        fn.__doc__ = go_signature(func)
         fn.__qualname__ = name
         fn.__module__ = "__main__"
-        fn._go_library = self
         return fn
 
+    def _fast_call(self, fast: FastEntry, generic):
+        """A FastCall (fastcall.py) for a scalar function; `generic` takes every call it does not."""
+        params, result = fastcall.codes(fast.signature.ins, fast.signature.out)
+        pending = int(ffi.cast("uintptr_t", self.pending))
+        return self.fast_call(self._address(f"ipg_slots_{fast.index}"), params, result, pending, generic, self.check_pending)
 
     def _make_method(self, func: GoFunc, py_params: list[str]):
         name = func.method

@@ -21,7 +21,7 @@ from ipolyglot.kernel.core.cells import CellRegistry
 from ipolyglot.kernel.core.toolchains import ToolchainError
 from ipolyglot.kernel.core.travel import BY_REFERENCE_METACLASSES, LOADED_BUILDS, build_reference, known_in_main, loaded
 
-from . import codegen, library
+from . import codegen, fastcall, library
 from .build import LIBRARY_NAME, go_build, key_parts
 from .inspector import FastSignature
 from .marshal import GoStruct, GoStructMeta
@@ -70,7 +70,7 @@ def open_build(unit: dict, key: str, cache: BuildCache) -> dict:
     else:
         path = _rebuild(unit, key, cache)
     backend = GoBackend()
-    lib = library.GoLibrary(path, backend.session, CellRegistry())
+    lib = library.GoLibrary(path, backend.session, CellRegistry(), fastcall.load(cache))
     lib.travel_build = build_reference("go", key, unit)  # onward, it names the sender's build
     return backend.names_of(lib, _plan(unit), lambda message: None)
 

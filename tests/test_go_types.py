@@ -181,6 +181,73 @@ assert EchoComplex(complex(1e300, 0)) == complex(1e300, 0)  # complex128 is not 
 """)
 
 
+def test_scalar_functions_take_every_argument_form(kernel):
+    # Scalar-only functions have a compiled caller: keywords, missing arguments, numpy scalars,
+    # ints where floats go, values out of range and panics all behave as in the generic path.
+    kernel.run("""%%go
+func Mix(a int8, b uint16, c float32, d bool, e uint64, f rune, g byte, h uintptr, i int32, j uint32, k int16) float64 {
+	if !d { return -1 }
+	return float64(a) + float64(b) + float64(c) + float64(e%1000) + float64(f) + float64(g) + float64(h) + float64(i) + float64(j) + float64(k)
+}
+func Neg(x int64) int64 { return -x }
+func Half(x float32) float32 { return x / 2 }
+func Not(b bool) bool { return !b }
+func Big() uint64 { return 1<<64 - 1 }
+func Low() int8 { return -128 }
+func Nothing(x int) {}
+func Refuse(x int) int { if x < 0 { panic("negative") }; return x }
+""").ok()
+    check(kernel, """
+def raises(exc, fn, *args, **kwargs):
+    try:
+        fn(*args, **kwargs)
+    except exc as e:
+        return str(e)
+    raise AssertionError(f'{fn.__name__}{args} did not raise {exc.__name__}')
+
+assert Mix(-128, 65535, 0.5, True, 2**64 - 1, 0x1F40D, 255, 7, -(2**31), 2**32 - 1, -32768) == (
+    -128 + 65535 + 0.5 + 615 + 0x1F40D + 255 + 7 - 2**31 + 2**32 - 1 - 32768)
+assert Mix(1, 2, 3, False, 4, 5, 6, 7, 8, 9, 10) == -1
+r = Neg(5); assert r == -5 and type(r) is int
+assert Neg(x=5) == -5 and Neg(np.int64(3)) == -3 and Neg(-(2**63)) == -(2**63)
+assert raises(TypeError, Neg) == 'Neg() missing parameter x (Go type int64)'
+assert 'Go type int64' in raises(OverflowError, Neg, 2**63)
+assert 'Go type int64' in raises(TypeError, Neg, 1.5)
+m = raises(TypeError, Neg, 1, 2); assert 'Neg' in m, m
+r = Half(3); assert r == 1.5 and type(r) is float
+assert Half(np.float32(1.0)) == 0.5 and Half(float('inf')) == float('inf') and Half(2**60) == 2.0**59
+assert 'Go type float32' in raises(OverflowError, Half, 1e39)
+assert 'Go type float32' in raises(OverflowError, Half, 10**39)
+assert Not(True) is False and Not(b=False) is True and Not(np.bool_(True)) is False
+assert Big() == 2**64 - 1 and Low() == -128 and Nothing(1) is None
+assert 'negative' in raises(GoPanic, Refuse, -1)
+assert Refuse(2) == 2
+import inspect, pickle
+assert str(inspect.signature(Neg)) == '(x: int) -> int' and Neg.__doc__.startswith('Go: func Neg(x int64) int64')
+assert Neg.__name__ == 'Neg' and Neg.aio.__name__ == 'Neg.aio' and pickle.loads(pickle.dumps(Neg))(2) == -2
+""")
+
+
+def test_scalar_function_that_waits_is_supervised_while_goroutines_run(kernel):
+    # The compiled caller's entry runs nothing while a cell's goroutine runs: the call is made
+    # again through the generic, supervised entry, so the goroutine's panic ends the wait.
+    kernel.run("""%%go
+import "time"
+var gate = make(chan int)
+func StartLatePanic() bool { go func() { time.Sleep(200 * time.Millisecond); panic("late") }(); return true }
+func Take(x int) int { return x + <-gate }
+""").ok()
+    check(kernel, """
+assert StartLatePanic()
+try:
+    Take(1)
+except GoPanic as e:
+    assert 'late' in str(e), e
+else:
+    raise AssertionError('no GoPanic')
+""")
+
+
 def test_structs_by_value_pointer_nil_and_dict(kernel):
     check(kernel, """
 p = Point(X=3, Y=4, Label='p')
