@@ -412,7 +412,7 @@ def _cells_file(packages) -> str:
 def _fast_export(entry: FastEntry, name: str, waits: bool) -> str:
     """A scalar-only function's two direct entry points: `ipg_fast_N` with C-typed
     parameters (cffi calls it), `ipg_slots_N` with one uint64 slot per value (the
-    compiled caller of runtime/fastcall.c calls it)."""
+    compiled caller of templates/fastcall.c calls it)."""
     sig = entry.signature
     params = ", ".join(f"a{i} {CGO_TYPES[t]}" for i, t in enumerate(sig.ins))
     args = ", ".join(f"{t}(a{i})" for i, t in enumerate(sig.ins))

@@ -1,4 +1,4 @@
-"""The compiled caller of scalar Go functions (runtime/fastcall.c), built once per
+"""The compiled caller of scalar Go functions (templates/fastcall.c), built once per
 machine and Python into the build cache.
 
 A scalar Go function called through cffi's ABI mode pays libffi and a Python
@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -21,7 +22,9 @@ from pathlib import Path
 
 from ipolyglot.kernel.core.cache import BuildCache, BuildFailed
 
-SOURCE = Path(__file__).resolve().parent / "runtime" / "fastcall.c"
+from .templating import TEMPLATES
+
+SOURCE_NAME = "fastcall.c"
 MODULE = "ipolyglot_fastcall"
 
 # Go scalar type -> the parameter/result code fastcall.c converts by.
@@ -38,14 +41,14 @@ def load(cache: BuildCache) -> type | None:
     loaded = sys.modules.get(MODULE)
     if loaded is not None:
         return loaded.FastCall
-    compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+    compiler = shlex.split(os.environ.get("CC", "")) or [shutil.which("cc") or shutil.which("gcc") or ""]
     include = Path(sysconfig.get_paths()["include"])
-    if compiler is None or not (include / "Python.h").exists():
+    if not compiler[0] or not (include / "Python.h").exists():
         return None
-    source = SOURCE.read_bytes()
-    parts = {"kind": "go-fastcall", "source": hashlib.sha256(source).hexdigest(), "compiler": compiler}
+    source = TEMPLATES.text(SOURCE_NAME)
+    parts = {"kind": "go-fastcall", "source": hashlib.sha256(source.encode()).hexdigest(), "compiler": " ".join(compiler)}
     try:
-        path, _ = cache.get_or_build(parts, lambda d: _compile(compiler, include, d), _library)
+        path, _ = cache.get_or_build(parts, lambda d: _compile(compiler, include, source, d), _library)
     except (BuildFailed, OSError):
         return None
     spec = importlib.util.spec_from_file_location(MODULE, path)
@@ -67,13 +70,14 @@ def _library(directory: Path) -> Path:
     return path
 
 
-def _compile(compiler: str, include: Path, directory: Path) -> None:
+def _compile(compiler: list[str], include: Path, source: str, directory: Path) -> None:
+    (directory / SOURCE_NAME).write_text(source)
     done = subprocess.run(
-        [compiler, "-O2", "-shared", "-fPIC", f"-I{include}", str(SOURCE), "-o", str(_library_name(directory))],
-        capture_output=True, text=True,
+        [*compiler, "-O2", "-shared", "-fPIC", f"-I{include}", SOURCE_NAME, "-o", _library_name(directory).name],
+        cwd=directory, capture_output=True, text=True,
     )
     if done.returncode != 0:
-        raise BuildFailed(f"compiling {SOURCE.name} failed:\n{done.stderr}")
+        raise BuildFailed(f"compiling {SOURCE_NAME} failed:\n{done.stderr}")
 
 
 def _library_name(directory: Path) -> Path:

@@ -3,7 +3,7 @@ package ipgrt
 // The slot entry points of scalar-only functions (templates/slot_export.go.tmpl):
 // every argument and the result cross as one uint64 each (a float as its
 // bits, an integer sign- or zero-extended, a bool as 0 or 1), so that one
-// compiled caller on Python's side (go_bridge/runtime/fastcall.c) calls any
+// compiled caller on Python's side (go_bridge/templates/fastcall.c) calls any
 // of them through the same C signature, without libffi.
 
 import (
