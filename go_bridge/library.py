@@ -96,9 +96,9 @@ class GoSession:
 class GoLibrary:
     """One loaded build: its functions (by name) and struct classes."""
 
-    def __init__(self, path: Path, session: GoSession, cells: CellRegistry, fast_call: type | None = None):
+    def __init__(self, path: Path, session: GoSession, cells: CellRegistry, fast_call_type: type | None = None):
         self.path = path
-        self.fast_call = fast_call  # fastcall.py's FastCall type, when it could be built
+        self.fast_call_type = fast_call_type  # fastcall.py's FastCall type, when it could be built
         self.session = session
         self.cells = cells  # names cells in panic stacks as the notebook shows them now
         self.lib = ffi.dlopen(str(path))
@@ -363,7 +363,7 @@ class GoLibrary:
     def _make_function(self, func: GoFunc, fast: FastEntry | None, py_params: list[str]):
         """A scalar function is a FastCall when fastcall.py could build it (a generated
         Python function takes the calls it does not); any other is a generated function."""
-        if fast is not None and not self.profiled and self.fast_call is not None:
+        if fast is not None and not self.profiled and self.fast_call_type is not None:
             fn = self._fast_call(fast, self._python_function(func, None, py_params))
         else:
             fn = self._python_function(func, fast, py_params)
@@ -411,7 +411,7 @@ class GoLibrary:
         """A FastCall (fastcall.py) for a scalar function; `generic` takes every call it does not."""
         params, result = fastcall.codes(fast.signature.ins, fast.signature.out)
         pending = int(ffi.cast("uintptr_t", self.pending))
-        return self.fast_call(self._address(f"ipg_slots_{fast.index}"), params, result, pending, generic, self.check_pending)
+        return self.fast_call_type(self._address(f"ipg_slots_{fast.index}"), params, result, pending, generic, self.check_pending)
 
     def _make_method(self, func: GoFunc, py_params: list[str]):
         name = func.method
