@@ -42,8 +42,9 @@ _RUNNING = bytes([marshal.STATUS_RUNNING])  # a result's first byte, as cffi rea
 
 COLLECT_ABOVE = 1024  # live Python callables in Go before a call asks Go to collect
 
-# Large numeric slices of a result arrive as C blocks the decoded arrays own (marshal.TAG_ARRAY_OWNED).
-OWN_BULK = 1
+# ipg_call's ownBulk: a call's large numeric slices arrive as C blocks the decoded arrays own
+# (marshal.TAG_ARRAY_OWNED); raw bytes that go back into Go (raw_call) must be self-contained.
+OWN_BULK, SELF_CONTAINED = 1, 0
 
 MISSING = object()  # default of every generated parameter: reports the Go type when omitted
 
@@ -227,7 +228,7 @@ class GoLibrary:
         """ipg_call on already encoded arguments: the encoded result (status byte first)."""
         outp = ffi.new("char **")
         outn = ffi.new("size_t *")
-        self.lib.ipg_call(func_id, ffi.from_buffer(data), len(data), 0, outp, outn)
+        self.lib.ipg_call(func_id, ffi.from_buffer(data), len(data), SELF_CONTAINED, outp, outn)
         return self._take(outp, outn)
 
     def call(self, func: GoFunc, args: tuple, profile: bool = False, receiver: Any = None):
