@@ -34,6 +34,12 @@ CODES = {
     "rune": "i",
 }
 NO_RESULT = "v"
+MAX_PARAMS = 16  # fastcall.c's: a function with more takes the cffi path
+
+
+def takes(ins: tuple[str, ...]) -> bool:
+    """Whether the compiled caller can call a scalar function with these parameters."""
+    return len(ins) <= MAX_PARAMS
 
 
 def load(cache: BuildCache) -> type | None:

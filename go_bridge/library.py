@@ -364,7 +364,8 @@ class GoLibrary:
     def _make_function(self, func: GoFunc, fast: FastEntry | None, py_params: list[str]):
         """A scalar function is a FastCall when fastcall.py could build it (a generated
         Python function takes the calls it does not); any other is a generated function."""
-        if fast is not None and not self.profiled and self.fast_call_type is not None:
+        compiled = self.fast_call_type is not None and fast is not None and fastcall.takes(fast.signature.ins)
+        if compiled and not self.profiled:
             fn = self._fast_call(fast, self._python_function(func, None, py_params))
         else:
             fn = self._python_function(func, fast, py_params)

@@ -196,6 +196,7 @@ func Big() uint64 { return 1<<64 - 1 }
 func Low() int8 { return -128 }
 func Nothing(x int) {}
 func Refuse(x int) int { if x < 0 { panic("negative") }; return x }
+func Many(a, b, c, d, e, f, g, h, i, j, k, l, m, n, o, p, q float64) float64 { return a + b + c + d + e + f + g + h + i + j + k + l + m + n + o + p + q }
 """).ok()
     check(kernel, """
 def raises(exc, fn, *args, **kwargs):
@@ -222,6 +223,7 @@ assert Not(True) is False and Not(b=False) is True and Not(np.bool_(True)) is Fa
 assert Big() == 2**64 - 1 and Low() == -128 and Nothing(1) is None
 assert 'negative' in raises(GoPanic, Refuse, -1)
 assert Refuse(2) == 2
+assert Many(*range(17)) == sum(range(17)) and Many(*range(16), q=1.5) == sum(range(16)) + 1.5
 import inspect, pickle
 assert str(inspect.signature(Neg)) == '(x: int) -> int' and Neg.__doc__.startswith('Go: func Neg(x int64) int64')
 assert Neg.__name__ == 'Neg' and Neg.aio.__name__ == 'Neg.aio' and pickle.loads(pickle.dumps(Neg))(2) == -2

@@ -21,7 +21,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#define MAX_PARAMS 16
+#define MAX_PARAMS 16  // fastcall.py's MAX_PARAMS
 
 typedef uint64_t (*slots_fn)(uint64_t *slots);
 
@@ -202,6 +202,7 @@ static void fast_dealloc(FastCall *self) {
 }
 
 static PyObject *fast_generic(FastCall *self, void *closure) {
+    (void)closure;
     Py_INCREF(self->generic);
     return self->generic;
 }
@@ -228,7 +229,7 @@ static PyTypeObject FastCallType = {
     .tp_getset = fast_getset,
 };
 
-static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "ipolyglot_fastcall", NULL, -1, NULL};
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, .m_name = "ipolyglot_fastcall", .m_size = -1};
 
 PyMODINIT_FUNC PyInit_ipolyglot_fastcall(void) {
     if (PyType_Ready(&FastCallType) < 0) return NULL;
