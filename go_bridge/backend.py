@@ -156,6 +156,7 @@ class GoBackend(Backend):
             decls, runtime_dir=runtime_dir, go_version=f"{major}.{minor}", requires=candidate.requires,
             profile=ctx.profile, statements=candidate.statements, go_sum=candidate.go_sum,
             skip_consts=frozenset(dropped) | self._known_unreadable(decls),
+            slot_entries=fastcall.available(),
         )
         parts = key_parts(go, plan.files, candidate.flags.arguments())
         current = candidate.cell.id if candidate.cell else ""

@@ -42,15 +42,20 @@ def takes(ins: tuple[str, ...]) -> bool:
     return len(ins) <= MAX_PARAMS
 
 
+def available() -> bool:
+    """Whether this machine has what building the caller takes (a C compiler, Python's headers):
+    builds then give scalar functions its entry points (codegen's slot_entries)."""
+    return bool(_compiler()[0]) and (_include() / "Python.h").exists()
+
+
 def load(cache: BuildCache) -> type | None:
     """The FastCall type, compiled into `cache` the first time; None when it cannot be built."""
     loaded = sys.modules.get(MODULE)
     if loaded is not None:
         return loaded.FastCall
-    compiler = shlex.split(os.environ.get("CC", "")) or [shutil.which("cc") or shutil.which("gcc") or ""]
-    include = Path(sysconfig.get_paths()["include"])
-    if not compiler[0] or not (include / "Python.h").exists():
+    if not available():
         return None
+    compiler, include = _compiler(), _include()
     source = TEMPLATES.text(SOURCE_NAME)
     parts = {"kind": "go-fastcall", "source": hashlib.sha256(source.encode()).hexdigest(), "compiler": " ".join(compiler)}
     try:
@@ -62,6 +67,14 @@ def load(cache: BuildCache) -> type | None:
     spec.loader.exec_module(module)
     sys.modules[MODULE] = module
     return module.FastCall
+
+
+def _compiler() -> list[str]:
+    return shlex.split(os.environ.get("CC", "")) or [shutil.which("cc") or shutil.which("gcc") or ""]
+
+
+def _include() -> Path:
+    return Path(sysconfig.get_paths()["include"])
 
 
 def codes(ins: tuple[str, ...], out: str) -> tuple[str, str]:

@@ -362,13 +362,13 @@ class GoLibrary:
         return fn
 
     def _make_function(self, func: GoFunc, fast: FastEntry | None, py_params: list[str]):
-        """A scalar function is a FastCall when fastcall.py could build it (a generated
-        Python function takes the calls it does not); any other is a generated function."""
-        compiled = self.fast_call_type is not None and fast is not None and fastcall.takes(fast.signature.ins)
-        if compiled and not self.profiled:
+        """A scalar function built with slot entry points is a FastCall (a generated Python
+        function takes the calls it does not; it takes them all where this process could not
+        build fastcall.py's type); any other is a generated function."""
+        if fast is not None and fast.slots and not self.profiled and self.fast_call_type is not None:
             fn = self._fast_call(fast, self._python_function(func, None, py_params))
         else:
-            fn = self._python_function(func, fast, py_params)
+            fn = self._python_function(func, None if fast is None or fast.slots else fast, py_params)
         fn.__doc__ = go_signature(func)
         fn.__name__ = fn.__qualname__ = func.name
         fn.__module__ = "__main__"

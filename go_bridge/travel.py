@@ -46,7 +46,8 @@ def _plan(unit: dict) -> codegen.Plan:
     for entry in unit["funcs"]:
         fast = entry["fast"]
         if fast is not None:
-            fast = codegen.FastEntry(fast["index"], FastSignature(tuple(fast["signature"]["ins"]), fast["signature"]["out"]))
+            signature = FastSignature(tuple(fast["signature"]["ins"]), fast["signature"]["out"])
+            fast = codegen.FastEntry(fast["index"], signature, fast.get("slots", False))
         funcs.append(codegen.FuncEntry(entry["name"], tuple(entry["params"]), entry["id"], entry["cell_id"], fast))
     return codegen.Plan(files=unit["files"], funcs=funcs, docs=unit["docs"], var_texts=unit["var_texts"])
 
