@@ -4,8 +4,10 @@
 
 Rows (median of per-pair ratios [min–max], each pair a measured run next to a baseline run):
   scalar call        `func Add(a, b float64) float64` vs the same C function through cffi,
-                     called from ipolyglot's own generated wrapper (goal <= 1.2x), and vs
-                     the bare cffi function object
+                     called from the Python wrapper ipolyglot generates where its compiled
+                     caller cannot be built (goal <= 1.2x), vs the bare cffi function object,
+                     and vs C's `add` behind ipolyglot's own compiled caller (only the cgo
+                     crossing differs)
   1e7 float64 in     `func Len(xs []float64) int` vs np.copy (speed, goal >= 0.5x)
   1e7 round trip     `func Echo(xs []float64) []float64` vs two np.copy (speed, goal >= 0.5x)
   1 MB string        `func EchoString(s string) string` vs `s.encode().decode()`
@@ -36,9 +38,11 @@ import numpy as np
 from cffi import FFI
 
 from benchmarks.common import Pairs, Row, against_fixed, interleaved, run_in_process, table
+from ipolyglot.go_bridge import fastcall
 from ipolyglot.go_bridge.backend import GoBackend
 from ipolyglot.go_bridge.templating import TEMPLATES
 from ipolyglot.kernel.core.cache import BuildCache
+from ipolyglot.kernel.core.travel import NativeFunction
 
 CELL = """\
 func Add(a, b float64) float64 { return a + b }
@@ -68,7 +72,20 @@ func Len(p *C.double, n C.longlong) C.longlong {
 func main() {}
 """
 
-C_SOURCE = "double add(double a, double b) { return a + b; }\n"
+C_SOURCE = """\
+#include <stdint.h>
+#include <string.h>
+double add(double a, double b) { return a + b; }
+uint64_t add_slots(uint64_t *slots) {  /* add behind the calling convention of Go's slot entry points */
+    double a, b, r;
+    memcpy(&a, &slots[0], 8);
+    memcpy(&b, &slots[1], 8);
+    r = a + b;
+    uint64_t out;
+    memcpy(&out, &r, 8);
+    return out;
+}
+"""
 
 
 def _run(backend: GoBackend, cache: BuildCache, line: str = "", cell: str = CELL) -> dict:
@@ -78,8 +95,12 @@ def _run(backend: GoBackend, cache: BuildCache, line: str = "", cell: str = CELL
 BASELINES = {
     "cffi into C, same wrapper": "the same `add` written in C, compiled here with cc -O2, called through cffi's "
                                  "ABI mode from a Python function generated from ipolyglot's own fast-call template "
-                                 "(argument fallback and pending-callback check included): only the C→Go crossing differs",
+                                 "(argument fallback and pending-callback check included), the way ipolyglot calls Go "
+                                 "where its compiled caller cannot be built",
     "bare cffi into C": "the same C `add` called as the cffi function object itself, no Python wrapper",
+    "C behind the same compiled caller": "the same C `add`, behind the calling convention of Go's slot entry points, "
+                                         "called through ipolyglot's compiled caller (go_bridge/fastcall.py): only "
+                                         "the C→Go crossing differs",
     "np.copy": "numpy.copy of the same 10^7 float64 array (one memcpy-speed copy)",
     "plain go build": "`go build -buildmode=c-shared` of a hand-written cgo package exporting the same functions, "
                       "edited the same way each repetition (warm Go build cache)",
@@ -110,14 +131,32 @@ _LOADED: list = []
 
 
 def _compile_c_add(work: Path):
-    cc = shutil.which("cc") or shutil.which("gcc")
-    subprocess.run([cc, "-O2", "-shared", "-fPIC", "-o", str(work / "libadd.so"), "-x", "c", "-"],
-                   input=C_SOURCE, text=True, check=True)
+    return _c_library(work).add
+
+
+def _c_library(work: Path):
+    path = work / "libadd.so"
+    if not path.exists():
+        cc = shutil.which("cc") or shutil.which("gcc")
+        subprocess.run([cc, "-O2", "-shared", "-fPIC", "-o", str(path), "-x", "c", "-"], input=C_SOURCE, text=True, check=True)
     ffi = FFI()
-    ffi.cdef("double add(double a, double b);")
-    library = ffi.dlopen(str(work / "libadd.so"))
+    ffi.cdef("double add(double a, double b); uint64_t add_slots(uint64_t *slots);")
+    library = ffi.dlopen(str(path))
     _LOADED.append((ffi, library))  # a collected FFI closes the library under its functions (a segfault)
-    return library.add
+    return library
+
+
+def _c_add_in_compiled_caller(work: Path, cache: BuildCache):
+    """C's `add` behind ipolyglot's compiled caller, as a scalar Go function is called."""
+    fast_call = fastcall.load(cache)
+    if fast_call is None:
+        return None
+    library = _c_library(work)
+    entry = int(FFI().cast("uintptr_t", library.add_slots))
+    pending = FFI().new("int32_t *")
+    _LOADED.append(pending)
+    add = fast_call(entry, "dd", "d", int(FFI().cast("uintptr_t", pending)), lambda a, b: a + b, lambda: False)
+    return NativeFunction(add, name="add", language="go")
 
 
 def _first_cell_seconds(work: Path, warm_first: bool) -> tuple[float, float]:
@@ -174,6 +213,12 @@ def run(quick: bool) -> list[Row]:
         rows.append(Row.paired("go", "scalar call Add(1.0, 2.0)",
                                interleaved(lambda: go_add(1.0, 2.0), lambda: c_add(1.0, 2.0), pairs=pairs, number=calls),
                                "bare cffi into C", unit="s/call"))
+        c_add_compiled = _c_add_in_compiled_caller(work, cache)
+        if c_add_compiled is not None:
+            assert c_add_compiled(1.0, 2.0) == 3.0
+            rows.append(Row.paired("go", "scalar call Add(1.0, 2.0)",
+                                   interleaved(lambda: go_add(1.0, 2.0), lambda: c_add_compiled(1.0, 2.0), pairs=pairs, number=calls),
+                                   "C behind the same compiled caller", unit="s/call"))
 
         xs = np.random.default_rng(0).random(10**7)
         rows.append(Row.paired("go", "10^7 float64 into Go", interleaved(lambda: go["Len"](xs), lambda: np.copy(xs), pairs=pairs),

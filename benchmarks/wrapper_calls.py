@@ -12,8 +12,8 @@ disturbed by a busy machine):
   before       a NativeFunction subclass without the vectorcall flag: what every
                call paid on CPython 3.11 before the flag was restored
   now          NativeFunction as bound (vectorcall)
-  unwrapped    the callable it wraps (Go's generated fast wrapper, C++'s pybind11
-               builtin): the floor of any wrapper, without aio/signature/repr/pickling
+  unwrapped    the callable it wraps (Go's compiled caller, go_bridge/fastcall.py; C++'s
+               pybind11 builtin): the floor of any wrapper, without aio/signature/repr/pickling
 """
 
 from __future__ import annotations

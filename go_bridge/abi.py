@@ -6,8 +6,8 @@ from cffi import FFI
 ffi = FFI()
 ffi.cdef(
     """
-    void ipg_call(int id, char *in, size_t n, char **out, size_t *outn);
-    void ipg_call_profiled(int id, char *in, size_t n, char **out, size_t *outn, int64_t *copy_out_ns);
+    void ipg_call(int id, char *in, size_t n, int own_bulk, char **out, size_t *outn);
+    void ipg_call_profiled(int id, char *in, size_t n, int own_bulk, char **out, size_t *outn, int64_t *copy_out_ns);
     void ipg_call_wait(uint64_t token, char **out, size_t *outn, int64_t *copy_out_ns);
     void ipg_call_abandon(uint64_t token);
     void ipg_describe(char **out, size_t *outn);
@@ -28,5 +28,10 @@ ffi.cdef(
     void ipg_runtime_stats(char **out, size_t *outn);
     void ipg_set_cell_labels(char *in, size_t n);
     int ipg_var_changed(int get);
+    void free(void *p);
     """
 )
+
+# The process's C library: its `free` releases the blocks Go hands over with a result
+# (malloc'd by the same C library) once the numpy array owning one is collected.
+C_LIBRARY = ffi.dlopen(None)

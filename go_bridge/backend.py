@@ -27,7 +27,7 @@ from ipolyglot.kernel.core.cells import Cell
 from ipolyglot.kernel.core.diagnostics import CompileError, Diagnostic
 from ipolyglot.kernel.core.travel import LOADED_BUILDS, traveling
 
-from . import codegen, inspector, library, marshal, pprof_view, travel
+from . import codegen, fastcall, inspector, library, marshal, pprof_view, travel
 from .build import LIBRARY_NAME, GoFlags, diagnostics, go_build, key_parts
 from .description import GoStructType
 from .govars import GoVars
@@ -152,6 +152,7 @@ class GoBackend(Backend):
             decls, runtime_dir=runtime_dir, go_version=f"{major}.{minor}", requires=candidate.requires,
             profile=ctx.profile, statements=candidate.statements, go_sum=candidate.go_sum,
             skip_consts=frozenset(dropped) | self._known_unreadable(decls),
+            slot_entries=fastcall.available(),
         )
         parts = key_parts(go, plan.files, candidate.flags.arguments())
         current = candidate.cell.id if candidate.cell else ""
@@ -187,7 +188,7 @@ class GoBackend(Backend):
         if unit.flags.race and str(path) not in self._libraries:
             _probe_race_library(path)  # also for a library cached earlier
         if str(path) not in self._libraries:
-            self._libraries[str(path)] = library.GoLibrary(path, self.session, ctx.cells)
+            self._libraries[str(path)] = library.GoLibrary(path, self.session, ctx.cells, fastcall.load(ctx.cache))
             if len(self._libraries) > self.runtime_warning_threshold:
                 ctx.warn(self._runtime_warning(len(self._libraries)))
         return self._libraries[str(path)]

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ipolyglot.kernel.core.backend import Declaration
 
+from . import fastcall
 from .cell_packages import MODULE as MODULE_PATH
 from .cell_packages import CellPackage, plan_packages
 from .inspector import FastSignature, GoImport
@@ -70,10 +71,12 @@ class Statements:
 
 @dataclass(frozen=True)
 class FastEntry:
-    """A scalar-only function's direct C entry point `ipg_fast_<index>`."""
+    """A scalar-only function's direct C entry point: `ipg_slots_<index>` for the compiled
+    caller (fastcall.py) when `slots`, else `ipg_fast_<index>` with C-typed parameters for cffi."""
 
     index: int
     signature: FastSignature
+    slots: bool = False
 
 
 @dataclass(frozen=True)
@@ -231,9 +234,12 @@ def generate(
     statements: Statements | None = None,
     skip_consts: frozenset[str] = frozenset(),
     go_sum: str = "",
+    slot_entries: bool = False,
 ) -> Plan:
     """The package's files; `skip_consts` names constants Python cannot read (left out of
-    consts.go); `go_sum` holds the checksums of modules fetched earlier in the session."""
+    consts.go); `go_sum` holds the checksums of modules fetched earlier in the session;
+    `slot_entries`: scalar functions get the compiled caller's entry points (fastcall.py
+    could build it), else cffi's (one export each: every export costs build time)."""
     module = GoModule(go_version, tuple(sorted(requires.items())))
     plan = Plan(files={"go.mod": module.render(runtime_dir)}, module=module)
     if go_sum:
@@ -245,7 +251,7 @@ def generate(
         by_cell.setdefault(decl.cell_id, []).append(decl)
     packages = plan_packages(by_cell, set(statements.refs) if statements else set())
     _cell_files(plan, by_cell, packages)
-    glue = _Glue(decls, packages, statements)
+    glue = _Glue(decls, packages, statements, slot_entries)
     for decl in decls:
         glue.add(plan, decl, profile, skip_consts)
     if statements is not None:
@@ -276,7 +282,9 @@ def _cell_files(plan: Plan, by_cell: dict[str, list[Declaration]], packages: dic
 class _Glue:
     """The registrations glue.go and consts.go hand the bridge runtime, gathered declaration by declaration."""
 
-    def __init__(self, decls: list[Declaration], packages: dict[str, CellPackage], statements: Statements | None):
+    def __init__(self, decls: list[Declaration], packages: dict[str, CellPackage], statements: Statements | None,
+                 slot_entries: bool):
+        self.slot_entries = slot_entries
         self.owner = {name: package for package in packages.values() for name in package.names}
         self.spawns, self.statements_spawn = reaching(decls, "spawns", statements)
         self.waits, self.statements_wait = reaching(decls, "waits", statements)
@@ -319,7 +327,8 @@ class _Glue:
         fast = None
         fn = self.qualified(decl.name, self.glue_packages)
         if decl.detail.fast is not None and not profile and decl.name not in self.spawns:  # a supervised call takes the generic path
-            fast = FastEntry(len(self.fast_exports), decl.detail.fast)
+            slots = self.slot_entries and fastcall.takes(decl.detail.fast.ins)
+            fast = FastEntry(len(self.fast_exports), decl.detail.fast, slots)
             self.fast_exports.append(_fast_export(fast, fn, decl.name in self.waits))
         plan.funcs.append(FuncEntry(decl.name, decl.detail.params, len(plan.funcs), decl.cell_id, fast))
         self.funcs.append(TEMPLATES.render(
@@ -410,6 +419,16 @@ def _cells_file(packages) -> str:
 
 
 def _fast_export(entry: FastEntry, name: str, waits: bool) -> str:
+    """A scalar-only function's direct entry point: `ipg_slots_N` with one uint64 slot
+    per value (the compiled caller of templates/fastcall.c calls it), or `ipg_fast_N`
+    with C-typed parameters (cffi calls it)."""
+    # A function that may wait for a goroutine is supervised while cells' goroutines run:
+    # the fast entry then runs nothing and asks for the generic one (runtime/ipgrt/supervise.go).
+    retry = "if ipolyglotrt.Retry() {\n\t\treturn\n\t}\n\t" if waits else ""
+    return _slot_export(entry, name, retry) if entry.slots else _typed_export(entry, name, retry)
+
+
+def _typed_export(entry: FastEntry, name: str, retry: str) -> str:
     sig = entry.signature
     params = ", ".join(f"a{i} {CGO_TYPES[t]}" for i, t in enumerate(sig.ins))
     args = ", ".join(f"{t}(a{i})" for i, t in enumerate(sig.ins))
@@ -420,10 +439,40 @@ def _fast_export(entry: FastEntry, name: str, waits: bool) -> str:
     else:
         result = ""
         body = call
-    # A function that may wait for a goroutine is supervised while cells' goroutines run:
-    # the fast entry then runs nothing and asks for the generic one (runtime/ipgrt/supervise.go).
-    retry = "if ipolyglotrt.Retry() {\n\t\treturn\n\t}\n\t" if waits else ""
     return TEMPLATES.render("fast_export.go.tmpl", index=entry.index, params=params, result=result, body=body, retry=retry)
+
+
+def _slot_export(entry: FastEntry, name: str, retry: str) -> str:
+    sig = entry.signature
+    call = f"{name}({', '.join(_from_slot(t, f'ipgSlots[{i}]') for i, t in enumerate(sig.ins))})"
+    slots = f"ipgSlots := ipolyglotrt.Slots(ipolyglotunsafe.Pointer(ipgArgs), {len(sig.ins)})\n\t" if sig.ins else ""
+    body = f"return C.uint64_t({_to_slot(sig.out, call)})" if sig.out else f"{call}\n\treturn 0"
+    return TEMPLATES.render("slot_export.go.tmpl", index=entry.index, slots=slots, body=body, retry=retry)
+
+
+_SIGNED = frozenset({"int", "int8", "int16", "int32", "int64", "rune"})
+
+
+def _from_slot(go_type: str, slot: str) -> str:
+    """The Go value of `go_type` a uint64 slot holds (runtime/ipgrt/slots.go)."""
+    if go_type == "bool":
+        return f"ipolyglotrt.SlotBool({slot})"
+    if go_type in ("float64", "float32"):
+        return f"{go_type}(ipolyglotrt.SlotFloat({slot}))"
+    if go_type in _SIGNED:
+        return f"{go_type}(int64({slot}))"
+    return f"{go_type}({slot})"
+
+
+def _to_slot(go_type: str, value: str) -> str:
+    """The uint64 slot holding a Go value of `go_type`."""
+    if go_type == "bool":
+        return f"ipolyglotrt.BoolSlot({value})"
+    if go_type in ("float64", "float32"):
+        return f"ipolyglotrt.FloatSlot(float64({value}))"
+    if go_type in _SIGNED:
+        return f"uint64(int64({value}))"
+    return f"uint64({value})"
 
 
 _CONST_ERROR = re.compile(r"(?:^|/)consts\.go:(\d+):(?:\d+:)? (.*)$", re.M)

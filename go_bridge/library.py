@@ -17,7 +17,7 @@ from typing import Any
 
 from ipolyglot.kernel.core.cells import CELL_ID_DIGITS, CellRegistry
 
-from . import marshal, signatures
+from . import fastcall, marshal, signatures
 from .abi import ffi
 from .codegen import FastEntry
 from .description import Description, GoFunc, GoVar
@@ -41,6 +41,10 @@ REJECTED = frozenset({marshal.STATUS_TYPE_ERROR, marshal.STATUS_OVERFLOW_ERROR, 
 _RUNNING = bytes([marshal.STATUS_RUNNING])  # a result's first byte, as cffi reads a char
 
 COLLECT_ABOVE = 1024  # live Python callables in Go before a call asks Go to collect
+
+# ipg_call's ownBulk: a call's large numeric slices arrive as C blocks the decoded arrays own
+# (marshal.TAG_ARRAY_OWNED); raw bytes that go back into Go (raw_call) must be self-contained.
+OWN_BULK, SELF_CONTAINED = 1, 0
 
 MISSING = object()  # default of every generated parameter: reports the Go type when omitted
 
@@ -93,8 +97,9 @@ class GoSession:
 class GoLibrary:
     """One loaded build: its functions (by name) and struct classes."""
 
-    def __init__(self, path: Path, session: GoSession, cells: CellRegistry):
+    def __init__(self, path: Path, session: GoSession, cells: CellRegistry, fast_call_type: type | None = None):
         self.path = path
+        self.fast_call_type = fast_call_type  # fastcall.py's FastCall type, when it could be built
         self.session = session
         self.cells = cells  # names cells in panic stacks as the notebook shows them now
         self.lib = ffi.dlopen(str(path))
@@ -160,8 +165,10 @@ class GoLibrary:
         return self.lib.ipg_var_changed(var.get) != 0
 
     def fast_pointer(self, index: int, signature: str):
-        address = ctypes.cast(getattr(self._symbols, f"ipg_fast_{index}"), ctypes.c_void_p).value
-        return ffi.cast(signature, address)
+        return ffi.cast(signature, self._address(f"ipg_fast_{index}"))
+
+    def _address(self, symbol: str) -> int:
+        return ctypes.cast(getattr(self._symbols, symbol), ctypes.c_void_p).value
 
     # -- panics kept for Python ----------------------------------------------------
     def check_pending(self) -> bool:
@@ -221,7 +228,7 @@ class GoLibrary:
         """ipg_call on already encoded arguments: the encoded result (status byte first)."""
         outp = ffi.new("char **")
         outn = ffi.new("size_t *")
-        self.lib.ipg_call(func_id, ffi.from_buffer(data), len(data), outp, outn)
+        self.lib.ipg_call(func_id, ffi.from_buffer(data), len(data), SELF_CONTAINED, outp, outn)
         return self._take(outp, outn)
 
     def call(self, func: GoFunc, args: tuple, profile: bool = False, receiver: Any = None):
@@ -243,9 +250,9 @@ class GoLibrary:
         go_copy_out = ffi.new("int64_t *") if profile else None  # Go's copy of the result into C memory
         try:
             if profile:
-                self.lib.ipg_call_profiled(func.id, ffi.from_buffer(data), len(data), outp, outn, go_copy_out)
+                self.lib.ipg_call_profiled(func.id, ffi.from_buffer(data), len(data), OWN_BULK, outp, outn, go_copy_out)
             else:
-                self.lib.ipg_call(func.id, ffi.from_buffer(data), len(data), outp, outn)
+                self.lib.ipg_call(func.id, ffi.from_buffer(data), len(data), OWN_BULK, outp, outn)
         finally:
             del keep
         if outn[0] and outp[0][0] == _RUNNING:
@@ -355,6 +362,22 @@ class GoLibrary:
         return fn
 
     def _make_function(self, func: GoFunc, fast: FastEntry | None, py_params: list[str]):
+        """A scalar function built with slot entry points is a FastCall (a generated Python
+        function takes the calls it does not; it takes them all where this process could not
+        build fastcall.py's type); any other is a generated function."""
+        if fast is not None and fast.slots and not self.profiled and self.fast_call_type is not None:
+            fn = self._fast_call(fast, self._python_function(func, None, py_params))
+        else:
+            fn = self._python_function(func, None if fast is None or fast.slots else fast, py_params)
+        fn.__doc__ = go_signature(func)
+        fn.__name__ = fn.__qualname__ = func.name
+        fn.__module__ = "__main__"
+        fn._go_library = self
+        return fn
+
+    def _python_function(self, func: GoFunc, fast: FastEntry | None, py_params: list[str]):
+        """The generated Python function: cffi's typed fast entry point for a scalar
+        function (`fast`), else the generic entry point."""
         name = func.name
         params = ", ".join(f"{p}=_MISSING" for p in py_params)
         if func.variadic and py_params:
@@ -382,12 +405,15 @@ class GoLibrary:
             source = TEMPLATES.render("call_wrapper.py.tmpl", name=name, params=params, args_tuple=args_tuple)
         exec(compile(source, f"<go function {name}>", "exec"), namespace)  # noqa: S102 - our template
         fn = namespace[name]
-        fn.__doc__ = go_signature(func)
         fn.__qualname__ = name
         fn.__module__ = "__main__"
-        fn._go_library = self
         return fn
 
+    def _fast_call(self, fast: FastEntry, generic):
+        """A FastCall (fastcall.py) for a scalar function; `generic` takes every call it does not."""
+        params, result = fastcall.codes(fast.signature.ins, fast.signature.out)
+        pending = int(ffi.cast("uintptr_t", self.pending))
+        return self.fast_call_type(self._address(f"ipg_slots_{fast.index}"), params, result, pending, generic, self.check_pending)
 
     def _make_method(self, func: GoFunc, py_params: list[str]):
         name = func.method

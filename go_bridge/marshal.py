@@ -5,6 +5,9 @@ encodes what it has; Go decodes into the parameter's type and reports every
 mismatch (TypeError, OverflowError) itself, so the type rules live in one
 place. Numeric numpy arrays and large bytes objects are not copied here: the
 buffer's address is sent and Go copies straight from it during the call.
+Large numeric slices in a call's result come the other way as blocks of C
+memory of their own (TAG_ARRAY_OWNED), which the numpy array decoded from
+each takes over: Go's copy is the only one.
 """
 
 from __future__ import annotations
@@ -18,10 +21,11 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .abi import ffi
+from .abi import C_LIBRARY, ffi
 
 TAG_NIL, TAG_FALSE, TAG_TRUE, TAG_INT, TAG_UINT, TAG_BIGINT, TAG_FLOAT, TAG_COMPLEX = range(8)
 TAG_STRING, TAG_BYTES, TAG_ARRAY, TAG_ARRAY_EXTERN, TAG_BYTES_EXTERN = 0x08, 0x09, 0x0A, 0x0B, 0x0C
+TAG_ARRAY_OWNED = 0x0D  # dtype, count, address of a malloc'd block the decoded array owns (results only)
 TAG_LIST, TAG_MAP, TAG_STRUCT, TAG_FUNC, TAG_MAP_COLUMNS = 0x10, 0x11, 0x12, 0x13, 0x14
 COLUMN_STRINGS = 0x00  # a map column of strings joined by NUL (else a dtype code: runtime/ipgrt/columns.go)
 MIN_COLUMNS = 16  # smaller dicts are cheaper entry by entry
@@ -40,6 +44,7 @@ DTYPE_CODE = {np.dtype(name): code for code, name in enumerate(DTYPES) if name}
 EXTERN_THRESHOLD = 1 << 12  # smaller buffers are cheaper to inline than to pin
 
 _Q = struct.Struct("<Q")
+_QQ = struct.Struct("<QQ")
 _q = struct.Struct("<q")
 _d = struct.Struct("<d")
 _dd = struct.Struct("<dd")
@@ -441,6 +446,10 @@ def decode_value(buf, pos: int, classes: Mapping[str, type]) -> tuple[Any, int]:
         dtype = np.dtype(DTYPES[code])
         array = np.frombuffer(buf, dtype=dtype, count=n, offset=pos).copy() if n else np.empty(0, dtype)
         return array, pos + n * dtype.itemsize
+    if tag == TAG_ARRAY_OWNED:
+        code = buf[pos]
+        n, address = _QQ.unpack_from(buf, pos + 1)
+        return adopted_array(address, n, np.dtype(DTYPES[code])), pos + 17
     if tag == TAG_LIST:
         return decode_values(buf, pos, classes)
     if tag == TAG_MAP:
@@ -476,6 +485,13 @@ def decode_value(buf, pos: int, classes: Mapping[str, type]) -> tuple[Any, int]:
         obj.__dict__.update(fields)
         return obj, pos
     raise ValueError(f"malformed data from Go (tag {tag:#x} at {pos - 1})")
+
+
+def adopted_array(address: int, n: int, dtype: np.dtype) -> np.ndarray:
+    """The array over a block of C memory Go filled for a result: the array owns it
+    from now on (the block is freed when the array and its views are collected)."""
+    block = ffi.gc(ffi.cast("char *", address), C_LIBRARY.free)
+    return np.frombuffer(ffi.buffer(block, n * dtype.itemsize), dtype=dtype)
 
 
 def decode_values(buf, pos: int, classes: Mapping[str, type]) -> tuple[list, int]:

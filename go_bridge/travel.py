@@ -21,7 +21,7 @@ from ipolyglot.kernel.core.cells import CellRegistry
 from ipolyglot.kernel.core.toolchains import ToolchainError
 from ipolyglot.kernel.core.travel import BY_REFERENCE_METACLASSES, LOADED_BUILDS, build_reference, known_in_main, loaded
 
-from . import codegen, library
+from . import codegen, fastcall, library
 from .build import LIBRARY_NAME, go_build, key_parts
 from .inspector import FastSignature
 from .marshal import GoStruct, GoStructMeta
@@ -46,7 +46,8 @@ def _plan(unit: dict) -> codegen.Plan:
     for entry in unit["funcs"]:
         fast = entry["fast"]
         if fast is not None:
-            fast = codegen.FastEntry(fast["index"], FastSignature(tuple(fast["signature"]["ins"]), fast["signature"]["out"]))
+            signature = FastSignature(tuple(fast["signature"]["ins"]), fast["signature"]["out"])
+            fast = codegen.FastEntry(fast["index"], signature, fast.get("slots", False))
         funcs.append(codegen.FuncEntry(entry["name"], tuple(entry["params"]), entry["id"], entry["cell_id"], fast))
     return codegen.Plan(files=unit["files"], funcs=funcs, docs=unit["docs"], var_texts=unit["var_texts"])
 
@@ -70,7 +71,7 @@ def open_build(unit: dict, key: str, cache: BuildCache) -> dict:
     else:
         path = _rebuild(unit, key, cache)
     backend = GoBackend()
-    lib = library.GoLibrary(path, backend.session, CellRegistry())
+    lib = library.GoLibrary(path, backend.session, CellRegistry(), fastcall.load(cache))
     lib.travel_build = build_reference("go", key, unit)  # onward, it names the sender's build
     return backend.names_of(lib, _plan(unit), lambda message: None)
 

@@ -9,7 +9,7 @@ import contextlib
 
 import pytest
 
-from ipolyglot.go_bridge import build, codegen
+from ipolyglot.go_bridge import build, codegen, fastcall
 from ipolyglot.go_bridge.backend import GoBackend, GoCandidate
 from ipolyglot.go_bridge.build import GoFlags
 from ipolyglot.go_bridge.inspector import FastSignature, GoDetail, GoImport, TypeSpec
@@ -92,10 +92,14 @@ def test_compose_writes_a_file_per_cell_behind_line_directives_and_registers_the
     assert '{Name: "Shout", Params: []string{"s"}, Fn: Shout,' in files["glue.go"]
     assert 'Type: ipolyglotreflect.TypeOf((*Point)(nil)).Elem()' in files["glue.go"]
     assert '{Name: "Limit", Ptr: &Limit}' in files["glue.go"]
-    assert "//export ipg_fast_0\nfunc ipg_fast_0(a0 C.int64_t, a1 C.int64_t) (ipgResult C.int64_t)" in files["glue.go"]
+    # The scalar Add's one direct entry: the compiled caller's where it can be built here, else cffi's.
+    slots = fastcall.available()
+    assert ("//export ipg_slots_0\nfunc ipg_slots_0(ipgArgs *C.uint64_t) (ipgResult C.uint64_t)" if slots else
+            "//export ipg_fast_0\nfunc ipg_fast_0(a0 C.int64_t, a1 C.int64_t) (ipgResult C.int64_t)") in files["glue.go"]
+    assert ("ipg_fast_0" in files["glue.go"]) is not slots
     assert "\ngo 1.26\n" in files["go.mod"]
     assert [(f.name, f.params, f.id, f.fast) for f in unit.plan.funcs] == [
-        ("Add", ("a", "b"), 0, codegen.FastEntry(0, FastSignature(("int", "int"), "int"))), ("Shout", ("s",), 1, None),
+        ("Add", ("a", "b"), 0, codegen.FastEntry(0, FastSignature(("int", "int"), "int"), slots)), ("Shout", ("s",), 1, None),
     ]
     assert unit.plan.var_texts == {"Limit": "var Limit = 3"} and unit.plan.var_cells == {"Limit": second[0].cell_id}
     assert sorted(unit.plan.const_lines.values()) == ["Big", "Small"]

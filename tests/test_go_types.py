@@ -58,6 +58,39 @@ assert EchoBytes(big) == big
 """)
 
 
+def test_large_numeric_results_are_arrays_of_their_own(kernel):
+    # From 64 KiB on a result's numeric slice comes as a C block the array owns: every dtype,
+    # nested in maps and lists, bigger than the input, views outliving the array, nil and empty.
+    out = kernel.run("""%%go
+func Spread(n int, x float64) []float64 { out := make([]float64, n); for i := range out { out[i] = x * float64(i) }; return out }
+func Int8s(n int) []int8 { out := make([]int8, n); for i := range out { out[i] = int8(i) }; return out }
+func Uint64s(n int) []uint64 { out := make([]uint64, n); for i := range out { out[i] = uint64(1<<63) + uint64(i) }; return out }
+func Float32s(n int) []float32 { out := make([]float32, n); for i := range out { out[i] = float32(i) / 4 }; return out }
+func Complex64s(n int) []complex64 { out := make([]complex64, n); for i := range out { out[i] = complex(float32(i), -1) }; return out }
+func NilFloats() []float64 { return nil }
+func Columns(n int) map[string][]int32 { return map[string][]int32{"a": make([]int32, n), "b": {7}} }
+""")
+    out.ok()
+    check(kernel, """
+n = 1 << 17
+a = Spread(n, 0.5)
+assert a.dtype == np.float64 and a.shape == (n,) and a[-1] == 0.5 * (n - 1) and a.flags.writeable
+tail = a[-3:]; del a; import gc; gc.collect()
+assert tail.tolist() == [0.5 * (n - 3), 0.5 * (n - 2), 0.5 * (n - 1)]   # a view keeps the block
+b = Spread(n, 1.0); b += 1; assert b[0] == 1 and Spread(n, 1.0)[0] == 0   # each result is a copy of its own
+assert Int8s(n).dtype == np.int8 and Int8s(n)[200] == np.int8(200 - 256)
+assert Uint64s(n).dtype == np.uint64 and int(Uint64s(n)[-1]) == 2**63 + n - 1
+assert Float32s(n).dtype == np.float32 and Float32s(n)[-1] == (n - 1) / 4
+assert Complex64s(n).dtype == np.complex64 and Complex64s(n)[3] == 3 - 1j
+assert NilFloats().shape == (0,) and Spread(0, 1.0).shape == (0,)
+c = Columns(n); assert c['a'].dtype == np.int32 and c['a'].shape == (n,) and c['b'].tolist() == [7]
+big = np.random.default_rng(1).random(10**6)
+assert np.array_equal(EchoFloats(big), big) and EchoNested({'k': big})['k'].tolist() == big.tolist()
+assert [row.shape for row in EchoGrid([np.arange(n), np.arange(3)])] == [(n,), (3,)]
+import pickle; assert np.array_equal(pickle.loads(pickle.dumps(Spread(n, 2.0))), Spread(n, 2.0))
+""")
+
+
 def test_arrays_lists_nesting_and_any(kernel):
     check(kernel, """
 assert EchoArray([1, 2, 3]) == [1, 2, 3]
@@ -145,6 +178,75 @@ assert C64(1 + 2j) == 1 + 2j and C64(complex(float('inf'), 0)) == complex(float(
 assert C64(complex(3e38, -3e38)) == complex(np.float32(3e38), np.float32(-3e38))
 assert C64s(np.array([1 + 1j], dtype=np.complex128)).tolist() == [1 + 1j]
 assert EchoComplex(complex(1e300, 0)) == complex(1e300, 0)  # complex128 is not limited
+""")
+
+
+def test_scalar_functions_take_every_argument_form(kernel):
+    # Scalar-only functions have a compiled caller: keywords, missing arguments, numpy scalars,
+    # ints where floats go, values out of range and panics all behave as in the generic path.
+    kernel.run("""%%go
+func Mix(a int8, b uint16, c float32, d bool, e uint64, f rune, g byte, h uintptr, i int32, j uint32, k int16) float64 {
+	if !d { return -1 }
+	return float64(a) + float64(b) + float64(c) + float64(e%1000) + float64(f) + float64(g) + float64(h) + float64(i) + float64(j) + float64(k)
+}
+func Neg(x int64) int64 { return -x }
+func Half(x float32) float32 { return x / 2 }
+func Not(b bool) bool { return !b }
+func Big() uint64 { return 1<<64 - 1 }
+func Low() int8 { return -128 }
+func Nothing(x int) {}
+func Refuse(x int) int { if x < 0 { panic("negative") }; return x }
+func Many(a, b, c, d, e, f, g, h, i, j, k, l, m, n, o, p, q float64) float64 { return a + b + c + d + e + f + g + h + i + j + k + l + m + n + o + p + q }
+""").ok()
+    check(kernel, """
+def raises(exc, fn, *args, **kwargs):
+    try:
+        fn(*args, **kwargs)
+    except exc as e:
+        return str(e)
+    raise AssertionError(f'{fn.__name__}{args} did not raise {exc.__name__}')
+
+assert Mix(-128, 65535, 0.5, True, 2**64 - 1, 0x1F40D, 255, 7, -(2**31), 2**32 - 1, -32768) == (
+    -128 + 65535 + 0.5 + 615 + 0x1F40D + 255 + 7 - 2**31 + 2**32 - 1 - 32768)
+assert Mix(1, 2, 3, False, 4, 5, 6, 7, 8, 9, 10) == -1
+r = Neg(5); assert r == -5 and type(r) is int
+assert Neg(x=5) == -5 and Neg(np.int64(3)) == -3 and Neg(-(2**63)) == -(2**63)
+assert raises(TypeError, Neg) == 'Neg() missing parameter x (Go type int64)'
+assert 'Go type int64' in raises(OverflowError, Neg, 2**63)
+assert 'Go type int64' in raises(TypeError, Neg, 1.5)
+m = raises(TypeError, Neg, 1, 2); assert 'Neg' in m, m
+r = Half(3); assert r == 1.5 and type(r) is float
+assert Half(np.float32(1.0)) == 0.5 and Half(float('inf')) == float('inf') and Half(2**60) == 2.0**59
+assert 'Go type float32' in raises(OverflowError, Half, 1e39)
+assert 'Go type float32' in raises(OverflowError, Half, 10**39)
+assert Not(True) is False and Not(b=False) is True and Not(np.bool_(True)) is False
+assert Big() == 2**64 - 1 and Low() == -128 and Nothing(1) is None
+assert 'negative' in raises(GoPanic, Refuse, -1)
+assert Refuse(2) == 2
+assert Many(*range(17)) == sum(range(17)) and Many(*range(16), q=1.5) == sum(range(16)) + 1.5
+import inspect, pickle
+assert str(inspect.signature(Neg)) == '(x: int) -> int' and Neg.__doc__.startswith('Go: func Neg(x int64) int64')
+assert Neg.__name__ == 'Neg' and Neg.aio.__name__ == 'Neg.aio' and pickle.loads(pickle.dumps(Neg))(2) == -2
+""")
+
+
+def test_scalar_function_that_waits_is_supervised_while_goroutines_run(kernel):
+    # The compiled caller's entry runs nothing while a cell's goroutine runs: the call is made
+    # again through the generic, supervised entry, so the goroutine's panic ends the wait.
+    kernel.run("""%%go
+import "time"
+var gate = make(chan int)
+func StartLatePanic() bool { go func() { time.Sleep(200 * time.Millisecond); panic("late") }(); return true }
+func Take(x int) int { return x + <-gate }
+""").ok()
+    check(kernel, """
+assert StartLatePanic()
+try:
+    Take(1)
+except GoPanic as e:
+    assert 'late' in str(e), e
+else:
+    raise AssertionError('no GoPanic')
 """)
 
 

@@ -1,6 +1,8 @@
 // See bridge.h. Everything here is plain C: no Go pointer is ever stored.
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/mman.h>
+#include <unistd.h>
 #include "bridge.h"
 
 // How many panics (in calls or user goroutines) Python has not raised yet,
@@ -42,6 +44,17 @@ char *ipg_take_thread_panic(size_t *n) {
 void ipg_free(void *p) { free(p); }
 
 void *ipg_malloc(size_t n) { return malloc(n ? n : 1); }
+
+// Ask for transparent huge pages over a large block (whole pages inside it),
+// as numpy does for its own large arrays: far fewer page faults when filled.
+void ipg_advise_bulk(void *p, size_t n) {
+#ifdef MADV_HUGEPAGE
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t start = ((uintptr_t)p + page - 1) & ~(page - 1);
+    uintptr_t end = ((uintptr_t)p + n) & ~(page - 1);
+    if (n >= (4u << 20) && end > start) madvise((void *)start, end - start, MADV_HUGEPAGE);
+#endif
+}
 
 // The SIGPROF handler this runtime installed the first time it profiled.
 // Signal handlers are per process: with several Go runtimes loaded, the last

@@ -11,6 +11,7 @@ void ipg_set_thread_panic(char *buf, size_t n);
 char *ipg_take_thread_panic(size_t *n);
 void ipg_free(void *p);
 void *ipg_malloc(size_t n);
+void ipg_advise_bulk(void *p, size_t n);
 void ipg_claim_sigprof(void);
 extern int32_t ipg_pending;
 extern int32_t ipg_released_pending;

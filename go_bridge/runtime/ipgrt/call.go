@@ -161,13 +161,29 @@ func registerVar(v Var) varEntry {
 
 // ---- results in C memory -------------------------------------------------
 
-// toC copies an encoded result into malloc'd memory that Python frees.
+// toC copies an encoded result into malloc'd memory that Python frees, and
+// each owned chunk into a block of its own that Python's array then frees.
 func toC(w *writer, out **C.char, outn *C.size_t) {
+	for i := range w.chunks {
+		if c := &w.chunks[i]; c.owned {
+			c.address = uint64(uintptr(bulkToC(c.data)))
+		}
+	}
 	n := w.size()
 	p := C.malloc(C.size_t(n + 1))
 	w.into(unsafe.Slice((*byte)(p), n))
 	*out = (*C.char)(p)
 	*outn = C.size_t(n)
+}
+
+// bulkToC copies a large slice into a fresh C block, advised to the kernel as
+// huge pages as numpy's own large arrays are (a 4 KiB page fault per 4 KiB
+// would cost more than the copy).
+func bulkToC(data []byte) unsafe.Pointer {
+	p := C.malloc(C.size_t(len(data)))
+	C.ipg_advise_bulk(p, C.size_t(len(data)))
+	copy(unsafe.Slice((*byte)(p), len(data)), data)
+	return p
 }
 
 func statusResult(status byte, msg string) *writer {
@@ -332,25 +348,29 @@ func ipg_thread_panic_taken() {
 
 // ---- the generic entry point ---------------------------------------------------
 
+// ipg_call: with ownBulk, large numeric slices of the result come as C blocks
+// of their own (tagArrayOwned) for Python's arrays to own; without, the
+// result is self-contained (bytes that may go back into Go as arguments).
+//
 //export ipg_call
-func ipg_call(id C.int, in *C.char, n C.size_t, out **C.char, outn *C.size_t) {
+func ipg_call(id C.int, in *C.char, n C.size_t, ownBulk C.int, out **C.char, outn *C.size_t) {
 	var input []byte
 	if n > 0 {
 		input = unsafe.Slice((*byte)(unsafe.Pointer(in)), int(n))
 	}
-	toC(Call(int(id), input), out, outn)
+	toC(Call(int(id), input, ownBulk != 0), out, outn)
 }
 
 // Call runs function `id` on encoded arguments and returns the encoded result.
 // The arguments are decoded on the calling goroutine (they may point into the
 // caller's memory, valid only during this C call); a supervised function then
 // runs on a goroutine of its own (supervise.go), every other one right here.
-func Call(id int, input []byte) (result *writer) {
+func Call(id int, input []byte, ownBulk bool) (result *writer) {
 	if id < 0 || id >= len(funcs) {
 		return statusResult(statusValueError, fmt.Sprintf("no function with id %d in this library", id))
 	}
 	e := &funcs[id]
-	c := &pendingCall{e: e}
+	c := &pendingCall{e: e, ownBulk: ownBulk}
 	if failed := c.decode(input); failed != nil {
 		return failed
 	}
@@ -366,6 +386,7 @@ type pendingCall struct {
 	args     []reflect.Value
 	started  time.Time
 	decodeNs int64
+	ownBulk  bool // the result's large numeric slices as blocks Python owns (writer.ownBulk)
 }
 
 func (c *pendingCall) decode(input []byte) (failed *writer) {
@@ -425,10 +446,11 @@ func (c *pendingCall) run() (result *writer) {
 		nativeNs = time.Since(started).Nanoseconds()
 		started = time.Now()
 	}
-	w := &writer{}
+	w := &writer{ownBulk: c.ownBulk}
 	if k := len(results); k > 0 && t.Out(k-1) == errorType {
 		if err := results[k-1]; !err.IsNil() {
 			w := statusResult(statusGoError, err.Interface().(error).Error())
+			w.ownBulk = c.ownBulk
 			if e.pointer { // the receiver as the method left it, for the copy back
 				w.value(args[0].Elem(), 0)
 			}

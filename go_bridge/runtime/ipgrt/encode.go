@@ -54,12 +54,7 @@ func (w *writer) value(v reflect.Value, depth int) {
 			return
 		}
 		if dt := dtypeOf(elem.Kind()); dt != 0 && dt != dtBool {
-			w.byte(tagArray)
-			w.byte(dt)
-			w.u64(uint64(v.Len()))
-			if v.Len() > 0 {
-				w.raw(unsafe.Slice((*byte)(v.Index(0).Addr().UnsafePointer()), v.Len()*dtypeSize[dt]))
-			}
+			w.numericSlice(v, dt)
 			return
 		}
 		w.list(v, depth)
@@ -124,6 +119,26 @@ func (w *writer) value(v reflect.Value, depth int) {
 	default:
 		panic(fmt.Sprintf("a %s cannot cross to Python", TypeName(v.Type())))
 	}
+}
+
+// numericSlice writes a slice of numbers in bulk: inline, or as a C block of
+// its own for Python's numpy to own (ownBulk, from bulkThreshold bytes on).
+func (w *writer) numericSlice(v reflect.Value, dt byte) {
+	var data []byte
+	if v.Len() > 0 {
+		data = unsafe.Slice((*byte)(v.Index(0).Addr().UnsafePointer()), v.Len()*dtypeSize[dt])
+	}
+	if w.ownBulk && len(data) >= bulkThreshold {
+		w.byte(tagArrayOwned)
+		w.byte(dt)
+		w.u64(uint64(v.Len()))
+		w.ownedRaw(data)
+		return
+	}
+	w.byte(tagArray)
+	w.byte(dt)
+	w.u64(uint64(v.Len()))
+	w.raw(data)
 }
 
 func (w *writer) list(v reflect.Value, depth int) {

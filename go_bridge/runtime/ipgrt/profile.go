@@ -112,12 +112,12 @@ func ipg_runtime_stats(out **C.char, outn *C.size_t) {
 // `copyOutNs` (the time Python sees is measured on the Python side).
 //
 //export ipg_call_profiled
-func ipg_call_profiled(id C.int, in *C.char, n C.size_t, out **C.char, outn *C.size_t, copyOutNs *C.int64_t) {
+func ipg_call_profiled(id C.int, in *C.char, n C.size_t, ownBulk C.int, out **C.char, outn *C.size_t, copyOutNs *C.int64_t) {
 	var input []byte
 	if n > 0 {
 		input = unsafe.Slice((*byte)(unsafe.Pointer(in)), int(n))
 	}
-	result := Call(int(id), input)
+	result := Call(int(id), input, ownBulk != 0)
 	started := time.Now()
 	toC(result, out, outn)
 	*copyOutNs = C.int64_t(time.Since(started).Nanoseconds())

@@ -26,6 +26,9 @@ const (
 	tagArray       = 0x0A // dtype byte + uint64 count + raw elements
 	tagArrayExtern = 0x0B // dtype byte + uint64 count + uint64 address of C/numpy memory
 	tagBytesExtern = 0x0C // uint64 length + uint64 address
+	// dtype byte + uint64 count + uint64 address of a block of C memory (malloc) holding the
+	// elements, which the receiver owns from then on: only in results for Python (writer.ownBulk).
+	tagArrayOwned = 0x0D
 	tagList        = 0x10 // uint64 count + values
 	tagMap         = 0x11 // uint64 count + key, value pairs
 	tagStruct      = 0x12 // name string + uint64 count + (field name as a tagged string, value) pairs
@@ -123,15 +126,24 @@ func externBytes(addr uint64, n int) []byte {
 type wireError string
 
 // writer collects an encoded value; large bulk slices are kept as references
-// to Go memory and copied once, straight into the C result buffer.
+// to Go memory and copied once, straight into the C result buffer, or (ownBulk)
+// each into a C block of its own that a numpy array on Python's side takes
+// over without copying it again.
 type writer struct {
 	buf    []byte
 	chunks []chunk
+	// ownBulk: large numeric slices are written as tagArrayOwned (a result
+	// Python's call decodes; never one that goes back into Go).
+	ownBulk bool
 }
 
 type chunk struct {
 	at   int // offset in buf where the bulk data goes
 	data []byte
+	// owned: the data goes into a C block of its own, and buf gets its
+	// address (toC allocates the block, just before Python takes the result).
+	owned   bool
+	address uint64
 }
 
 const bulkThreshold = 1 << 16
@@ -155,21 +167,40 @@ func (w *writer) raw(b []byte) {
 	w.buf = append(w.buf, b...)
 }
 
+// ownedRaw keeps b for a C block of its own (see chunk.owned).
+func (w *writer) ownedRaw(b []byte) {
+	w.chunks = append(w.chunks, chunk{at: len(w.buf), data: b, owned: true})
+}
+
 func (w *writer) size() int {
 	n := len(w.buf)
 	for _, c := range w.chunks {
-		n += len(c.data)
+		n += c.inline()
 	}
 	return n
 }
 
-// into writes everything into dst, which must be w.size() bytes long.
+// inline is how many bytes the chunk takes in the result itself.
+func (c *chunk) inline() int {
+	if c.owned {
+		return 8
+	}
+	return len(c.data)
+}
+
+// into writes everything into dst, which must be w.size() bytes long; owned
+// chunks must have their blocks (address) by then.
 func (w *writer) into(dst []byte) {
 	src, out := 0, 0
 	for _, c := range w.chunks {
 		out += copy(dst[out:], w.buf[src:c.at])
 		src = c.at
-		out += copy(dst[out:], c.data)
+		if c.owned {
+			binary.LittleEndian.PutUint64(dst[out:], c.address)
+			out += 8
+		} else {
+			out += copy(dst[out:], c.data)
+		}
 	}
 	copy(dst[out:], w.buf[src:])
 }
