@@ -21,6 +21,7 @@ process's included.
 
 from __future__ import annotations
 
+import functools
 import mmap
 import os
 import pickle
@@ -36,7 +37,10 @@ _BUFFER_RECORD = struct.Struct("!QBQ")  # length, where (one of the four below),
 INLINE, IN_MEMFD, IN_ARENA, IN_NEW_ARENA = range(4)  # the last two: the sender's arena (new: its memfd comes along)
 ARENA_KEPT = 0x80  # in a reply's kind: views of the arena outlived the request, so the sender must not refill it
 ARENA_LIMIT = 1 << 30  # larger arguments go through memfds of their own
-KIND_REPLY, KIND_REQUEST, KIND_CALL, KIND_VALUE = range(4)  # the last two: compact call and reply
+KIND_REPLY, KIND_REQUEST, KIND_CALL, KIND_VALUE, KIND_SCALAR_CALL, KIND_SCALAR_VALUE = range(6)
+# KIND_CALL and KIND_VALUE: compact (pickled tuples); KIND_SCALAR_*: fixed binary layouts, no pickle (see ScalarFrames)
+STDERR_PENDING = 0x40  # in a reply's kind: the worker's stderr pipe held unread bytes when it replied
+_KIND_FLAGS = ARENA_KEPT | STDERR_PENDING
 CALL_HANDLE = "call_handle"  # the op of a call by handle: args (handle, positional arguments)
 SHARED_MEMORY_THRESHOLD = 256 * 1024  # buffers from this size cross through a memfd
 _COMPACT_TYPES = frozenset((float, int, bool, type(None), complex, str, bytes))
@@ -98,6 +102,7 @@ class Reply:
     error: BaseException | None = None
     released: list[int] = field(default_factory=list)
     arena_kept: bool = False  # the replier still holds views of the arena the request came in (see Arena)
+    stderr_pending: bool = False  # output to the worker's stderr came before this reply (see ScalarFrames)
 
 
 @dataclass
@@ -133,11 +138,91 @@ def _compact_frame(message) -> bytes | None:
     if type(message) is Reply:
         if message.error is None and _is_compact(message.value):
             body = pickle.dumps(message.value, 5)
-            return _HEADER.pack(len(body), 0, message.id, KIND_VALUE | (ARENA_KEPT if message.arena_kept else 0)) + body
+            return _HEADER.pack(len(body), 0, message.id, KIND_VALUE | _reply_flags(message)) + body
     elif message.op == CALL_HANDLE and all(map(_is_compact, message.args[1])):
         body = pickle.dumps((message.parent, message.args[0], message.args[1]), 5)
         return _HEADER.pack(len(body), 0, message.id, KIND_CALL) + body
     return None
+
+
+class ScalarFrames:
+    """The binary frames of the commonest crossing: a call by handle whose arguments are all float,
+    int or bool, and a reply holding a float, int, bool or None.
+
+    Each is the usual header followed by fixed fields packed by one precompiled struct, so
+    neither side pickles, builds a message object or looks at a type twice: a call frame
+    carries the handle, the arguments' type codes and their 8-byte values; a value frame a
+    type code and 8 bytes. A value that does not fit (an int beyond int64) takes the pickled path.
+    """
+
+    CODES = {float: "d", int: "q", bool: "?"}
+    VALUE_FLOAT = struct.Struct("!QIQBcd")
+    VALUE_INT = struct.Struct("!QIQBcq")
+    VALUE_SIZE = VALUE_FLOAT.size
+    _CALL_FIELDS = struct.Struct("!QB")  # handle, argument count; then the codes and the values
+
+    @staticmethod
+    @functools.lru_cache(maxsize=256)
+    def call_layout(types: tuple) -> tuple[struct.Struct, bytes] | None:
+        """The struct of a whole call frame for these argument types, and their codes; None when one is not scalar."""
+        try:
+            codes = "".join(ScalarFrames.CODES[kind] for kind in types)
+        except KeyError:
+            return None
+        return struct.Struct(f"{_HEADER.format}QB{len(codes)}s{codes}"), codes.encode()
+
+    @staticmethod
+    @functools.lru_cache(maxsize=256)
+    def arguments_layout(codes: bytes) -> struct.Struct:
+        return struct.Struct("!" + codes.decode())
+
+    @classmethod
+    def call_frame(cls, request_id: int, handle: int, args: tuple) -> bytes | None:
+        layout = cls.call_layout(tuple(map(type, args)))
+        if layout is None:
+            return None
+        frame, codes = layout
+        try:
+            return frame.pack(frame.size - _HEADER.size, 0, request_id, KIND_SCALAR_CALL, handle, len(codes), codes, *args)
+        except struct.error:  # an int beyond int64
+            return None
+
+    @classmethod
+    def call_of(cls, body) -> tuple[int, tuple]:
+        """(handle, arguments) of a call frame's body."""
+        handle, count = cls._CALL_FIELDS.unpack_from(body)
+        start = cls._CALL_FIELDS.size
+        codes = bytes(body[start:start + count])
+        return handle, cls.arguments_layout(codes).unpack_from(body, start + count)
+
+    @classmethod
+    def value_frame(cls, request_id: int, value, flags: int) -> bytes | None:
+        kind = type(value)
+        if kind is float:
+            return cls.VALUE_FLOAT.pack(9, 0, request_id, KIND_SCALAR_VALUE | flags, b"d", value)
+        if kind is int and -(1 << 63) <= value < (1 << 63):
+            return cls.VALUE_INT.pack(9, 0, request_id, KIND_SCALAR_VALUE | flags, b"q", value)
+        if kind is bool:
+            return cls.VALUE_INT.pack(9, 0, request_id, KIND_SCALAR_VALUE | flags, b"?", value)
+        if value is None:
+            return cls.VALUE_INT.pack(9, 0, request_id, KIND_SCALAR_VALUE | flags, b"n", 0)
+        return None
+
+    _FLOAT = struct.Struct("!d")
+    _INT = struct.Struct("!q")
+
+    @classmethod
+    def value_of(cls, body):
+        """The value of a value frame's body (its type code, then 8 bytes)."""
+        code = body[0]
+        if code == 0x64:  # d
+            return cls._FLOAT.unpack_from(body, 1)[0]
+        number = cls._INT.unpack_from(body, 1)[0]
+        return number if code == 0x71 else bool(number) if code == 0x3F else None  # q, ?, n
+
+
+def _reply_flags(reply: Reply) -> int:
+    return (ARENA_KEPT if reply.arena_kept else 0) | (STDERR_PENDING if reply.stderr_pending else 0)
 
 
 def send_message(sock: socket.socket, message, pickler_factory: Callable, arena: "Arena | None" = None) -> None:
@@ -156,7 +241,7 @@ def send_message(sock: socket.socket, message, pickler_factory: Callable, arena:
     pickler_factory(stream, buffers.append).dump(message)
     body = stream.getbuffer()
     raws = [buffer.raw() for buffer in buffers]
-    kind = KIND_REQUEST if isinstance(message, Request) else KIND_REPLY | (ARENA_KEPT if message.arena_kept else 0)
+    kind = KIND_REQUEST if isinstance(message, Request) else KIND_REPLY | _reply_flags(message)
     header = _HEADER.pack(len(body), len(raws), message.id, kind)
     if not raws and len(body) < 65536:
         sock.sendall(header + bytes(body))
@@ -264,6 +349,7 @@ class FrameReader:
     def __init__(self, sock: socket.socket, size: int = 65536):
         self.sock = sock
         self.buffer = bytearray(size)
+        self.view = memoryview(self.buffer)  # never resized: moves within it keep its length
         self.start = 0
         self.end = 0
         self.fds: list[int] = []
@@ -283,6 +369,23 @@ class FrameReader:
             raise WorkerGone("the channel closed")
         return count
 
+    def receive_scalar(self, kind: int) -> tuple[int, int, memoryview] | None:
+        """With nothing buffered: one read, and when it brought a whole scalar frame of `kind` first,
+        that frame taken as (message id, flags, body). Otherwise None, and what was read stays
+        buffered for receive_message: a caller that gets None reads on the general way."""
+        self.end = self._receive(self.view)
+        if self.end < _HEADER.size:
+            return None
+        body_length, _, message_id, flagged_kind = _HEADER.unpack_from(self.buffer)
+        end = _HEADER.size + body_length
+        if flagged_kind & ~_KIND_FLAGS != kind or end > self.end:
+            return None
+        body = self.view[_HEADER.size:end]
+        self.start = end
+        if self.start == self.end:
+            self.start = self.end = 0
+        return message_id, flagged_kind & _KIND_FLAGS, body
+
     def take(self, size: int) -> memoryview | bytearray:
         """The next `size` bytes: a view of the buffer (valid until the next take), or a bytearray of their own."""
         if size > len(self.buffer):
@@ -290,7 +393,7 @@ class FrameReader:
         if self.start + size > len(self.buffer):  # move what is buffered to the front
             self.buffer[:self.buffered] = self.buffer[self.start:self.end]
             self.start, self.end = 0, self.buffered
-        view = memoryview(self.buffer)
+        view = self.view
         while self.end - self.start < size:
             self.end += self._receive(view[self.end:])
         data = view[self.start:self.start + size]
@@ -354,10 +457,15 @@ def receive_message(reader: FrameReader, unpickler_factory: Callable):
     import io
 
     body_length, buffer_count, message_id, kind = _HEADER.unpack(reader.take(_HEADER.size))
-    arena_kept, kind = bool(kind & ARENA_KEPT), kind & ~ARENA_KEPT
+    arena_kept, stderr_pending, kind = bool(kind & ARENA_KEPT), bool(kind & STDERR_PENDING), kind & ~_KIND_FLAGS
     body = reader.take(body_length)
+    if kind == KIND_SCALAR_VALUE:
+        return Reply(message_id, ScalarFrames.value_of(body), stderr_pending=stderr_pending)
+    if kind == KIND_SCALAR_CALL:
+        handle, args = ScalarFrames.call_of(body)
+        return Request(message_id, CALL_HANDLE, (handle, args))
     if kind == KIND_VALUE:
-        return Reply(message_id, pickle.loads(body), arena_kept=arena_kept)
+        return Reply(message_id, pickle.loads(body), arena_kept=arena_kept, stderr_pending=stderr_pending)
     if kind == KIND_CALL:
         parent, handle, args = pickle.loads(body)
         return Request(message_id, CALL_HANDLE, (handle, args), parent)
@@ -370,6 +478,8 @@ def receive_message(reader: FrameReader, unpickler_factory: Callable):
         raise UndecodableMessage(message_id, kind != KIND_REPLY, error) from error
     if arena_kept:
         message.arena_kept = True
+    if stderr_pending:
+        message.stderr_pending = True
     return message
 
 
