@@ -1,8 +1,9 @@
 """The native worker: a spawned Python process that builds, loads and runs the session's native code.
 
-Started by the kernel's supervisor as `python -m ipolyglot.kernel.worker_main FD KERNEL_PID LISTENER`
-with FD one end of a socket pair (the kernel's main thread) and LISTENER a listening socket
-where the kernel's other threads connect; it dies with the kernel (parent-death signal). It runs the same backends as the kernel
+Started by the kernel's supervisor as `python -m ipolyglot.kernel.worker_main MAIN KERNEL_PID LISTENER IDLE`
+with MAIN the descriptors of the kernel main thread's connection (a PipeConnection), LISTENER a
+listening socket where the kernel's other threads connect, and IDLE a socket where this process
+asks the kernel while none of its threads waits on us; it dies with the kernel (parent-death signal). It runs the same backends as the kernel
 does in-process; what they bind stays here and the kernel gets proxies (by
 handle) or copies (Go structs, enums, plain values). A reader thread routes
 what arrives: replies to the thread waiting for them, nested requests to the
@@ -34,7 +35,7 @@ from types import SimpleNamespace
 
 from .core.profiling import PROFILER
 from .worker_protocol import (
-    KIND_SCALAR_CALL, STDERR_PENDING, FrameReader, PersistentCodec, ProfiledResult, ScalarFrames,
+    KIND_SCALAR_CALL, STDERR_PENDING, FrameReader, PipeConnection, PersistentCodec, ProfiledResult, ScalarFrames,
     CellOutcome, EnumDescription, HandleInfo, Parameter, Reply, Request, StructDescription, StructKey, WorkerGone,
     PROTOCOL_MODULE, RemoteError, UndecodableMessage, crosses_by_name, rebuild_exception, portable_exception, receive_message, send_message,
 )
@@ -795,8 +796,7 @@ def main(argv: list[str]) -> None:
     die_with_kernel(kernel_pid)
     if not install_native_crash_handler():
         faulthandler.enable(all_threads=True)  # no native handler (no compiler): Python's frames at least
-    sock = socket.socket(fileno=int(argv[0]))
-    channel = WorkerChannel(sock)
+    channel = WorkerChannel(PipeConnection.from_argument(argv[0]))
     Worker(channel)
     if len(argv) > 3:
         channel.codec.idle_channel = WorkerChannel(socket.socket(fileno=int(argv[3])), channel.codec, channel.handlers,

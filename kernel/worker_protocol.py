@@ -21,6 +21,7 @@ process's included.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import mmap
 import os
@@ -258,7 +259,7 @@ def send_message(sock: socket.socket, message, pickler_factory: Callable, arena:
             if new_fd is None:
                 sock.sendall(record)
             else:
-                socket.send_fds(sock, [record], [new_fd])
+                _send_with_fd(sock, record, new_fd)
         elif raw.nbytes >= SHARED_MEMORY_THRESHOLD and hasattr(os, "memfd_create"):
             _send_shared(sock, raw)
         else:
@@ -329,12 +330,82 @@ def _send_shared(sock: socket.socket, raw: memoryview) -> None:
         written = 0
         while written < raw.nbytes:
             written += os.write(fd, raw[written:written + _WRITE_CHUNK])
-        socket.send_fds(sock, [_BUFFER_RECORD.pack(raw.nbytes, IN_MEMFD, 0)], [fd])
+        _send_with_fd(sock, _BUFFER_RECORD.pack(raw.nbytes, IN_MEMFD, 0), fd)
     finally:
         os.close(fd)
 
 
 _ANCILLARY_SPACE = socket.CMSG_SPACE(64 * 4) if hasattr(socket, "CMSG_SPACE") else 0
+
+
+class PipeConnection:
+    """The main connection: a pipe each way, and beside them a socket that carries only descriptors.
+
+    Measured here, a small message's round trip through two pipes takes about half the time and
+    CPU of one through a socketpair, and most messages are small calls. A memfd cannot cross a
+    pipe: the sender passes it over the socket just before writing the record that names it
+    (both under the sender's lock), so the receiver finds it there when it reads that record.
+    It offers the few socket methods the channel uses.
+    """
+
+    def __init__(self, read_fd: int, write_fd: int, descriptors: socket.socket):
+        self.read_fd = read_fd
+        self.write_fd = write_fd
+        self.descriptors = descriptors
+
+    @classmethod
+    def from_argument(cls, text: str) -> "PipeConnection":
+        """The connection whose descriptors `argument()` spelled in the parent: read, write, socket."""
+        read_fd, write_fd, socket_fd = map(int, text.split(","))
+        return cls(read_fd, write_fd, socket.socket(fileno=socket_fd))
+
+    def argument(self) -> str:
+        return f"{self.read_fd},{self.write_fd},{self.descriptors.fileno()}"
+
+    def fileno(self) -> int:
+        return self.read_fd  # select waits for what arrives
+
+    def sendall(self, data) -> None:
+        view = memoryview(data).cast("B")
+        written = os.write(self.write_fd, view)
+        while written < len(view):  # a write cut short by a signal, or larger than 2 GiB
+            written += os.write(self.write_fd, view[written:written + _WRITE_CHUNK])
+
+    def recvmsg_into(self, buffers, ancillary_size: int = 0):
+        return os.readv(self.read_fd, buffers), [], 0, None
+
+    def send_with_fd(self, data: bytes, fd: int) -> None:
+        socket.send_fds(self.descriptors, [b"\0"], [fd])
+        self.sendall(data)
+
+    def receive_fds(self) -> list[int]:
+        _, fds, _, _ = socket.recv_fds(self.descriptors, 1, 8)
+        if not fds:
+            raise WorkerGone("the channel closed")
+        return fds
+
+    def close(self) -> None:
+        for fd in (self.read_fd, self.write_fd):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self.descriptors.close()
+        self.read_fd = self.write_fd = -1
+
+
+def pipe_connection_pair() -> tuple[PipeConnection, PipeConnection]:
+    """Two ends of a PipeConnection: one for this process, one whose descriptors a child inherits."""
+    to_child_read, to_child_write = os.pipe()
+    to_parent_read, to_parent_write = os.pipe()
+    mine, theirs = socket.socketpair()
+    return (PipeConnection(to_parent_read, to_child_write, mine),
+            PipeConnection(to_child_read, to_parent_write, theirs))
+
+
+def _send_with_fd(sock, data: bytes, fd: int) -> None:
+    if isinstance(sock, PipeConnection):
+        sock.send_with_fd(data, fd)
+    else:
+        socket.send_fds(sock, [data], [fd])
 
 
 class FrameReader:
@@ -419,6 +490,8 @@ class FrameReader:
         if where == INLINE:
             return bytearray(self.take(length))
         if where in (IN_MEMFD, IN_NEW_ARENA):
+            if not self.fds and isinstance(self.sock, PipeConnection):
+                self.fds.extend(self.sock.receive_fds())
             if not self.fds:
                 raise WorkerGone("a shared buffer arrived without its memfd")
             fd = self.fds.pop(0)

@@ -34,9 +34,10 @@ from .core.diagnostics import CompileError, Diagnostic
 from .native_backtrace import REPORT_FD_VARIABLE, crash_details
 from .core.profiling import PROFILER
 from .worker_protocol import (
-    CALL_HANDLE, KIND_SCALAR_VALUE, STDERR_PENDING, Arena, FrameReader, NativeCrash, ScalarFrames, ProfiledResult, Reply, Request, UndecodableMessage, WorkerGone, portable_exception, receive_message,
+    CALL_HANDLE, KIND_SCALAR_VALUE, pipe_connection_pair, STDERR_PENDING, Arena, FrameReader, NativeCrash, ScalarFrames, ProfiledResult, Reply, Request, UndecodableMessage, WorkerGone, portable_exception, receive_message,
     send_message,
 )
+from .worker_protocol import PipeConnection
 from .worker_proxies import KernelCodec
 
 DEFAULT_GRACE_SECONDS = 2.0
@@ -240,7 +241,7 @@ class WorkerSupervisor:
         self.codec = KernelCodec(self)
         self.generation = 0
         self.process: subprocess.Popen | None = None
-        self.sock: socket.socket | None = None  # the main thread's connection
+        self.sock: PipeConnection | None = None  # the main thread's connection
         self.main_connection: Connection | None = None  # its reader and serving stack
         self.spare: SpareWorker | None = None  # started, backends imported, waiting to replace the active worker
         self.address: str | None = None  # where the kernel's other threads connect, one connection each
@@ -308,7 +309,7 @@ class WorkerSupervisor:
 
     def _launch(self) -> None:
         """Spawn a worker process and make it the active one."""
-        kernel_end, worker_end = socket.socketpair()
+        kernel_end, worker_end = pipe_connection_pair()
         idle_kernel_end, idle_worker_end = socket.socketpair()
         read_end, write_end = os.pipe()
         listener = self._thread_listener()
@@ -316,14 +317,16 @@ class WorkerSupervisor:
         report_fd = self.crash_report.fileno()
         try:
             self.process = spawn_from_lasting_thread(lambda: subprocess.Popen(
-                [sys.executable, "-m", "ipolyglot.kernel.worker_main", str(worker_end.fileno()), str(os.getpid()),
+                [sys.executable, "-m", "ipolyglot.kernel.worker_main", worker_end.argument(), str(os.getpid()),
                  str(listener.fileno()), str(idle_worker_end.fileno())],
-                pass_fds=(worker_end.fileno(), listener.fileno(), idle_worker_end.fileno(), report_fd),
+                pass_fds=(worker_end.read_fd, worker_end.write_fd, worker_end.descriptors.fileno(), listener.fileno(),
+                          idle_worker_end.fileno(), report_fd),
                 stdin=subprocess.DEVNULL, stderr=write_end,
                 start_new_session=True,  # terminal Ctrl-C reaches the kernel, which decides
                 env={**os.environ, REPORT_FD_VARIABLE: str(report_fd)},
             ))
         except BaseException:
+            kernel_end.close()
             idle_kernel_end.close()
             raise
         finally:
