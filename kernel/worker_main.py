@@ -12,6 +12,7 @@ thread whose callback is being served, everything else to the main thread.
 
 from __future__ import annotations
 
+import array
 import contextlib
 import dataclasses
 import ctypes
@@ -348,9 +349,9 @@ class WorkerChannel:
             return False
         if on_main:
             INTERRUPT_GATE.pending = False  # it was meant for a call that has ended
-        request_id, _, body = received
+        request_id, _, layout, body = received
         self.outermost = request_id
-        handle, args = ScalarFrames.call_of(body)
+        handle, args = ScalarFrames.call_of(layout, body)
         del body  # a view of the reader's buffer
         try:
             result = self.handlers["call_handle"](handle, args)
@@ -483,8 +484,10 @@ class WorkerChannel:
             value = self.handlers[request.op](*request.args)
         except BaseException as error:  # noqa: BLE001 - every failure goes back to the kernel
             request.args = ()
+            PROFILER.take_last()  # a record it left belongs to no call the kernel times
             self.reply_failure(request.id, error)
             return
+        PROFILER.take_last()  # a record it left belongs to no call the kernel times
         request.args = ()  # arguments in the kernel's arena go now: the kernel may refill it once it has the reply
         self.reply(request.id, value)
 
@@ -535,21 +538,20 @@ def flush_native_output() -> bool:
     return _stderr_unread() > 0
 
 
-_NO_BYTES = bytes(4)
-
-
 def _stderr_unread() -> int:
     """Bytes waiting in the stderr pipe (any end of a Linux pipe answers FIONREAD); 0 when it is no pipe."""
+    count = array.array("i", (0,))
     try:
-        return int.from_bytes(fcntl.ioctl(2, termios.FIONREAD, _NO_BYTES), sys.byteorder)
+        fcntl.ioctl(2, termios.FIONREAD, count, True)
     except OSError:
         return 0
+    return count[0]
 
 
 def profiled_call(function, args: tuple, kwargs: dict):
     """The function's result; with the phases it measured when it was built with profiling, so the
-    kernel's profiler can show them beside the process crossing."""
-    PROFILER.take_last()  # what a nested call left is not this call's
+    kernel's profiler can show them beside the process crossing. (What other requests record,
+    a Go method's call for one, they drop when they end: see WorkerChannel.execute.)"""
     result = function(*args, **kwargs)
     phases = PROFILER.take_last()
     return result if phases is None else ProfiledResult(result, phases)

@@ -150,76 +150,83 @@ class ScalarFrames:
     """The binary frames of the commonest crossing: a call by handle whose arguments are all float,
     int or bool, and a reply holding a float, int, bool or None.
 
-    Each is the usual header followed by fixed fields packed by one precompiled struct, so
-    neither side pickles, builds a message object or looks at a type twice: a call frame
-    carries the handle, the arguments' type codes and their 8-byte values; a value frame a
-    type code and 8 bytes. A value that does not fit (an int beyond int64) takes the pickled path.
+    Each is the usual header, whose buffer-count field (no buffers follow) names the layout,
+    then fixed 8-byte fields packed by one precompiled struct: neither side pickles, builds a
+    message object or reads a type code byte by byte. A call's layout number spells its
+    argument count and types (base 3: float, int, bool), its body the handle and the values;
+    a value's layout number is its type, its body the value. A value that does not fit (an int
+    beyond int64, more than MAX_ARGUMENTS arguments) takes the pickled path.
     """
 
-    CODES = {float: "d", int: "q", bool: "?"}
-    VALUE_FLOAT = struct.Struct("!QIQBcd")
-    VALUE_INT = struct.Struct("!QIQBcq")
-    VALUE_SIZE = VALUE_FLOAT.size
-    _CALL_FIELDS = struct.Struct("!QB")  # handle, argument count; then the codes and the values
+    CODES = "dq?"  # the digits of a layout number, in base 3
+    DIGITS = {float: 0, int: 1, bool: 2}
+    MAX_ARGUMENTS = 16  # 3**16 * 32 fits the 32-bit field
+    VALUE_FLOAT, VALUE_INT, VALUE_BOOL, VALUE_NONE = range(4)
+    _VALUE_FLOAT = struct.Struct(_HEADER.format + "d")
+    _VALUE_INT = struct.Struct(_HEADER.format + "q")
+    _FLOAT = struct.Struct("!d")
+    _INT = struct.Struct("!q")
 
     @staticmethod
     @functools.lru_cache(maxsize=256)
-    def call_layout(types: tuple) -> tuple[struct.Struct, bytes] | None:
-        """The struct of a whole call frame for these argument types, and their codes; None when one is not scalar."""
-        try:
-            codes = "".join(ScalarFrames.CODES[kind] for kind in types)
-        except KeyError:
+    def call_layout(types: tuple) -> tuple[struct.Struct, int] | None:
+        """The struct of a whole call frame for these argument types, and its layout number; None when not scalar."""
+        if len(types) > ScalarFrames.MAX_ARGUMENTS or not all(kind in ScalarFrames.DIGITS for kind in types):
             return None
-        return struct.Struct(f"{_HEADER.format}QB{len(codes)}s{codes}"), codes.encode()
+        number = 0
+        for kind in reversed(types):
+            number = number * 3 + ScalarFrames.DIGITS[kind]
+        codes = "".join(ScalarFrames.CODES[ScalarFrames.DIGITS[kind]] for kind in types)
+        return struct.Struct(f"{_HEADER.format}Q{codes}"), number * 32 + len(types)
 
     @staticmethod
     @functools.lru_cache(maxsize=256)
-    def arguments_layout(codes: bytes) -> struct.Struct:
-        return struct.Struct("!" + codes.decode())
+    def arguments_layout(number: int) -> struct.Struct:
+        """The struct of a call's body (handle, then the arguments) for its layout number."""
+        count, digits = number % 32, number // 32
+        codes = []
+        for _ in range(count):
+            digits, digit = divmod(digits, 3)
+            codes.append(ScalarFrames.CODES[digit])
+        return struct.Struct("!Q" + "".join(codes))
 
     @classmethod
     def call_frame(cls, request_id: int, handle: int, args: tuple) -> bytes | None:
         layout = cls.call_layout(tuple(map(type, args)))
         if layout is None:
             return None
-        frame, codes = layout
+        frame, number = layout
         try:
-            return frame.pack(frame.size - _HEADER.size, 0, request_id, KIND_SCALAR_CALL, handle, len(codes), codes, *args)
+            return frame.pack(frame.size - _HEADER.size, number, request_id, KIND_SCALAR_CALL, handle, *args)
         except struct.error:  # an int beyond int64
             return None
 
     @classmethod
-    def call_of(cls, body) -> tuple[int, tuple]:
+    def call_of(cls, number: int, body) -> tuple[int, tuple]:
         """(handle, arguments) of a call frame's body."""
-        handle, count = cls._CALL_FIELDS.unpack_from(body)
-        start = cls._CALL_FIELDS.size
-        codes = bytes(body[start:start + count])
-        return handle, cls.arguments_layout(codes).unpack_from(body, start + count)
+        handle, *args = cls.arguments_layout(number).unpack_from(body)
+        return handle, tuple(args)
 
     @classmethod
     def value_frame(cls, request_id: int, value, flags: int) -> bytes | None:
         kind = type(value)
         if kind is float:
-            return cls.VALUE_FLOAT.pack(9, 0, request_id, KIND_SCALAR_VALUE | flags, b"d", value)
+            return cls._VALUE_FLOAT.pack(8, cls.VALUE_FLOAT, request_id, KIND_SCALAR_VALUE | flags, value)
         if kind is int and -(1 << 63) <= value < (1 << 63):
-            return cls.VALUE_INT.pack(9, 0, request_id, KIND_SCALAR_VALUE | flags, b"q", value)
+            return cls._VALUE_INT.pack(8, cls.VALUE_INT, request_id, KIND_SCALAR_VALUE | flags, value)
         if kind is bool:
-            return cls.VALUE_INT.pack(9, 0, request_id, KIND_SCALAR_VALUE | flags, b"?", value)
+            return cls._VALUE_INT.pack(8, cls.VALUE_BOOL, request_id, KIND_SCALAR_VALUE | flags, value)
         if value is None:
-            return cls.VALUE_INT.pack(9, 0, request_id, KIND_SCALAR_VALUE | flags, b"n", 0)
+            return cls._VALUE_INT.pack(8, cls.VALUE_NONE, request_id, KIND_SCALAR_VALUE | flags, 0)
         return None
 
-    _FLOAT = struct.Struct("!d")
-    _INT = struct.Struct("!q")
-
     @classmethod
-    def value_of(cls, body):
-        """The value of a value frame's body (its type code, then 8 bytes)."""
-        code = body[0]
-        if code == 0x64:  # d
-            return cls._FLOAT.unpack_from(body, 1)[0]
-        number = cls._INT.unpack_from(body, 1)[0]
-        return number if code == 0x71 else bool(number) if code == 0x3F else None  # q, ?, n
+    def value_of(cls, number: int, body):
+        """The value of a value frame's body (8 bytes), of the type its layout number says."""
+        if number == cls.VALUE_FLOAT:
+            return cls._FLOAT.unpack_from(body)[0]
+        value = cls._INT.unpack_from(body)[0]
+        return value if number == cls.VALUE_INT else bool(value) if number == cls.VALUE_BOOL else None
 
 
 def _reply_flags(reply: Reply) -> int:
@@ -440,14 +447,14 @@ class FrameReader:
             raise WorkerGone("the channel closed")
         return count
 
-    def receive_scalar(self, kind: int) -> tuple[int, int, memoryview] | None:
+    def receive_scalar(self, kind: int) -> tuple[int, int, int, memoryview] | None:
         """With nothing buffered: one read, and when it brought a whole scalar frame of `kind` first,
-        that frame taken as (message id, flags, body). Otherwise None, and what was read stays
-        buffered for receive_message: a caller that gets None reads on the general way."""
+        that frame taken as (message id, flags, layout number, body). Otherwise None, and what was
+        read stays buffered for receive_message: a caller that gets None reads on the general way."""
         self.end = self._receive(self.view)
         if self.end < _HEADER.size:
             return None
-        body_length, _, message_id, flagged_kind = _HEADER.unpack_from(self.buffer)
+        body_length, layout, message_id, flagged_kind = _HEADER.unpack_from(self.buffer)
         end = _HEADER.size + body_length
         if flagged_kind & ~_KIND_FLAGS != kind or end > self.end:
             return None
@@ -455,7 +462,7 @@ class FrameReader:
         self.start = end
         if self.start == self.end:
             self.start = self.end = 0
-        return message_id, flagged_kind & _KIND_FLAGS, body
+        return message_id, flagged_kind & _KIND_FLAGS, layout, body
 
     def take(self, size: int) -> memoryview | bytearray:
         """The next `size` bytes: a view of the buffer (valid until the next take), or a bytearray of their own."""
@@ -533,9 +540,9 @@ def receive_message(reader: FrameReader, unpickler_factory: Callable):
     arena_kept, stderr_pending, kind = bool(kind & ARENA_KEPT), bool(kind & STDERR_PENDING), kind & ~_KIND_FLAGS
     body = reader.take(body_length)
     if kind == KIND_SCALAR_VALUE:
-        return Reply(message_id, ScalarFrames.value_of(body), stderr_pending=stderr_pending)
+        return Reply(message_id, ScalarFrames.value_of(buffer_count, body), stderr_pending=stderr_pending)
     if kind == KIND_SCALAR_CALL:
-        handle, args = ScalarFrames.call_of(body)
+        handle, args = ScalarFrames.call_of(buffer_count, body)
         return Request(message_id, CALL_HANDLE, (handle, args))
     if kind == KIND_VALUE:
         return Reply(message_id, pickle.loads(body), arena_kept=arena_kept, stderr_pending=stderr_pending)

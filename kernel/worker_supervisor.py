@@ -566,10 +566,10 @@ class WorkerSupervisor:
             except (OSError, WorkerGone):
                 received = None  # the general path finds the end of stream again and reports the death
             if received is not None and received[0] == request_id:
-                _, flags, body = received
+                _, flags, layout, body = received
                 if stderr is not None and (flags & STDERR_PENDING or stderr.lock.locked()):
                     stderr.drain()  # what the call wrote to stderr goes out before Python prints again
-                return ScalarFrames.value_of(body)
+                return ScalarFrames.value_of(layout, body)
             return self._finish_generally(connection, request_id, f"{function._info.name}()", mark, interrupted)
 
     def _finish_generally(self, connection: Connection, request_id: int, describe: str, mark: int, interrupted: bool):
