@@ -597,6 +597,7 @@ class Worker:
             getattr=getattr, setattr=setattr,
             repr=repr, eq=lambda a, b: a == b, dir=dir, gomethod=self.gomethod, info=self.info, ping=lambda: os.getpid(),
             completion_session=self.completion_session,
+            package_values=self.package_values, restore_package_values=self.restore_package_values,
         )
 
     def backend(self, language: str):
@@ -662,6 +663,15 @@ class Worker:
         module_name, class_name = COMPLETERS[language]
         completer = getattr(importlib.import_module(module_name), class_name)
         return completer.snapshot_of(self.backend(language))
+
+    def package_values(self) -> dict:
+        """The Go package variables that can be copied, to carry into a replacing worker."""
+        go = self.backends.get("go")
+        return go.package_values() if go is not None else {}
+
+    def restore_package_values(self, values: dict) -> list[str]:
+        go = self.backends.get("go")
+        return go.restore_package_values(values) if go is not None and values else []
 
     def go_runtimes(self) -> int:
         go = self.backends.get("go")

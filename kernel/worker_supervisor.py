@@ -491,14 +491,25 @@ class WorkerSupervisor:
         return sum(1 for step in self.replay_log if step.language == "go" and not step.command)
 
     def _recycle(self, hooks: CellHooks) -> None:
-        """Go runtimes cannot be unloaded: a fresh worker loads only the live builds, from the cache."""
+        """Go runtimes cannot be unloaded: a fresh worker loads only the live builds, from the cache,
+        and gets the Go package variables that can be copied, as a rebuild carries them."""
         before = self.pid
+        values = self._request_once("package_values", describe="reading Go package variables")
         self._discard()
         note = self._start_and_replay_quietly()
+        carried = self._carry_package_values(values)
         hooks.verbose(
             f"replaced the native worker (pid {before}) to free its Go runtimes{note.rstrip('.')} "
-            "(Go package variables start from their initializers)"
+            f"(Go package variables carried: {', '.join(carried) or 'none'}; the others start from their initializers)"
         )
+
+    def _carry_package_values(self, values: dict) -> list[str]:
+        if not values or not self.alive:
+            return []
+        try:
+            return self._request_once("restore_package_values", values, describe="restoring Go package variables")
+        except NativeCrash:
+            return []
 
     def command(self, language: str, words: list[str]):
         result = self.request("command", language, words, describe=f"%polyglot {language} {' '.join(words)}")
