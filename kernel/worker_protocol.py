@@ -373,10 +373,11 @@ class PipeConnection:
         return self.read_fd  # select waits for what arrives
 
     def sendall(self, data) -> None:
-        view = memoryview(data).cast("B")
-        written = os.write(self.write_fd, view)
-        while written < len(view):  # a write cut short by a signal, or larger than 2 GiB
-            written += os.write(self.write_fd, view[written:written + _WRITE_CHUNK])
+        written = os.write(self.write_fd, data)
+        if written < len(data):  # a write cut short by a signal, or larger than 2 GiB
+            view = memoryview(data).cast("B")
+            while written < len(view):
+                written += os.write(self.write_fd, view[written:written + _WRITE_CHUNK])
 
     def recvmsg_into(self, buffers, ancillary_size: int = 0):
         return os.readv(self.read_fd, buffers), [], 0, None
@@ -428,6 +429,8 @@ class FrameReader:
         self.sock = sock
         self.buffer = bytearray(size)
         self.view = memoryview(self.buffer)  # never resized: moves within it keep its length
+        self.whole = [self.view]  # os.readv's list, made once
+        self.pipe_fd = sock.read_fd if isinstance(sock, PipeConnection) else None
         self.start = 0
         self.end = 0
         self.fds: list[int] = []
@@ -439,6 +442,11 @@ class FrameReader:
         return self.end - self.start
 
     def _receive(self, view: memoryview) -> int:
+        if self.pipe_fd is not None:  # descriptors come on their own socket (PipeConnection.receive_fds)
+            count = os.readv(self.pipe_fd, [view])
+            if count == 0:
+                raise WorkerGone("the channel closed")
+            return count
         count, ancillary, _, _ = self.sock.recvmsg_into([view], _ANCILLARY_SPACE)
         for level, kind, data in ancillary:
             if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
@@ -451,8 +459,10 @@ class FrameReader:
         """With nothing buffered: one read, and when it brought a whole scalar frame of `kind` first,
         that frame taken as (message id, flags, layout number, body). Otherwise None, and what was
         read stays buffered for receive_message: a caller that gets None reads on the general way."""
-        self.end = self._receive(self.view)
+        self.end = os.readv(self.pipe_fd, self.whole) if self.pipe_fd is not None else self._receive(self.view)
         if self.end < _HEADER.size:
+            if self.end == 0:
+                raise WorkerGone("the channel closed")
             return None
         body_length, layout, message_id, flagged_kind = _HEADER.unpack_from(self.buffer)
         end = _HEADER.size + body_length
