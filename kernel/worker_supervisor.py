@@ -34,10 +34,10 @@ from .core.diagnostics import CompileError, Diagnostic
 from .native_backtrace import REPORT_FD_VARIABLE, crash_details
 from .core.profiling import PROFILER
 from .worker_protocol import (
-    CALL_HANDLE, KIND_SCALAR_VALUE, pipe_connection_pair, STDERR_PENDING, Arena, FrameReader, NativeCrash, ScalarFrames, ProfiledResult, Reply, Request, UndecodableMessage, WorkerGone, portable_exception, receive_message,
+    CALL_HANDLE, KIND_SCALAR_VALUE, STDERR_PENDING, Arena, FrameReader, NativeCrash, PipeConnection, ProfiledResult, Reply,
+    Request, ScalarFrames, UndecodableMessage, WorkerGone, pipe_connection_pair, portable_exception, receive_message,
     send_message,
 )
-from .worker_protocol import PipeConnection
 from .worker_proxies import KernelCodec
 
 DEFAULT_GRACE_SECONDS = 2.0
