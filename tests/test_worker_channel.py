@@ -139,7 +139,13 @@ def test_an_argument_the_worker_keeps_is_not_overwritten_by_the_next_call(kernel
 
 NOISY_CELL = r'''%%cpp
 #include <cstdio>
-int noisy_twice(int x) { std::printf("out %d\n", x); std::fprintf(stderr, "err %d\n", x); return 2 * x; }
+#include <string>
+// more stderr than a pipe holds: the kernel copies it while the call runs, all of it before the next print
+int noisy_twice(int x) {
+    std::printf("out %d\n", x);
+    std::fprintf(stderr, "err %d %s\n", x, std::string(200000, 'e').c_str());
+    return 2 * x;
+}
 bool is_positive(double x) { return x > 0; }
 '''
 
@@ -158,7 +164,9 @@ def test_scalar_calls_keep_native_output_in_order_with_pythons(kernel):
         "assert is_positive(0.5) is True and is_positive(-1) is False and GoAdd(0.25, 0.5) == 0.75\n"
     ).ok()
     assert out.stdout.splitlines() == ["py 0", "out 0", "py 1", "out 1", "py 2", "out 2", "end"], out.stdout
-    assert out.stderr.splitlines() == ["py-err 0", "err 0", "py-err 1", "err 1", "py-err 2", "err 2", "end-err"], out.stderr
+    noise = "e" * 200_000
+    assert out.stderr.splitlines() == ["py-err 0", f"err 0 {noise}", "py-err 1", f"err 1 {noise}", "py-err 2",
+                                       f"err 2 {noise}", "end-err"], out.stderr[:300]
     out = kernel.run("noisy_twice(2**70)")
     assert out.status == "error" and out.error["ename"] == "OverflowError", out.error_text
     assert "noisy_twice() parameter x" in out.error_text, out.error_text
