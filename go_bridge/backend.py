@@ -275,6 +275,33 @@ class GoBackend(Backend):
             if done[:1] != bytes([marshal.STATUS_OK]):
                 ctx.verbose(f"Go var {name} starts from its initializer: its old value does not fit its type now")
 
+    def package_values(self) -> dict[str, tuple[str, bytes]]:
+        """The current runtime's package variables that can be copied: name -> (declaration text,
+        encoded value). A fresh process that loads the same build (a replaced worker) restores
+        them with `restore_package_values`, as a rebuild carries them (`_carry_vars`)."""
+        lib = self._current
+        values: dict[str, tuple[str, bytes]] = {}
+        for name, text in (self._current_vars.items() if lib is not None else ()):
+            var = lib.vars.get(name)
+            if var is None or not var.carried:
+                continue
+            got = lib.raw_call(var.get, bytes(8))
+            if got[:1] == bytes([marshal.STATUS_OK]):
+                values[name] = (text, bytes(got[1:]))
+        return values
+
+    def restore_package_values(self, values: dict[str, tuple[str, bytes]]) -> list[str]:
+        """Set the variables whose declaration is still the one `values` were read under; the names set."""
+        lib = self._current
+        restored = []
+        for name, (text, encoded) in (values.items() if lib is not None else ()):
+            var = lib.vars.get(name)
+            if var is None or not var.carried or self._current_vars.get(name) != text:
+                continue
+            if lib.raw_call(var.set, encoded)[:1] == bytes([marshal.STATUS_OK]):
+                restored.append(name)
+        return restored
+
     def names_of(
         self, lib: library.GoLibrary, plan: codegen.Plan, warn: Callable[[str], None], new_names: set[str] = frozenset(),
         cell_id: str = "",

@@ -1,8 +1,9 @@
 """The native worker: a spawned Python process that builds, loads and runs the session's native code.
 
-Started by the kernel's supervisor as `python -m ipolyglot.kernel.worker_main FD KERNEL_PID LISTENER`
-with FD one end of a socket pair (the kernel's main thread) and LISTENER a listening socket
-where the kernel's other threads connect; it dies with the kernel (parent-death signal). It runs the same backends as the kernel
+Started by the kernel's supervisor as `python -m ipolyglot.kernel.worker_main MAIN KERNEL_PID LISTENER IDLE`
+with MAIN the descriptors of the kernel main thread's connection (a PipeConnection), LISTENER a
+listening socket where the kernel's other threads connect, and IDLE a socket where this process
+asks the kernel while none of its threads waits on us; it dies with the kernel (parent-death signal). It runs the same backends as the kernel
 does in-process; what they bind stays here and the kernel gets proxies (by
 handle) or copies (Go structs, enums, plain values). A reader thread routes
 what arrives: replies to the thread waiting for them, nested requests to the
@@ -11,11 +12,13 @@ thread whose callback is being served, everything else to the main thread.
 
 from __future__ import annotations
 
+import array
 import contextlib
 import dataclasses
 import ctypes
 import enum
 import faulthandler
+import fcntl
 import inspect
 import itertools
 import os
@@ -24,6 +27,7 @@ import queue
 import signal
 import socket
 import sys
+import termios
 import threading
 import time
 import weakref
@@ -32,7 +36,7 @@ from types import SimpleNamespace
 
 from .core.profiling import PROFILER
 from .worker_protocol import (
-    FrameReader, PersistentCodec, ProfiledResult,
+    KIND_SCALAR_CALL, STDERR_PENDING, FrameReader, PipeConnection, PersistentCodec, ProfiledResult, ScalarFrames,
     CellOutcome, EnumDescription, HandleInfo, Parameter, Reply, Request, StructDescription, StructKey, WorkerGone,
     PROTOCOL_MODULE, RemoteError, UndecodableMessage, crosses_by_name, rebuild_exception, portable_exception, receive_message, send_message,
 )
@@ -76,7 +80,8 @@ class WorkerCodec(PersistentCodec):
     """Decides, in the worker, what crosses by copy and what stays behind a handle."""
 
     def __init__(self, channel: "WorkerChannel"):
-        self.channel = channel  # the kernel's main connection: callbacks from threads that serve no call
+        self.channel = channel  # the kernel's main connection
+        self.idle_channel: WorkerChannel | None = None  # where callbacks go while the main connection serves no call
         self.local = threading.local()  # .channel: the connection whose call this thread runs
         self.released: list[int] = []  # kernel callbacks this side dropped, sent with the next message
         self.handles: dict[int, object] = {}
@@ -186,7 +191,7 @@ class WorkerCodec(PersistentCodec):
         if existing is not None:
             return existing
         def call_into_kernel(*args, **kwargs):
-            return self.current_channel().request("callback", callback_id, args, kwargs)
+            return self.call_kernel("callback", callback_id, args, kwargs)
 
         proxy = _KernelCallable(call_into_kernel)
         weakref.finalize(proxy, self.released.append, callback_id)
@@ -196,6 +201,20 @@ class WorkerCodec(PersistentCodec):
     def current_channel(self) -> "WorkerChannel":
         """The connection of the kernel thread whose call this thread serves (else the main one)."""
         return getattr(self.local, "channel", None) or self.channel
+
+    def call_kernel(self, op: str, *args):
+        """Ask the kernel from any thread: over the connection whose call this thread serves; from a
+        thread native code started (a goroutine, a std::thread), over the main connection while
+        the kernel's main thread waits on it for a call (it serves the request in the call, in
+        order with the call's output), else over the idle connection, which a thread of the
+        kernel serves at any time (a Go server calling Python handlers between cells)."""
+        channel = getattr(self.local, "channel", None)
+        if channel is not None or self.idle_channel is None or threading.get_ident() == _MAIN_THREAD:
+            return (channel or self.channel).request(op, *args)
+        answer = self.channel.request_while_serving(op, *args)
+        if answer is _NOT_SERVING:
+            return self.idle_channel.request(op, *args)
+        return answer
 
 
 
@@ -247,6 +266,7 @@ def _interrupts_held_while_reading():
 _MAIN_THREAD = threading.main_thread().ident
 _YOUR_TURN = object()  # in an inbox: the reader left, try to read yourself
 _CLOSED = object()  # in an inbox: the connection ended
+_NOT_SERVING = object()  # request_while_serving: the connection serves no call of the kernel's now
 IDLE = None  # the inbox of the thread that serves the connection's new requests
 
 
@@ -278,20 +298,29 @@ class WorkerChannel:
         self.when_closed = when_closed  # the main connection: the kernel is gone, nothing left to serve
         self.ids = itertools.count(1)
         self.handlers = handlers if handlers is not None else {}
+        self.outermost: int | None = None  # the kernel's request this connection runs now, not nested in one of ours
 
     def send(self, message) -> None:
         with self.send_lock:
-            released = self.codec.released
-            if released:
-                message.released, released[:] = list(released), []
-            send_message(self.sock, message, self.codec.pickler)
+            self._send_locked(message)
+
+    def _send_locked(self, message) -> None:
+        released = self.codec.released
+        if released:
+            message.released, released[:] = list(released), []
+        send_message(self.sock, message, self.codec.pickler)
+        if type(message) is Reply and message.id == self.outermost:
+            self.outermost = None  # from now on the kernel no longer reads this connection
 
     def serve_forever(self) -> None:
         """Run the requests that start here (not nested in a call of ours) until the connection ends."""
         while True:
+            if self.reader.buffered == 0 and self._serve_scalar_call():
+                continue
             request = self._next_message(IDLE)
             if request is _CLOSED:
                 return
+            self.outermost = request.id
             self.execute(request)
             del request  # its arguments (shared buffers among them) go now, not with the next request
 
@@ -306,6 +335,49 @@ class WorkerChannel:
             INTERRUPT_GATE.in_channel -= 1
         INTERRUPT_GATE.leaving_with(message)
         return message
+
+    def _serve_scalar_call(self) -> bool:
+        """Read the next frame here and, when it is a scalar call (ScalarFrames), run it and reply
+        without message objects or pickles. False when nothing was run: what was read stays in
+        the reader for the general path (another thread may be leading, or the frame is another)."""
+        if not self.inboxes[IDLE].empty() or not self.read_lock.acquire(blocking=False):
+            return False
+        on_main = threading.get_ident() == _MAIN_THREAD
+        try:
+            if on_main:
+                INTERRUPT_GATE.in_channel += 1
+            try:
+                received = self.reader.receive_scalar(KIND_SCALAR_CALL)
+            finally:
+                if on_main:
+                    INTERRUPT_GATE.in_channel -= 1
+        except (WorkerGone, OSError):
+            received = None  # the general path reads the end of stream again and closes
+        finally:
+            self._give_up_lead()
+        if received is None:
+            return False
+        if on_main:
+            INTERRUPT_GATE.pending = False  # it was meant for a call that has ended
+        request_id, _, layout, body = received
+        self.outermost = request_id
+        handle, args = ScalarFrames.call_of(layout, body)
+        del body  # a view of the reader's buffer
+        try:
+            result = self.handlers["call_handle"](handle, args)
+        except BaseException as error:  # noqa: BLE001 - every failure goes back to the kernel
+            self.reply_failure(request_id, error)
+            return True
+        self.reply(request_id, result)
+        return True
+
+    def _give_up_lead(self) -> None:
+        """Stop reading the socket; one of the threads waiting for a message reads next."""
+        self.read_lock.release()
+        for other in list(self.waiting):
+            box = self.inboxes.get(other)
+            if box is not None:
+                box.put(_YOUR_TURN)
 
     def _wait_for(self, key):
         inbox = self.inboxes[key]
@@ -329,11 +401,7 @@ class WorkerChannel:
             try:
                 return self._read_until(key, inbox)
             finally:
-                self.read_lock.release()
-                for other in list(self.waiting):  # one of them reads next
-                    box = self.inboxes.get(other)
-                    if box is not None:
-                        box.put(_YOUR_TURN)
+                self._give_up_lead()
 
     def _read_until(self, key, inbox: queue.SimpleQueue):
         while True:
@@ -392,54 +460,108 @@ class WorkerChannel:
         self.inboxes[request_id] = queue.SimpleQueue()
         try:
             self.send(Request(request_id, op, args))
-            while True:
-                message = self._next_message(request_id)
-                if message is _CLOSED:
-                    raise WorkerGone("the kernel closed the connection")
-                if isinstance(message, Reply):
-                    if message.error is not None:
-                        raise message.error
-                    return message.value
-                self.execute(message)
+            return self._await_reply(request_id)
         finally:
             del self.inboxes[request_id]
 
+    def request_while_serving(self, op: str, *args):
+        """As `request`, when the kernel is reading this connection for a call it made (the request
+        then reaches the kernel before the call's reply can); else _NOT_SERVING, nothing sent."""
+        request_id = next(self.ids)
+        self.inboxes[request_id] = queue.SimpleQueue()
+        try:
+            with self.send_lock:
+                if self.outermost is None:
+                    return _NOT_SERVING
+                self._send_locked(Request(request_id, op, args))
+            return self._await_reply(request_id)
+        finally:
+            del self.inboxes[request_id]
+
+    def _await_reply(self, request_id: int):
+        while True:
+            message = self._next_message(request_id)
+            if message is _CLOSED:
+                raise WorkerGone("the kernel closed the connection")
+            if isinstance(message, Reply):
+                if message.error is not None:
+                    raise message.error
+                return message.value
+            self.execute(message)
+
     def execute(self, request: Request) -> None:
         try:
-            reply = Reply(request.id, self.handlers[request.op](*request.args))
+            value = self.handlers[request.op](*request.args)
         except BaseException as error:  # noqa: BLE001 - every failure goes back to the kernel
-            if os.environ.get("IPOLYGLOT_WORKER_DEBUG"):
-                import traceback
-
-                traceback.print_exc()
-            reply = Reply(request.id, error=portable_exception(error.with_traceback(None), self.codec.pickler))
+            request.args = ()
+            PROFILER.take_last()  # a record it left belongs to no call the kernel times
+            self.reply_failure(request.id, error)
+            return
+        PROFILER.take_last()  # a record it left belongs to no call the kernel times
         request.args = ()  # arguments in the kernel's arena go now: the kernel may refill it once it has the reply
-        reply.arena_kept = self.reader.arena_kept(request.id)
-        flush_native_output()
+        self.reply(request.id, value)
+
+    def reply(self, request_id: int, value) -> None:
+        """Send a request's result: in a scalar frame when it is one, else pickled."""
+        arena_kept = self.reader.arena_kept(request_id)
+        flags = STDERR_PENDING if flush_native_output() else 0
+        frame = None if self.codec.released or arena_kept else ScalarFrames.value_frame(request_id, value, flags)
+        if frame is not None:
+            with self.send_lock:
+                self.sock.sendall(frame)
+                if request_id == self.outermost:
+                    self.outermost = None
+            return
+        reply = Reply(request_id, value, arena_kept=arena_kept, stderr_pending=bool(flags))
         try:
             self.send(reply)
         except Exception as error:  # noqa: BLE001 - a result that cannot be copied
-            self.send(Reply(request.id, error=TypeError(f"the result cannot be copied to the kernel: {error}")))
+            self.send(Reply(request_id, error=TypeError(f"the result cannot be copied to the kernel: {error}")))
+
+    def reply_failure(self, request_id: int, error: BaseException) -> None:
+        if os.environ.get("IPOLYGLOT_WORKER_DEBUG"):
+            import traceback
+
+            traceback.print_exc()
+        reply = Reply(request_id, error=portable_exception(error.with_traceback(None), self.codec.pickler))
+        reply.arena_kept = self.reader.arena_kept(request_id)
+        reply.stderr_pending = flush_native_output()
+        self.send(reply)
 
 
 _libc = ctypes.CDLL(None)
 _libc.fflush.argtypes = [ctypes.c_void_p]
 
 
-def flush_native_output() -> None:
-    """Push C stdio buffers into fds 1 and 2 before replying, so output precedes the reply."""
+def flush_native_output() -> bool:
+    """Push C stdio buffers into fds 1 and 2 before replying, so output precedes the reply.
+
+    True when the stderr pipe still holds bytes the kernel's tee has not read: the kernel
+    then copies them out before it returns the reply (one ioctl here saves the kernel a
+    poll of the pipe on every call)."""
     try:
         sys.stdout.flush()
         sys.stderr.flush()
     except (OSError, ValueError):
         pass
     _libc.fflush(None)
+    return _stderr_unread() > 0
+
+
+def _stderr_unread() -> int:
+    """Bytes waiting in the stderr pipe (any end of a Linux pipe answers FIONREAD); 0 when it is no pipe."""
+    count = array.array("i", (0,))
+    try:
+        fcntl.ioctl(2, termios.FIONREAD, count, True)
+    except OSError:
+        return 0
+    return count[0]
 
 
 def profiled_call(function, args: tuple, kwargs: dict):
     """The function's result; with the phases it measured when it was built with profiling, so the
-    kernel's profiler can show them beside the process crossing."""
-    PROFILER.take_last()  # what a nested call left is not this call's
+    kernel's profiler can show them beside the process crossing. (What other requests record,
+    a Go method's call for one, they drop when they end: see WorkerChannel.execute.)"""
     result = function(*args, **kwargs)
     phases = PROFILER.take_last()
     return result if phases is None else ProfiledResult(result, phases)
@@ -485,6 +607,7 @@ class Worker:
             getattr=getattr, setattr=setattr,
             repr=repr, eq=lambda a, b: a == b, dir=dir, gomethod=self.gomethod, info=self.info, ping=lambda: os.getpid(),
             completion_session=self.completion_session,
+            package_values=self.package_values, restore_package_values=self.restore_package_values,
         )
         channel.handlers.update(proxy_handlers())
         channel.handlers.update(go_profiler_handlers(self))
@@ -552,6 +675,15 @@ class Worker:
         module_name, class_name = COMPLETERS[language]
         completer = getattr(importlib.import_module(module_name), class_name)
         return completer.snapshot_of(self.backend(language))
+
+    def package_values(self) -> dict:
+        """The Go package variables that can be copied, to carry into a replacing worker."""
+        go = self.backends.get("go")
+        return go.package_values() if go is not None else {}
+
+    def restore_package_values(self, values: dict) -> list[str]:
+        go = self.backends.get("go")
+        return go.restore_package_values(values) if go is not None and values else []
 
     def go_runtimes(self) -> int:
         go = self.backends.get("go")
@@ -701,13 +833,16 @@ def install_native_crash_handler() -> bool:
 
 
 def main(argv: list[str]) -> None:
+    """argv: the main connection's fd, the kernel's pid, the listener's fd, the idle connection's fd."""
     kernel_pid = int(argv[1]) if len(argv) > 1 else os.getppid()
     die_with_kernel(kernel_pid)
     if not install_native_crash_handler():
         faulthandler.enable(all_threads=True)  # no native handler (no compiler): Python's frames at least
-    sock = socket.socket(fileno=int(argv[0]))
-    channel = WorkerChannel(sock)
+    channel = WorkerChannel(PipeConnection.from_argument(argv[0]))
     Worker(channel)
+    if len(argv) > 3:
+        channel.codec.idle_channel = WorkerChannel(socket.socket(fileno=int(argv[3])), channel.codec, channel.handlers,
+                                                   when_closed=lambda: None)
     if len(argv) > 2:
         listener = socket.socket(fileno=int(argv[2]))
         threading.Thread(target=accept_thread_connections, args=(listener, channel, kernel_pid),

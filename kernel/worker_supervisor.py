@@ -34,7 +34,8 @@ from .core.diagnostics import CompileError, Diagnostic
 from .native_backtrace import REPORT_FD_VARIABLE, crash_details
 from .core.profiling import PROFILER
 from .worker_protocol import (
-    CALL_HANDLE, Arena, FrameReader, NativeCrash, ProfiledResult, Reply, Request, UndecodableMessage, WorkerGone, portable_exception, receive_message,
+    CALL_HANDLE, KIND_SCALAR_VALUE, STDERR_PENDING, Arena, FrameReader, NativeCrash, PipeConnection, ProfiledResult, Reply,
+    Request, ScalarFrames, UndecodableMessage, WorkerGone, pipe_connection_pair, portable_exception, receive_message,
     send_message,
 )
 from .worker_proxies import KernelCodec
@@ -71,6 +72,9 @@ try:
     from _signal import signal as _set_signal_handler  # signal.signal's enum conversions cost ~20x the call
 except ImportError:  # another Python than CPython
     _set_signal_handler = signal.signal
+
+_MAIN_THREAD_ID = threading.main_thread().ident
+_DECLINED = object()  # the scalar path did not send the call: the general path makes it
 
 _QUIET_HOOKS = CellHooks(lambda message: None, lambda message: None, lambda what: contextlib.nullcontext(), {})
 
@@ -237,7 +241,7 @@ class WorkerSupervisor:
         self.codec = KernelCodec(self)
         self.generation = 0
         self.process: subprocess.Popen | None = None
-        self.sock: socket.socket | None = None  # the main thread's connection
+        self.sock: PipeConnection | None = None  # the main thread's connection
         self.main_connection: Connection | None = None  # its reader and serving stack
         self.spare: SpareWorker | None = None  # started, backends imported, waiting to replace the active worker
         self.address: str | None = None  # where the kernel's other threads connect, one connection each
@@ -305,23 +309,33 @@ class WorkerSupervisor:
 
     def _launch(self) -> None:
         """Spawn a worker process and make it the active one."""
-        kernel_end, worker_end = socket.socketpair()
+        kernel_end, worker_end = pipe_connection_pair()
+        idle_kernel_end, idle_worker_end = socket.socketpair()
         read_end, write_end = os.pipe()
         listener = self._thread_listener()
         self.crash_report = tempfile.TemporaryFile(prefix="ipolyglot-crash-")  # the worker's fatal-signal handler writes here
         report_fd = self.crash_report.fileno()
         try:
             self.process = spawn_from_lasting_thread(lambda: subprocess.Popen(
-                [sys.executable, "-m", "ipolyglot.kernel.worker_main", str(worker_end.fileno()), str(os.getpid()),
-                 str(listener.fileno())],
-                pass_fds=(worker_end.fileno(), listener.fileno(), report_fd), stdin=subprocess.DEVNULL, stderr=write_end,
+                [sys.executable, "-m", "ipolyglot.kernel.worker_main", worker_end.argument(), str(os.getpid()),
+                 str(listener.fileno()), str(idle_worker_end.fileno())],
+                pass_fds=(worker_end.read_fd, worker_end.write_fd, worker_end.descriptors.fileno(), listener.fileno(),
+                          idle_worker_end.fileno(), report_fd),
+                stdin=subprocess.DEVNULL, stderr=write_end,
                 start_new_session=True,  # terminal Ctrl-C reaches the kernel, which decides
                 env={**os.environ, REPORT_FD_VARIABLE: str(report_fd)},
             ))
+        except BaseException:
+            kernel_end.close()
+            idle_kernel_end.close()
+            raise
         finally:
             worker_end.close()
+            idle_worker_end.close()
             listener.close()
             os.close(write_end)
+        threading.Thread(target=self._serve_idle_connection, args=(idle_kernel_end,),
+                         name="ipolyglot-worker-idle-callbacks", daemon=True).start()
         _kill_at_exit(self.process)
         self.sock = kernel_end
         self.stderr = _StderrTee(read_end)
@@ -477,14 +491,25 @@ class WorkerSupervisor:
         return sum(1 for step in self.replay_log if step.language == "go" and not step.command)
 
     def _recycle(self, hooks: CellHooks) -> None:
-        """Go runtimes cannot be unloaded: a fresh worker loads only the live builds, from the cache."""
+        """Go runtimes cannot be unloaded: a fresh worker loads only the live builds, from the cache,
+        and gets the Go package variables that can be copied, as a rebuild carries them."""
         before = self.pid
+        values = self._request_once("package_values", describe="reading Go package variables")
         self._discard()
         note = self._start_and_replay_quietly()
+        carried = self._carry_package_values(values)
         hooks.verbose(
             f"replaced the native worker (pid {before}) to free its Go runtimes{note.rstrip('.')} "
-            "(Go package variables start from their initializers)"
+            f"(Go package variables carried: {', '.join(carried) or 'none'}; the others start from their initializers)"
         )
+
+    def _carry_package_values(self, values: dict) -> list[str]:
+        if not values or not self.alive:
+            return []
+        try:
+            return self._request_once("restore_package_values", values, describe="restoring Go package variables")
+        except NativeCrash:
+            return []
 
     def command(self, language: str, words: list[str]):
         result = self.request("command", language, words, describe=f"%polyglot {language} {' '.join(words)}")
@@ -506,20 +531,67 @@ class WorkerSupervisor:
     def call(self, function, args: tuple, kwargs: dict):
         """Call a native function that lives in the worker (a RemoteObject).
 
-        Plain positional arguments go by the function's handle in a compact frame. A function
+        Scalar arguments and results cross in fixed binary frames (`_scalar_call`); other
+        positional arguments go by the function's handle in a compact frame. A function
         built with profiling sends its phases back with the result; they are recorded here
         with the kernel's wall time, whose part beyond the worker's is the process crossing.
         """
         __tracebackhide__ = True  # IPython shows the user's line, not the channel
         started = time.perf_counter_ns()
-        if kwargs or function._generation != self.generation:
+        result = _DECLINED
+        if not kwargs and function._generation == self.generation:
+            result = self._scalar_call(function, args)
+            if result is _DECLINED:
+                result = self.request(CALL_HANDLE, function._info.id, args, describe=f"{function._info.name}()")
+        if result is _DECLINED:
             result = self.request("call", function, args, kwargs, describe=f"{function._info.name}()")
-        else:
-            result = self.request(CALL_HANDLE, function._info.id, args, describe=f"{function._info.name}()")
         if type(result) is ProfiledResult:
             PROFILER.record_crossing(result.phases, time.perf_counter_ns() - started)
             return result.value
         return result
+
+    def _scalar_call(self, function, args: tuple):
+        """A call of the main thread with float, int and bool arguments: one write, then one blocking
+        read that usually brings the scalar reply. No SIGINT handler is swapped in and no select
+        runs: an interrupt raises KeyboardInterrupt in the read, and anything other than the
+        reply (a callback to serve, a pickled result, an error, the worker's death) continues on
+        the general path, which reads what this read left buffered. _DECLINED when not sent."""
+        __tracebackhide__ = True  # IPython shows the user's line, not the channel
+        connection = self.main_connection
+        if (connection is None or connection.sock is not self.sock or connection.serving or connection.reader.buffered
+                or self.replaying or self.codec.released or threading.get_ident() != _MAIN_THREAD_ID):
+            return _DECLINED
+        request_id = next(self.ids)
+        frame = ScalarFrames.call_frame(request_id, function._info.id, args)
+        if frame is None:
+            return _DECLINED
+        with self.lock:
+            stderr = self.stderr
+            mark = stderr.total if stderr else 0
+            interrupted = False
+            try:
+                connection.sock.sendall(frame)
+                received = connection.reader.receive_scalar(KIND_SCALAR_VALUE)
+            except KeyboardInterrupt:
+                received, interrupted = None, True
+            except (OSError, WorkerGone):
+                received = None  # the general path finds the end of stream again and reports the death
+            if received is not None and received[0] == request_id:
+                _, flags, layout, body = received
+                if stderr is not None and (flags & STDERR_PENDING or stderr.lock.locked()):
+                    stderr.drain()  # what the call wrote to stderr goes out before Python prints again
+                return ScalarFrames.value_of(layout, body)
+            return self._finish_generally(connection, request_id, f"{function._info.name}()", mark, interrupted)
+
+    def _finish_generally(self, connection: Connection, request_id: int, describe: str, mark: int, interrupted: bool):
+        """Wait for a call's reply on the general path, as an outermost request does."""
+        __tracebackhide__ = True  # IPython shows the user's line, not the channel
+        previous_handler = _set_signal_handler(signal.SIGINT, self._note_interrupt)
+        self.interrupted = interrupted
+        try:
+            return self._await_reply(connection, request_id, describe, mark, outermost=True)
+        finally:
+            _set_signal_handler(signal.SIGINT, previous_handler)
 
     def request(self, op: str, *args, describe: str, hooks: CellHooks | None = None):
         """Ask the worker; the main thread over the main connection, every other thread over its own."""
@@ -636,6 +708,49 @@ class WorkerSupervisor:
             send_message(connection.sock, Reply(request.id, error=TypeError(f"cannot be copied to the worker: {error}")), self.codec.pickler)
 
     # -- what the worker asks --------------------------------------------------------------------
+    def _serve_idle_connection(self, sock: socket.socket) -> None:
+        """Serve what the worker asks while no kernel thread waits on it: Python callables that native
+        code calls between cells (a Go server's handlers), each on a thread of its own, so several
+        goroutines are served at once. The thread waits in recv without the GIL; a callable takes
+        the GIL only to run. It ends with the worker (end of stream) and closes the socket."""
+        reader = FrameReader(sock)
+        send_lock = threading.Lock()
+        try:
+            while True:
+                try:
+                    request = receive_message(reader, self.codec.unpickler)
+                except UndecodableMessage as undecodable:
+                    self._send_idle_reply(sock, send_lock, Reply(undecodable.message_id, error=TypeError(str(undecodable))))
+                    continue
+                except (WorkerGone, OSError):
+                    return
+                if request.released:
+                    self.codec.release_callbacks(request.released)
+                if isinstance(request, Request):
+                    threading.Thread(target=self._serve_idle_request, args=(sock, send_lock, request),
+                                     name="ipolyglot-idle-callback", daemon=True).start()
+        finally:
+            reader.close_fds()
+            sock.close()
+
+    def _serve_idle_request(self, sock: socket.socket, send_lock: threading.Lock, request: Request) -> None:
+        try:
+            reply = Reply(request.id, self.served[request.op](*request.args))
+        except BaseException as error:  # noqa: BLE001 - carried back to the native caller
+            reply = Reply(request.id, error=portable_exception(error, self.codec.pickler))
+        del request
+        self._send_idle_reply(sock, send_lock, reply)
+
+    def _send_idle_reply(self, sock: socket.socket, send_lock: threading.Lock, reply: Reply) -> None:
+        with send_lock:
+            try:
+                send_message(sock, reply, self.codec.pickler)
+            except OSError:
+                pass  # the worker ended meanwhile
+            except Exception as error:  # noqa: BLE001 - a value that cannot be copied
+                send_message(sock, Reply(reply.id, error=TypeError(f"cannot be copied to the worker: {error}")),
+                             self.codec.pickler)
+
     def _callback(self, callback_id: int, args: tuple, kwargs: dict):
         return self.codec.callbacks[callback_id](*args, **kwargs)
 

@@ -316,6 +316,84 @@ def test_native_functions_are_awaitable_in_worker_mode_too():
         assert out.stdout.split() == ["[10,", "11,", "12,", "13]", "1"], out.stdout
 
 
+# ---- a Go server calling Python between cells, in worker mode ---------------------------------
+
+SERVER_CELL = textwrap.dedent("""\
+    %%go
+    import (
+    	"fmt"
+    	"io"
+    	"net"
+    	"net/http"
+    )
+
+    // ServePython answers every request with handler(path, body), called from the request's goroutine.
+    func ServePython(handler func(path, body string) string) (string, error) {
+    	listener, err := net.Listen("tcp", "127.0.0.1:0")
+    	if err != nil {
+    		return "", err
+    	}
+    	mux := http.NewServeMux()
+    	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+    		defer func() {
+    			if p := recover(); p != nil {
+    				http.Error(w, fmt.Sprint(p), http.StatusInternalServerError)
+    			}
+    		}()
+    		body, _ := io.ReadAll(r.Body)
+    		io.WriteString(w, handler(r.URL.Path, string(body)))
+    	})
+    	go http.Serve(listener, mux)
+    	return listener.Addr().String(), nil
+    }
+
+    func Square(x int) int { return x * x }
+    """)
+
+HANDLER_CELL = textwrap.dedent("""\
+    import threading
+    together = threading.Barrier(4, timeout=60)  # passes only when four handlers run at the same time
+
+    def handler(path, body):
+        if path == "/together":
+            together.wait()
+        if path == "/broken":
+            raise ValueError("a broken handler")
+        return f"{path} {body} {Square(len(body))}"  # a handler may call native code too
+
+    address = ServePython(handler)
+    """)
+
+REQUESTS_CELL = textwrap.dedent("""\
+    import concurrent.futures, urllib.error, urllib.request
+
+    def fetch(path, data=None):
+        try:
+            with urllib.request.urlopen(f"http://{address}{path}", data=data, timeout=60) as response:
+                return response.status, response.read().decode()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read().decode()
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        echoed = list(pool.map(lambda i: fetch(f"/n{i}", b"x" * i), range(12)))
+        together = list(pool.map(lambda i: fetch("/together"), range(4)))
+    assert echoed == [(200, f"/n{i} {'x' * i} {i * i}") for i in range(12)], echoed
+    assert together == [(200, "/together  0")] * 4, together
+    status, text = fetch("/broken")
+    assert status == 500 and "a broken handler" in text, (status, text)
+    assert Square(9) == 81
+    """)
+
+
+def test_a_go_server_calls_python_handlers_between_cells_in_worker_mode():
+    """The serving notebook's situation: Go keeps the handler after the call that registered it
+    returned and calls it, per request, while no cell waits on the worker; several requests at once."""
+    with RunningKernel(env={**GO_TEST_ENV, **mode_env("worker")}) as worker_kernel:
+        worker_kernel.run(SERVER_CELL).ok()
+        worker_kernel.run(HANDLER_CELL).ok()
+        worker_kernel.run(REQUESTS_CELL, timeout=180).ok()
+
+
 # ---- Go channels returned to Python ------------------------------------------------
 
 CHANNELS_CELL = textwrap.dedent("""\

@@ -135,3 +135,38 @@ def test_an_argument_the_worker_keeps_is_not_overwritten_by_the_next_call(kernel
     assert kernel.eval(
         "keep(big_array); cpp_echo(big_array * 2); GoEcho(big_array * 3); bool((kept() == big_array).all())"
     )
+
+
+NOISY_CELL = r'''%%cpp
+#include <cstdio>
+#include <string>
+// more stderr than a pipe holds: the kernel copies it while the call runs, all of it before the next print
+int noisy_twice(int x) {
+    std::printf("out %d\n", x);
+    std::fprintf(stderr, "err %d %s\n", x, std::string(200000, 'e').c_str());
+    return 2 * x;
+}
+bool is_positive(double x) { return x > 0; }
+'''
+
+
+def test_scalar_calls_keep_native_output_in_order_with_pythons(kernel):
+    """Scalar calls take the binary fast path: what they print, on stdout and on stderr, still comes
+    between the Python prints around them; bools and floats cross as themselves, and an int beyond
+    int64 (which takes the pickled path) is refused as in-process, naming the parameter."""
+    kernel.run(NOISY_CELL, timeout=900).ok()
+    out = kernel.run(
+        "import sys\n"
+        "for i in range(3):\n"
+        "    print('py', i); print('py-err', i, file=sys.stderr)\n"
+        "    assert noisy_twice(i) == 2 * i\n"
+        "print('end'); print('end-err', file=sys.stderr)\n"
+        "assert is_positive(0.5) is True and is_positive(-1) is False and GoAdd(0.25, 0.5) == 0.75\n"
+    ).ok()
+    assert out.stdout.splitlines() == ["py 0", "out 0", "py 1", "out 1", "py 2", "out 2", "end"], out.stdout
+    noise = "e" * 200_000
+    assert out.stderr.splitlines() == ["py-err 0", f"err 0 {noise}", "py-err 1", f"err 1 {noise}", "py-err 2",
+                                       f"err 2 {noise}", "end-err"], out.stderr[:300]
+    out = kernel.run("noisy_twice(2**70)")
+    assert out.status == "error" and out.error["ename"] == "OverflowError", out.error_text
+    assert "noisy_twice() parameter x" in out.error_text, out.error_text
