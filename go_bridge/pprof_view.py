@@ -120,11 +120,14 @@ class WorkerRuntime:
 
 def worker_functions(user_ns: dict, supervisor) -> list:
     """The proxies of the functions the current worker bound in the namespace (Go's and C++'s: the worker tells)."""
+    from ipolyglot.kernel.core.travel import NativeFunction
     from ipolyglot.kernel.worker_proxies import RemoteObject
 
     found = []
     for value in list(user_ns.values()):
-        target = getattr(value, "func", value)  # a NativeFunction wraps the proxy
+        # Only a NativeFunction is unwrapped: any other attribute read on a proxy would ask
+        # its worker, and a proxy from a worker that ended raises StaleNativeObject.
+        target = value.func if isinstance(value, NativeFunction) else value
         if isinstance(target, RemoteObject) and target._info.kind == "function" and target._generation == supervisor.generation:
             found.append(target)
     return found
