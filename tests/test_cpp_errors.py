@@ -36,11 +36,14 @@ static int helper() { return 2; }
 int from_helper = helper();
 static int bump() { return ++counter; }
 int first = bump(), second = bump();
+int direct(5), *direct_ptr(&direct), (*no_op)(int)(nullptr), paren((1 + 2) * 3);
+unsigned long long wide = 1ULL << 40, narrow(7);
 struct Arr { int xs[N]; int size() const { return N + M; } };
 int sum_globals() { Int a = x1 + x2 + shared_count + per_thread + other_thread + declared_later; IntPtr p = &a; return *p; }
 int statics() { return from_helper * 100 + first * 10 + second + *counter_ptr * 1000; }
 int hit() { return ++hits + misses; }
 Text text() { return Text("t"); }
+int direct_inits() { return direct + *direct_ptr + paren + int(narrow) + (no_op == nullptr) + int(wide >> 40); }
 '''
 
 FIRST_ANONYMOUS = r'''%%cpp
@@ -71,9 +74,10 @@ int count_methods() { int n = 0; while (methods[n].ml_name) ++n; return n; }
 
 def test_several_declarators_statics_and_constants_build(kernel):
     kernel.run(GLOBALS).ok()
-    values = kernel.eval("sum_globals(), statics(), hit(), hit(), Arr().size(), text()")
-    # from_helper = 2, first = 1, second = 2, counter = 2 after both bumps.
-    assert values == (32, 2212, 1, 2, 7, "t")
+    values = kernel.eval("sum_globals(), statics(), hit(), hit(), Arr().size(), text(), direct_inits()")
+    # from_helper = 2, first = 1, second = 2, counter = 2 after both bumps; direct-initialised
+    # declarators (`int n(2)`, a function pointer's `(*f)(int)(nullptr)`) keep their initialisers.
+    assert values == (32, 2212, 1, 2, 7, "t", 5 + 5 + 9 + 7 + 1 + 1)
     warned = kernel.run(GLOBALS).ok().stderr  # the same cell again: no duplicate definitions
     assert "static function 'helper' is compiled but not bound" in warned
     assert kernel.eval("'helper' in dir(), 'bump' in dir()") == (False, False)
