@@ -188,6 +188,7 @@ void ipolyglot_bind(pybind11::module_& m) {
 
 BIND_B = r'''%%cpp
 int hidden_b(int x) { return x * 4; }
+int forgotten_b(int x) { return x * 5; }
 void ipolyglot_bind(pybind11::module_& m) {
     m.def("quadrupled", &hidden_b);
     m.attr("BOUND_BY") = "b";
@@ -196,10 +197,13 @@ void ipolyglot_bind(pybind11::module_& m) {
 
 
 def test_each_cells_ipolyglot_bind_adds_to_the_others(kernel):
-    # pybind11 is included for a cell's ipolyglot_bind: libclang reads it so too, without warnings.
+    # pybind11 is included for a cell's ipolyglot_bind: libclang reads it so too, without warnings;
+    # hidden_a, registered by another name, is not said to be left unbound.
     assert "warning" not in kernel.run(BIND_A).ok().stderr
-    kernel.run(BIND_B).ok()
-    assert kernel.eval("tripled(2), quadrupled(2), BOUND_BY") == (6, 8, "b")
+    # A function its cell's ipolyglot_bind does not register is not bound: said, not silent.
+    warned = kernel.run(BIND_B).ok().stderr
+    assert "not bound: forgotten_b: a cell with its own ipolyglot_bind is bound only through it" in warned, warned
+    assert kernel.eval("tripled(2), quadrupled(2), BOUND_BY, 'forgotten_b' in dir()") == (6, 8, "b", False)
     kernel.run(BIND_A).ok()  # the same cell again replaces its own bindings, nothing doubles
     listing = kernel.run("%polyglot cpp").ok().stdout
     assert len(re.findall(r"ipolyglot_bind \(In \[\d+\]\)", listing)) == 2, listing
