@@ -136,6 +136,15 @@ def test_an_unclosed_brace_is_reported_in_the_cell(kernel):
     assert kernel.eval("use_second()") == 122
 
 
+def test_an_error_in_a_macro_a_line_expands_is_shown_at_that_line(kernel):
+    # A macro given with -D has no line of its own (g++ says `<command-line>`): the line using it has the error.
+    out = kernel.run("%%cpp --cflags '-DGREETING=hi'\n#include <string>\nstd::string greeting() {\n    return GREETING;\n}\n")
+    assert out.status == "error"
+    assert set(_error_lines(out.error_text)) == {4}, out.error_text
+    assert "was not declared in this scope (in expansion of macro" in out.error_text and "GREETING" in out.error_text, out.error_text
+    assert "cell-" not in out.error_text and "command-line" not in out.error_text, out.error_text
+
+
 def test_an_error_inside_a_standard_header_is_shown_at_the_cell_line(kernel):
     out = kernel.run("%%cpp\n#include <algorithm>\n#include <vector>\nstruct NoLess { int v; };\nvoid sort_them(std::vector<NoLess>& xs) {\n    std::sort(xs.begin(), xs.end());\n}\n")
     assert out.status == "error"
