@@ -31,7 +31,7 @@ from . import travel, unit
 from .flags import Flags, compiler_identity
 from .reading import Reading, read_cell, users_of
 from .records import ParsedCell
-from .session import CppCandidate, declaration_named, declarations_of, drop_stale_private, going_with, live_cells, session_pieces, with_cell
+from .session import CppCandidate, declaration_named, declarations_of, drop_stale_private, going_with, left_to_custom_bind, live_cells, session_pieces, with_cell
 from .values import cpp_type
 
 _STANDARDS = ("14", "17", "20", "23", "26", "1y", "1z", "2a", "2b", "2c")
@@ -102,7 +102,8 @@ class CppBackend(Backend):
             )
         decls, preamble = declarations_of(parsed, cell.id, cell.label, options.keep_gil)
         store, preamble_after, order = with_cell(self.session, decls, preamble, cell.id)
-        return CppCandidate(cell, store, preamble=preamble_after, order=order, cell_flags=cell_flags, flags=flags, current=cell.id, warnings=list(parsed.warnings))
+        warnings = [*parsed.warnings, *left_to_custom_bind(parsed)]
+        return CppCandidate(cell, store, preamble=preamble_after, order=order, cell_flags=cell_flags, flags=flags, current=cell.id, warnings=warnings)
 
     def compose(self, candidate: CppCandidate, dropped: Mapping[str, str], ctx: CellContext) -> unit.CppUnit:
         """`dropped` is keyed by registration index (what cannot_cross names)."""

@@ -108,6 +108,9 @@ def precompiled_header(scratch: Path, compiler: str, flags: list[str], version: 
 
 _DIAG = re.compile(r"^(?P<file>[^:\n]+):(?P<line>\d+):(?:(?P<col>\d+):)? (?P<sev>fatal error|error|warning|note): (?P<msg>.*)$")
 _REQUIRED_FROM = re.compile(r"^(?P<file>[^:\n]+):(?P<line>\d+):(?:(?P<col>\d+):)?\s+required from")
+# An error with no line (a macro given by -D is at `<command-line>`); a note that a cell line expanded it.
+_UNLOCATED = re.compile(r"^(?P<file>[^:\n]+): (?:fatal error|error): (?P<msg>.*)$")
+_MACRO_NOTE = re.compile(r"^in expansion of macro ")
 
 
 _NOT_IN_STD = re.compile(r"is not a member of .std.$")
@@ -125,6 +128,7 @@ def diagnostics(output: str, cells: CellRegistry, current: str, generated_what: 
     in_cells: list[Diagnostic] = []
     generated: list[Diagnostic] = []
     context: tuple[str, int, int | None] | None = None  # the last cell line g++ said an instantiation came from
+    outside: tuple[Diagnostic, str] | None = None  # the last error outside the cells, and what a cell line would say
     for line in output.splitlines():
         required = _REQUIRED_FROM.match(line)
         if required and _cell_line(cells, required.group("file"), int(required.group("line"))):
@@ -136,8 +140,20 @@ def diagnostics(output: str, cells: CellRegistry, current: str, generated_what: 
             last = in_cells[-1]
             last.message = _STD_HINT.sub("", last.message) + f" ({m.group('msg')})"
             continue
+        if m and m.group("sev") == "note" and _MACRO_NOTE.match(m.group("msg")) and outside and _cell_line(cells, m.group("file"), int(m.group("line"))):
+            shown, said = outside  # a macro the cell line expanded: the error is that line's
+            generated.remove(shown)
+            in_cells.append(cell_diagnostic(cells, current, m.group("file"), int(m.group("line")), _int(m.group("col")), f"{said} ({m.group('msg')})"))
+            outside = None
+            continue
+        unlocated = None if m else _UNLOCATED.match(line)
+        if unlocated:
+            outside = (Diagnostic(f"in {unlocated.group('file')}: {unlocated.group('msg')}"), unlocated.group("msg"))
+            generated.append(outside[0])
+            continue
         if not m or m.group("sev") not in ("error", "fatal error"):
             continue
+        outside = None
         file, lineno, msg = m.group("file"), int(m.group("line")), m.group("msg")
         if _NOT_IN_STD.search(msg):
             msg += _STD_HINT_TEXT
@@ -148,7 +164,8 @@ def diagnostics(output: str, cells: CellRegistry, current: str, generated_what: 
         elif _is_generated(file):
             generated.append(Diagnostic(f"in {generated_what}: {msg}"))
         else:
-            generated.append(Diagnostic(f"in {os.path.basename(file)}:{lineno}: {msg}"))
+            outside = (Diagnostic(f"in {os.path.basename(file)}:{lineno}: {msg}"), f"{msg} (inside {os.path.basename(file)})")
+            generated.append(outside[0])
         context = None
     return _unique(in_cells) or _unique(generated)
 

@@ -269,11 +269,28 @@ def _in_cell(cursor: ci.Cursor) -> bool:
 
 def _extent(cursor: ci.Cursor, text: _Text) -> tuple[int, int]:
     start, end = cursor.extent.start.offset, cursor.extent.end.offset
+    if cursor.kind == CK.VAR_DECL:
+        end = _past_unclosed_parens(cursor, text, end)
     rest = text.data[end:]
     stripped = rest.lstrip(b" \t")
     if stripped.startswith(b";"):
         end += len(rest) - len(stripped) + 1
     return start, end
+
+
+def _past_unclosed_parens(cursor: ci.Cursor, text: _Text, end: int) -> int:
+    """libclang ends a variable initialised with parentheses (`int n(2);`) before
+    its closing `)`: the extent is taken on over the parentheses it leaves open."""
+    spellings = [t.spelling for t in cursor.get_tokens()]
+    unclosed = spellings.count("(") - spellings.count(")")
+    while unclosed > 0:
+        rest = text.data[end:]
+        stripped = rest.lstrip()
+        if not stripped.startswith(b")"):
+            break
+        end += len(rest) - len(stripped) + 1
+        unclosed -= 1
+    return end
 
 
 def _line_col(text: _Text, offset: int) -> tuple[int, int]:
@@ -688,23 +705,31 @@ def _var_piece(cursor, ns, text, start, end, declarator: str | None = None, pref
 
 
 def _initializer_start(cursor: ci.Cursor, limit: int) -> int:
-    """Offset of a variable's initializer (`=`, `{` or `(` after its declarator), or `limit`."""
+    """Offset of a variable's initializer (`=`, `{` or `(` after its declarator), or `limit`.
+    A `(` right after a `)` that closes a group around the name (`(*fp)(int)`) opens a
+    parameter list; any other `(` at the declarator's level opens the initializer."""
     name_end = cursor.location.offset + len(cursor.spelling.encode())
-    brackets = parens = 0
+    brackets = depth = 0
+    after_group = False
     for tok in _tokens_after(cursor, name_end):
         if tok.extent.start.offset >= limit:
             break
         s = tok.spelling
+        closes_group = False
         if s == "[":
             brackets += 1
         elif s == "]":
             brackets -= 1
-        elif s == ")":
-            parens -= 1
-        elif brackets == 0 and s == "(" and parens < 0:
-            parens += 1  # the parameter list of a function-pointer declarator
-        elif brackets == 0 and (s in ("=", "{", ";") or (s == "(" and parens == 0)):
+        elif brackets == 0 and s == "(":
+            if depth == 0 and not after_group:
+                return tok.extent.start.offset
+            depth += 1
+        elif brackets == 0 and s == ")":
+            closes_group = depth == 0
+            depth = max(depth - 1, 0)
+        elif brackets == 0 and depth == 0 and s in ("=", "{", ";"):
             return tok.extent.start.offset
+        after_group = closes_group
     return limit
 
 

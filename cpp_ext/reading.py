@@ -27,6 +27,8 @@ from .flags import Flags, python_includes, session_include_dirs
 from .records import ParsedCell, Piece
 
 # A whole extension module in a cell: ipolyglot makes the module itself.
+_CUSTOM_BIND = re.compile(rf"\b{session.CUSTOM_BIND}\s*\(")
+PYBIND11_GIVEN = "#include <pybind11/pybind11.h>\n"
 _MODULE_MACRO = re.compile(r"^\s*(PYBIND11_MODULE|PyMODINIT_FUNC)\b", re.M)
 # Parse results are remembered by cell text; a change to how cells are read forgets them.
 PARSE_FORMAT = hashlib.sha256(b"".join(Path(m.__file__).read_bytes() for m in (parser, unit, session)) + Path(__file__).read_bytes()).hexdigest()[:16]
@@ -87,16 +89,23 @@ def read_cell(source: str, reading: Reading, ctx: CellContext) -> ParsedCell:
     return parsed
 
 
+def _given_headers(source: str) -> str:
+    """What the build includes for the cell that libclang must see too: pybind11 for a
+    cell with its own `ipolyglot_bind` (pybind11 is included for it)."""
+    return PYBIND11_GIVEN if _CUSTOM_BIND.search(source) else ""
+
+
 def _parse(source: str, reading: Reading, context_text: str) -> ParsedCell:
     args = reading.args()
+    given = _given_headers(source)
     statement_context = context_text + unit.STATEMENT_HEADERS
     if reading.inputs or reading.outputs:
         return parser.parse_statement(source, statement_context, args, reading.inputs, reading.outputs)
-    alone = parser.split_cell(source, "", args)
+    alone = parser.split_cell(source, given, args)
     if not alone.errors:
         return alone
     guessed = {p.name for p in alone.pieces}
-    rest_text = unit.declarations_text([p for p in reading.context if not _redefined(p, guessed)])
+    rest_text = given + unit.declarations_text([p for p in reading.context if not _redefined(p, guessed)])
     in_context = parser.split_cell(source, rest_text, args)
     if not in_context.errors:
         return in_context

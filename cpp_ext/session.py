@@ -87,6 +87,27 @@ def declarations_of(parsed: ParsedCell, cell_id: str, label: str, keep_gil: bool
     return decls, preamble
 
 
+def left_to_custom_bind(parsed: ParsedCell) -> list[str]:
+    """The warning for a cell with its own `ipolyglot_bind`: ipolyglot binds none of its
+    other declarations (its registrations are the cell's whole interface, so a type is
+    never registered twice); those it does not even mention would vanish unsaid
+    (a helper it uses, or a `static` one, is the cell's own business)."""
+    custom = [p for p in parsed.pieces if p.name == CUSTOM_BIND]
+    if not custom:
+        return []
+    registrations = "\n".join(p.user_text for p in custom)
+    left = sorted({
+        p.name for p in parsed.pieces
+        if p.binds and p.name != CUSTOM_BIND and not p.private and not re.search(rf"\b{re.escape(p.name.rsplit('.', 1)[-1])}\b", registrations)
+    })
+    if not left:
+        return []
+    return [
+        f"not bound: {', '.join(left)}: a cell with its own ipolyglot_bind is bound only through it; "
+        "register them there (m.def, py::class_), or declare them in a cell of their own"
+    ]
+
+
 def _joined(piece: Piece, cell_id: str, keep_gil: bool, uses_python: bool, custom: bool) -> Piece:
     """A parsed piece as it joins the session: with its cell, and what its cell's use of Python changes."""
     binds = piece.binds

@@ -131,6 +131,8 @@ def test_python_inspection_of_a_bound_go_function_shows_its_go_signature_and_doc
     text = inspect(go_session, "Shout", 5, expect="Shout says")
     assert "Shout(s string) string" in text
     assert "Shout says s loudly." in text
+    # What else `Shout?` shows speaks to the user (the awaitable form), not of ipolyglot's insides.
+    assert "f.aio(*args)" in text and "vectorcall" not in text and "pickle" not in text, text
 
 
 def test_broken_go_cell_gives_an_answer_not_an_error(go_session):

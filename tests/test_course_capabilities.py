@@ -3,6 +3,7 @@ Python callable after the call that passed it, cgo preambles in %%go cells,
 awaitable native calls, debugger-friendly C++ source names, and Go channels
 received from in Python."""
 
+import re
 import textwrap
 
 import pytest
@@ -305,7 +306,19 @@ def test_debug_builds_name_cells_as_the_notebook_does(kernel):
     assert out.stdout.splitlines() == ["8", repr([f"In [{built.execution_count}]"])], out.stdout
 
 
-def test_native_functions_are_awaitable_in_worker_mode_too():
+DEBUG_CPP = textwrap.dedent("""\
+    %%cpp -g
+    // Doubles x (built for gdb).
+    int twice_debug(int x) {
+        return 2 * x;
+    }
+    """)
+
+
+def test_the_capabilities_hold_in_worker_mode_the_default():
+    # Worker mode (the default) runs native code in another process: a kept Python callable is
+    # called back from there, cgo builds there as here, and gdb attaches to the worker, whose
+    # -g modules name their source as the notebook does.
     with RunningKernel(env=GO_TEST_ENV) as worker_kernel:
         worker_kernel.run("%polyglot mode worker").ok()
         worker_kernel.run(SLOW_GO).ok()
@@ -314,6 +327,28 @@ def test_native_functions_are_awaitable_in_worker_mode_too():
             print(await asyncio.gather(*[Sleepy.aio(10 + i) for i in range(4)]), Sleepy(1))
             """)).ok()
         assert out.stdout.split() == ["[10,", "11,", "12,", "13]", "1"], out.stdout
+
+        worker_kernel.run(HANDLERS_CELL).ok()
+        worker_kernel.run("HandleFunc('/kept', lambda path: path.upper())").ok()
+        assert worker_kernel.eval("Serve('/kept'), ServeFromGoroutines('/kept', 3)") == ("/KEPT", ["/KEPT"] * 3)
+
+        worker_kernel.run('%%go\n// static int twice_c(int x) { return 2 * x; }\nimport "C"\n\nfunc TwiceC(x int) int { return int(C.twice_c(C.int(x))) }\n').ok()
+        assert worker_kernel.eval("TwiceC(21)") == 42
+
+        built = worker_kernel.run(DEBUG_CPP).ok()
+        worker = re.search(r"worker pid +(\d+)", worker_kernel.run("%polyglot info").ok().stdout).group(1)
+        out = worker_kernel.run(textwrap.dedent(f"""\
+            import subprocess
+            print(twice_debug(4))
+            with open("/proc/{worker}/maps") as maps:
+                modules = {{line.split()[-1] for line in maps if "ipolyglot_cpp_" in line}}
+            names = set()
+            for module_file in modules:
+                dump = subprocess.run(["objdump", "--dwarf=decodedline", module_file], capture_output=True, text=True, check=True)
+                names |= {{line.split("  ")[0] for line in dump.stdout.splitlines() if line.startswith(("In [", "cell-"))}}
+            print(sorted(names))
+            """)).ok()
+        assert out.stdout.splitlines() == ["8", repr([f"In [{built.execution_count}]"])], out.stdout
 
 
 # ---- a Go server calling Python between cells, in worker mode ---------------------------------

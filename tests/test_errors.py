@@ -31,14 +31,19 @@ func ErrBoom() int {
 	return 0
 }
 func ErrEach(f func(int) int) int { return f(1) }
+func ErrEcho(s string) string { return s }
 """
 
 CPP_CELL = """%%cpp
 #include <stdexcept>
+#include <string>
+#include <vector>
 int err_throw(int x) {
     if (x) throw std::invalid_argument("no such widget");
     return x;
 }
+std::string err_echo(const std::string& s) { return s; }
+std::size_t err_count(const std::vector<std::string>& xs) { return xs.size(); }
 """
 
 # Where ipolyglot's own code lives; no traceback of a native call may name it.
@@ -86,6 +91,17 @@ def test_errors_of_native_calls_show_the_users_line_and_the_message(defined):
     _assert_short(go_statement, "GoPanic: assignment to entry in nil map")
     assert f"In [{go_statement.execution_count}]:3" in go_statement.error_text  # the Go stack names the cell line
     _assert_short(defined.run("%%cpp -i widgets\nerr_throw(widgets);"), "ValueError: no such widget")
+
+
+def test_a_str_that_is_not_utf8_crossing_into_native_code(defined):
+    # A lone surrogate is what bytes decoded with errors="surrogateescape" leave: Go takes it
+    # back to those bytes; a C++ string takes UTF-8 text, and the error says which character.
+    assert defined.eval("ErrEcho('a\\udcffb') == 'a\\udcffb', err_echo(b'ab'), err_count(['x', 'y'])") == (True, "ab", 2)
+    _assert_short(defined.run("err_echo('a\\udcffb')"),
+                  "ValueError: err_echo() parameter s (C++ type std::string): U+DCFF at index 1 is not a character "
+                  "(a lone surrogate, left by text that was not valid UTF-8): a C++ string takes UTF-8 text or bytes")
+    _assert_short(defined.run("err_count(['ok', '\\udcfe'])"),
+                  "ValueError: err_count() parameter xs (C++ type std::vector<std::string>): item 1: U+DCFE at index 0 ")
 
 
 def test_the_users_own_frames_stay(defined):

@@ -23,6 +23,7 @@
 #include <cmath>
 #include <csetjmp>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <cxxabi.h>
@@ -474,6 +475,32 @@ template <typename T> struct why_not<T, py::detail::enable_if_t<numeric_t<T>::va
         return type_misfit(python_name<T>::get(), value);
     }
 };
+
+// A str that is not UTF-8 text: it holds a lone surrogate (left by bytes decoded
+// with errors="surrogateescape"), which pybind11's string casters cannot encode.
+inline misfit text_misfit(py::handle value) {
+    if (!PyUnicode_Check(value.ptr())) return {};
+    Py_ssize_t length = PyUnicode_GET_LENGTH(value.ptr());
+    for (Py_ssize_t i = 0; i < length; ++i) {
+        Py_UCS4 c = PyUnicode_READ_CHAR(value.ptr(), i);
+        if (c < 0xD800 || c > 0xDFFF) continue;
+        char code[8];
+        std::snprintf(code, sizeof code, "U+%04X", static_cast<unsigned>(c));
+        return {PyExc_ValueError, std::string(code) + " at index " + std::to_string(i) +
+                                      " is not a character (a lone surrogate, left by text that was not valid UTF-8): "
+                                      "a C++ string takes UTF-8 text or bytes"};
+    }
+    return {};
+}
+
+template <typename C, typename Tr, typename A> struct why_not<std::basic_string<C, Tr, A>> {
+    static misfit of(py::handle value) { return text_misfit(value); }
+};
+#if defined(PYBIND11_HAS_STRING_VIEW)
+template <typename C, typename Tr> struct why_not<std::basic_string_view<C, Tr>> {
+    static misfit of(py::handle value) { return text_misfit(value); }
+};
+#endif
 
 inline bool is_text(py::handle value) {
     return PyUnicode_Check(value.ptr()) || PyBytes_Check(value.ptr()) || PyByteArray_Check(value.ptr());

@@ -117,16 +117,16 @@ def resolve(build: dict, name: str):
 
 
 class NativeFunction(functools.partial):
-    """A bound Go or C++ function, wrapped once: `aio`, its annotated signature, a
-    readable repr, and pickling as a reference to its build.
+    """A Go or C++ function of this session; `f.aio(*args)` is its awaitable form."""
 
-    Plain Python functions always pickle by qualified name, which another
-    process cannot import, and a C++ builtin takes no attributes; this callable
-    costs one C-level indirection per call (vectorcall: see
-    `_restore_vectorcall`), pickles as `arriving_function(build, name)` when
-    its build is known, and carries `aio` and `__signature__` (Go's own, or
-    the one a C++ builtin's typed docstring line spells).
-    """
+    # (The docstring above is what `f?` shows a user as the class docstring.) A bound
+    # function wrapped once: `aio`, its annotated signature, a readable repr, and
+    # pickling as a reference to its build. Plain Python functions always pickle by
+    # qualified name, which another process cannot import, and a C++ builtin takes no
+    # attributes; this callable costs one C-level indirection per call (vectorcall: see
+    # `_restore_vectorcall`), pickles as `arriving_function(build, name)` when its build
+    # is known, and carries `aio` and `__signature__` (Go's own, or the one a C++
+    # builtin's typed docstring line spells).
 
     def __new__(cls, function, build: dict | None = None, name: str | None = None, language: str | None = None):
         self = super().__new__(cls, function)
