@@ -432,3 +432,70 @@ def registration_call(index: int, ns: list[str]) -> str:
 def custom_call(index: int, symbol: str) -> str:
     """A cell's own `ipolyglot_bind`, run after ipolyglot's registrations."""
     return snippet("custom", index=index, symbol=symbol)
+
+
+# -- the generic path: functions of plain numbers, with no pybind11 code per build ------------
+
+# C++ types (as libclang spells them canonically) the generic caller converts, by its kind.
+_PLAIN_KINDS = {
+    "bool": "kind_bool", "short": "kind_short", "unsigned short": "kind_ushort", "int": "kind_int",
+    "unsigned int": "kind_uint", "long": "kind_long", "unsigned long": "kind_ulong", "long long": "kind_longlong",
+    "unsigned long long": "kind_ulonglong", "float": "kind_float", "double": "kind_double",
+}
+
+
+def _plain_value(cpp: str) -> str | None:
+    """The number type a parameter of type `cpp` is passed as (by value or const reference), if plain."""
+    t = " ".join(cpp.split())
+    if t.endswith("&"):
+        if not t.startswith("const ") or t.endswith("&&"):
+            return None
+        t = t[: -1].strip()
+    t = t.removeprefix("const ").strip()
+    return t if t in _PLAIN_KINDS else None
+
+
+def generic_callable(record: Function) -> bool:
+    """Whether the precompiled generic caller can bind this function: a free function
+    at namespace scope whose parameters (named, without defaults) and result are plain numbers."""
+    if record.ns or len(record.params) > 16:
+        return False
+    result_ok = record.ret.strip() == "void" or (_plain_value(record.ret) is not None and not record.ret.strip().endswith("&"))
+    params_ok = all(p.default is None and re.fullmatch(r"[A-Za-z_]\w*", p.name) and _plain_value(p.type) for p in record.params)
+    return result_ok and bool(params_ok)
+
+
+def _result_kind(record: Function) -> str:
+    return "kind_void" if record.ret.strip() == "void" else _PLAIN_KINDS[_plain_value(record.ret)]
+
+
+def generic_thunk(index: int, record: Function) -> str:
+    args = ", ".join(f"*static_cast<{_plain_value(p.type)} *>(args[{i}])" for i, p in enumerate(record.params))
+    call = f"{record.qual}({args})"
+    if record.ret.strip() != "void":
+        call = f"*static_cast<{_plain_value(record.ret)} *>(result) = {call}"
+    return TEMPLATES.render("generic_thunk.cpp", index=index, call=call)
+
+
+def generic_params(index: int, record: Function) -> str:
+    """The table of a function's parameters (none for a function without any)."""
+    if not record.params:
+        return ""
+    params = ", ".join(
+        "{" + ", ".join([cpp_string(p.name), "ipolyglot_abi::" + _PLAIN_KINDS[_plain_value(p.type)], cpp_string(_shown_type(p)), cpp_string(python_type(p.type))]) + "}"
+        for p in record.params
+    )
+    return TEMPLATES.render("generic_params.cpp", index=index, params=params)
+
+
+def generic_entry(index: int, record: Function) -> str:
+    return TEMPLATES.render(
+        "generic_entry.cpp",
+        name=record.name,
+        doc=cpp_string(docstring(record, overloaded=False, first=True)),
+        index=index,
+        result=_result_kind(record),
+        arity=len(record.params),
+        params=f"ipolyglot_params_{index}" if record.params else "nullptr",
+        release_gil="true" if _releases_gil(record) else "false",
+    )

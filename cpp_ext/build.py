@@ -30,7 +30,7 @@ from ipolyglot.kernel.core.cache import FILE_MODE, check_private, private_dir, w
 from ipolyglot.kernel.core.cells import CellRegistry
 from ipolyglot.kernel.core.diagnostics import CompileError, Diagnostic, cell_diagnostic
 
-from .flags import PCH_SOURCE, support_digest
+from .flags import GENERIC_CALLER_SOURCE, PCH_SOURCE, generic_caller_flags, support_digest
 from .unit import GENERATED_FILE, CppUnit
 
 BIND_CODE = "the generated binding code (the cells' declarations compiled with pybind11)"
@@ -104,6 +104,33 @@ def precompiled_header(scratch: Path, compiler: str, flags: list[str], version: 
         os.rename(tmp, gch)
         verbose(f"precompiled header built in {time.perf_counter() - started:.2f} s: {gch}")
     return header
+
+
+def generic_caller(scratch: Path, compiler: str, flags: list[str], version: str, verbose) -> Path:
+    """The generic caller's object for these flags (built once, then linked into every
+    build whose functions take and return plain numbers), kept beside the precompiled header."""
+    key = hashlib.sha256("\n".join([version, support_digest(), *flags]).encode()).hexdigest()[:24]
+    home = scratch / key
+    obj = home / "ipolyglot_generic_caller.o"
+    if obj.exists():
+        check_private(home, obj)
+        return obj
+    private_dir(home)
+    with FileLock(str(home / "lock"), mode=FILE_MODE):
+        if obj.exists():
+            check_private(home, obj)
+            return obj
+        fd, tmp = tempfile.mkstemp(prefix="caller-", suffix=".o", dir=home)
+        os.close(fd)
+        started = time.perf_counter()
+        code, out = run_compiler([*launcher(), compiler, *flags, "-c", str(GENERIC_CALLER_SOURCE), "-o", tmp], verbose)
+        if code != 0:
+            Path(tmp).unlink(missing_ok=True)
+            raise CompileError("C++", [Diagnostic("building the generic caller failed:\n" + out.strip()[-3000:])], out)
+        os.chmod(tmp, FILE_MODE)
+        os.rename(tmp, obj)
+        verbose(f"generic caller built in {time.perf_counter() - started:.2f} s: {obj}")
+    return obj
 
 
 _DIAG = re.compile(r"^(?P<file>[^:\n]+):(?P<line>\d+):(?:(?P<col>\d+):)? (?P<sev>fatal error|error|warning|note): (?P<msg>.*)$")
@@ -217,6 +244,7 @@ class ModuleBuild:
         self.ctx = ctx
         self.toolchain = ctx.toolchain()
         self.pch_scratch = ctx.cache.scratch_dir("cpp-pch")
+        self.caller_scratch = ctx.cache.scratch_dir("cpp-generic-caller")
         self.messages: list[str] = []
         self.failed = threading.Event()
 
@@ -226,13 +254,18 @@ class ModuleBuild:
             # The cell run first, then the bindings, beside it: its errors come soonest.
             objects = [pool.submit(self.compile_object, cells[0])] if cells else []
             bind = pool.submit(self.compile_bind)
+            caller = [pool.submit(self.generic_caller)] if self.unit.bind.generic else []
             objects += [pool.submit(self.compile_object, c) for c in cells[1:]]
-            errors = [e for e in (_error_of(f) for f in [*objects, bind]) if e is not None]
+            errors = [e for e in (_error_of(f) for f in [*objects, bind, *caller]) if e is not None]
         for line in self.messages:
             self.ctx.verbose(line)
         if errors:
             raise errors[0]
-        self.link([bind.result(), *(f.result() for f in objects)], out / self.unit.file_name)
+        self.link([*(f.result() for f in caller), bind.result(), *(f.result() for f in objects)], out / self.unit.file_name)
+
+    def generic_caller(self) -> Path:
+        tc = self.toolchain
+        return generic_caller(self.caller_scratch, tc.path, generic_caller_flags(), tc.version, self.messages.append)
 
     def compile_object(self, cell: str) -> Path:
         unit = self.unit.objects[cell]
@@ -248,7 +281,8 @@ class ModuleBuild:
         unit = self.unit.bind
 
         def build(d: Path) -> None:
-            self._compile(d / "bind.cpp", unit.text, self._with_header(unit.flags), d / "bind.o", BindingsDoNotCompile, BIND_CODE)
+            flags = unit.flags if unit.generic else self._with_header(unit.flags)
+            self._compile(d / "bind.cpp", unit.text, flags, d / "bind.o", BindingsDoNotCompile, BIND_CODE)
 
         obj, report = self.ctx.cache.get_or_build(unit.key_parts(self.unit.compiler), build, lambda d: d / "bind.o", force=self.ctx.force)
         self.messages.append(f"binding unit: {'cached' if report.cache_hit else f'compiled in {report.build_seconds:.2f} s'} ({report.path / 'bind.cpp'})")
@@ -271,7 +305,8 @@ class ModuleBuild:
 
     def link(self, objects: list[Path], target: Path) -> None:
         name = self.unit.module_name
-        cmd = [*launcher(), self.toolchain.path, "-shared", *map(str, objects), "-o", str(target), f"-Wl,--defsym=PyInit_{name}=PyInit_ipolyglot_bind", *self.unit.link_flags]
+        init = "ipolyglot_generic_init" if self.unit.bind.generic else "PyInit_ipolyglot_bind"
+        cmd = [*launcher(), self.toolchain.path, "-shared", *map(str, objects), "-o", str(target), f"-Wl,--defsym=PyInit_{name}={init}", *self.unit.link_flags]
         code, output = run_compiler(cmd, self.ctx.verbose)
         if code != 0:
             found = diagnostics(output, self.ctx.cells, self.unit.current) or [Diagnostic("linking failed: " + output.strip()[-2000:])]
