@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import uuid
 import stat
 
 from conftest import RunningKernel
@@ -46,3 +47,46 @@ def test_cache_hit_starts_no_compiler_process(tmp_path):
     finally:
         second.shutdown()
     assert not log.exists(), f"the compiler was started on a cache hit: {log.read_text()}"
+
+
+PLAIN_NUMBERS = r'''%%cpp -v
+#include <stdexcept>
+/// Scales x by k.
+double {name}(double x, int k) {{ if (k < 0) throw std::invalid_argument("k < 0"); return k * x; }}
+'''
+WITH_A_CLASS = "struct NeedsPybind11 { int n = 0; };\n"
+
+
+def _compiles_of(out, source: str) -> list[str]:
+    """The compiler commands (said by -v) that compiled `source`."""
+    return [line for line in out.stdout.splitlines() if line.startswith("$ ") and f"/{source} " in line]
+
+
+def _answers(kernel, name: str) -> str:
+    """What Python sees of the function `name`: results, errors, signature, docstring (its name as F)."""
+    calls = ["F(2.0, 3)", "F(x=2, k=3)", "F(True, 2)", "F(2, -1)", "F('a', 1)", "F(1.0, 2**40)", "F(1.0)", "F(1.0, 2, 3)", "F(1.0, y=2)", "F(1.0, 2, k=3)"]
+    code = (
+        "import inspect\n"
+        "def _outcome(call):\n"
+        "    try:\n"
+        f"        return repr(eval(call, {{'F': {name}}}))\n"
+        "    except Exception as exc:\n"
+        "        return f'{type(exc).__name__}: {exc}'\n"
+        f"[_outcome(c) for c in {calls!r}] + [str(inspect.signature({name})), {name}.__doc__]"
+    )
+    return str(kernel.eval(code)).replace(name, "F")
+
+
+def test_a_new_cell_of_plain_number_functions_compiles_no_pybind11_code_and_behaves_alike(fresh_kernel):
+    generic_name, pybind_name = f"gscale_{uuid.uuid4().hex[:8]}", f"pscale_{uuid.uuid4().hex[:8]}"
+    out = fresh_kernel.run(PLAIN_NUMBERS.format(name=generic_name)).ok()
+    bind = _compiles_of(out, "bind.cpp")
+    assert len(bind) == 1 and "-include" not in bind[0] and "pybind11" not in bind[0], out.stdout
+    generic = _answers(fresh_kernel, generic_name)
+    assert "'6.0'" in generic and "ValueError: k < 0" in generic and "OverflowError" in generic
+
+    out = fresh_kernel.run(PLAIN_NUMBERS.format(name=pybind_name) + WITH_A_CLASS).ok()
+    bind = _compiles_of(out, "bind.cpp")
+    assert len(bind) == 1 and "-include" in bind[0], out.stdout  # a class: pybind11 binds the session
+    assert _answers(fresh_kernel, pybind_name) == generic
+    assert _answers(fresh_kernel, generic_name) == generic  # the earlier cell, now bound by pybind11
