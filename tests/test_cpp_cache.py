@@ -51,8 +51,15 @@ def test_cache_hit_starts_no_compiler_process(tmp_path):
 
 PLAIN_NUMBERS = r'''%%cpp -v
 #include <stdexcept>
+#include <string>
+#include <vector>
 /// Scales x by k.
 double {name}(double x, int k) {{ if (k < 0) throw std::invalid_argument("k < 0"); return k * x; }}
+std::string {name}_joined(const std::vector<double> &xs, std::string sep) {{
+    std::string out;
+    for (double x : xs) out += (out.empty() ? "" : sep) + std::to_string(x);
+    return out;
+}}
 '''
 WITH_A_CLASS = "struct NeedsPybind11 { int n = 0; };\n"
 
@@ -64,26 +71,27 @@ def _compiles_of(out, source: str) -> list[str]:
 
 def _answers(kernel, name: str) -> str:
     """What Python sees of the function `name`: results, errors, signature, docstring (its name as F)."""
-    calls = ["F(2.0, 3)", "F(x=2, k=3)", "F(True, 2)", "F(2, -1)", "F('a', 1)", "F(1.0, 2**40)", "F(1.0)", "F(1.0, 2, 3)", "F(1.0, y=2)", "F(1.0, 2, k=3)"]
+    calls = ["F(2.0, 3)", "F(x=2, k=3)", "F(True, 2)", "F(2, -1)", "F('a', 1)", "F(1.0, 2**40)", "F(1.0)", "F(1.0, 2, 3)", "F(1.0, y=2)", "F(1.0, 2, k=3)",
+             "G([1.0, 2.5], '-')", "G(numpy.arange(3.0), sep=',')", "G([1, 'a'], '-')", "G('ab', '-')", "G([1.0], 2)", "G([1.0])"]
     code = (
-        "import inspect\n"
+        "import inspect, numpy\n"
         "def _outcome(call):\n"
         "    try:\n"
-        f"        return repr(eval(call, {{'F': {name}}}))\n"
+        f"        return repr(eval(call, {{'F': {name}, 'G': {name}_joined, 'numpy': numpy}}))\n"
         "    except Exception as exc:\n"
         "        return f'{type(exc).__name__}: {exc}'\n"
-        f"[_outcome(c) for c in {calls!r}] + [str(inspect.signature({name})), {name}.__doc__]"
+        f"[_outcome(c) for c in {calls!r}] + [str(inspect.signature(f)) + (f.__doc__ or '') for f in ({name}, {name}_joined)]"
     )
     return str(kernel.eval(code)).replace(name, "F")
 
 
-def test_a_new_cell_of_plain_number_functions_compiles_no_pybind11_code_and_behaves_alike(fresh_kernel):
+def test_a_new_cell_of_functions_over_standard_types_compiles_no_pybind11_code_and_behaves_alike(fresh_kernel):
     generic_name, pybind_name = f"gscale_{uuid.uuid4().hex[:8]}", f"pscale_{uuid.uuid4().hex[:8]}"
     out = fresh_kernel.run(PLAIN_NUMBERS.format(name=generic_name)).ok()
     bind = _compiles_of(out, "bind.cpp")
     assert len(bind) == 1 and "-include" not in bind[0] and "pybind11" not in bind[0], out.stdout
     generic = _answers(fresh_kernel, generic_name)
-    assert "'6.0'" in generic and "ValueError: k < 0" in generic and "OverflowError" in generic
+    assert "'6.0'" in generic and "ValueError: k < 0" in generic and "OverflowError" in generic and "1.000000-2.500000" in generic
 
     out = fresh_kernel.run(PLAIN_NUMBERS.format(name=pybind_name) + WITH_A_CLASS).ok()
     bind = _compiles_of(out, "bind.cpp")

@@ -113,7 +113,8 @@ def test_functions_of_plain_numbers_are_bound_by_the_generic_caller_without_pybi
     composed = _compose(_session((ADD, [_add_piece()]), ("scale", [scale])))
     bind = composed.bind
     assert bind.generic and "#include <pybind11" not in bind.text and "PYBIND11_MODULE" not in bind.text
-    assert "*static_cast<double *>(result) = ::scale(*static_cast<double *>(args[0]), *static_cast<unsigned long *>(args[1]))" in bind.text
+    call = "::scale(std::move(*static_cast<double *>(args[0])), std::move(*static_cast<unsigned long *>(args[1])))"
+    assert f"*static_cast<double *>(result) = {call}" in bind.text
     assert '{"k", ipolyglot_abi::kind_ulong, "const double &"' not in bind.text  # each parameter is described by its own type
     assert '{"k", ipolyglot_abi::kind_ulong, "unsigned long", "int"}' in bind.text
     assert '"scale(x, k)\\n--\\n\\nscale(x: float, k: int) -> float"' in bind.text  # the docstring pybind11 would carry
@@ -123,7 +124,7 @@ def test_functions_of_plain_numbers_are_bound_by_the_generic_caller_without_pybi
 
 @pytest.mark.parametrize("other", [
     _point_piece(),
-    _function_piece("total", "double", [("xs", "const std::vector<double> &", None)]),
+    _function_piece("total", "double", [("xs", "const std::vector<std::vector<double>> &", None)]),
     _function_piece("add", "double", [("a", "double", None), ("b", "double", None)]),  # an overload of add
     _function_piece("bump", "int", [("x", "int", "1")]),  # a default argument is C++ code
     _function_piece("inner", "int", [("x", "int", None)], ns=["geo"]),  # a submodule

@@ -5,6 +5,8 @@
 // described by a table, and only the generic caller, compiled once, knows Python.
 #pragma once
 #include <exception>
+#include <string>
+#include <vector>
 
 namespace ipolyglot_abi {
 
@@ -12,10 +14,12 @@ namespace ipolyglot_abi {
 enum value_kind : int {
     kind_void, kind_bool, kind_short, kind_ushort, kind_int, kind_uint, kind_long, kind_ulong,
     kind_longlong, kind_ulonglong, kind_float, kind_double,
+    kind_string, kind_vector_int, kind_vector_uint, kind_vector_long, kind_vector_ulong,
+    kind_vector_longlong, kind_vector_float, kind_vector_double,
 };
 
 // Calls the function with its arguments (args[i] points at a value of parameter i's
-// type) and writes its result; what it throws is left in `error` for the caller to raise.
+// kind, which the function may move from) and assigns its result; what it throws is left in `error` for the caller to raise.
 using thunk = void (*)(void *const *args, void *result, std::exception_ptr *error) noexcept;
 
 struct parameter {
@@ -33,6 +37,7 @@ struct function {
     int arity;
     const parameter *params;
     bool release_gil;
+    bool numbers_only;  // every parameter and the result are numbers (or void): no allocation per call
 };
 
 struct function_table {

@@ -9,6 +9,8 @@
 #include <ipolyglot_abi.hpp>
 
 #include <cstring>
+#include <memory>
+#include <string>
 #include <vector>
 
 namespace {
@@ -18,8 +20,39 @@ using ipolyglot_abi::function;
 using ipolyglot_abi::parameter;
 using ipolyglot_abi::value_kind;
 
-// Storage for one argument or result, whatever its kind.
-union value_slot {
+template <typename T> struct tag {
+    using type = T;
+};
+
+// Calls visit(tag<T>{}) with the C++ type T of a kind (never kind_void).
+template <typename Visit> decltype(auto) with_type(value_kind kind, Visit &&visit) {
+    switch (kind) {
+    case ipolyglot_abi::kind_bool: return visit(tag<bool>{});
+    case ipolyglot_abi::kind_short: return visit(tag<short>{});
+    case ipolyglot_abi::kind_ushort: return visit(tag<unsigned short>{});
+    case ipolyglot_abi::kind_int: return visit(tag<int>{});
+    case ipolyglot_abi::kind_uint: return visit(tag<unsigned int>{});
+    case ipolyglot_abi::kind_long: return visit(tag<long>{});
+    case ipolyglot_abi::kind_ulong: return visit(tag<unsigned long>{});
+    case ipolyglot_abi::kind_longlong: return visit(tag<long long>{});
+    case ipolyglot_abi::kind_ulonglong: return visit(tag<unsigned long long>{});
+    case ipolyglot_abi::kind_float: return visit(tag<float>{});
+    case ipolyglot_abi::kind_string: return visit(tag<std::string>{});
+    case ipolyglot_abi::kind_vector_int: return visit(tag<std::vector<int>>{});
+    case ipolyglot_abi::kind_vector_uint: return visit(tag<std::vector<unsigned int>>{});
+    case ipolyglot_abi::kind_vector_long: return visit(tag<std::vector<long>>{});
+    case ipolyglot_abi::kind_vector_ulong: return visit(tag<std::vector<unsigned long>>{});
+    case ipolyglot_abi::kind_vector_longlong: return visit(tag<std::vector<long long>>{});
+    case ipolyglot_abi::kind_vector_float: return visit(tag<std::vector<float>>{});
+    case ipolyglot_abi::kind_vector_double: return visit(tag<std::vector<double>>{});
+    case ipolyglot_abi::kind_double:
+    case ipolyglot_abi::kind_void: break;
+    }
+    return visit(tag<double>{});
+}
+
+// Storage for one number, whatever its kind (functions of numbers only).
+union number_slot {
     bool b;
     short s;
     unsigned short us;
@@ -33,73 +66,43 @@ union value_slot {
     double d;
 };
 
-template <typename T> bool load_as(py::handle source, T &target) {
-    py::detail::make_caster<T> caster;
-    if (!caster.load(source, true)) return false;
-    target = py::detail::cast_op<T>(caster);
-    return true;
+// Storage for one value of any kind (functions with strings or vectors).
+struct boxed {
+    virtual ~boxed() = default;
+    virtual void *get() = 0;
+};
+
+template <typename T> struct box final : boxed {
+    T value{};
+    void *get() override { return &value; }
+};
+
+std::unique_ptr<boxed> new_box(value_kind kind) {
+    return with_type(kind, [](auto t) -> std::unique_ptr<boxed> { return std::unique_ptr<boxed>(new box<typename decltype(t)::type>()); });
 }
 
-bool load(value_kind kind, py::handle source, value_slot &slot) {
-    switch (kind) {
-    case ipolyglot_abi::kind_bool: return load_as(source, slot.b);
-    case ipolyglot_abi::kind_short: return load_as(source, slot.s);
-    case ipolyglot_abi::kind_ushort: return load_as(source, slot.us);
-    case ipolyglot_abi::kind_int: return load_as(source, slot.i);
-    case ipolyglot_abi::kind_uint: return load_as(source, slot.ui);
-    case ipolyglot_abi::kind_long: return load_as(source, slot.l);
-    case ipolyglot_abi::kind_ulong: return load_as(source, slot.ul);
-    case ipolyglot_abi::kind_longlong: return load_as(source, slot.ll);
-    case ipolyglot_abi::kind_ulonglong: return load_as(source, slot.ull);
-    case ipolyglot_abi::kind_float: return load_as(source, slot.f);
-    case ipolyglot_abi::kind_double: return load_as(source, slot.d);
-    case ipolyglot_abi::kind_void: break;
-    }
-    return false;
+// Loads a Python value into *target, a T of the kind, with pybind11's casters (as its bindings would).
+bool load(value_kind kind, py::handle source, void *target) {
+    return with_type(kind, [&](auto t) {
+        using T = typename decltype(t)::type;
+        py::detail::make_caster<T> caster;
+        if (!caster.load(source, true)) return false;
+        *static_cast<T *>(target) = py::detail::cast_op<T &&>(std::move(caster));
+        return true;
+    });
 }
 
-template <typename T> PyObject *cast_out(const T &value) {
-    return py::detail::make_caster<T>::cast(value, py::return_value_policy::move, nullptr).ptr();
-}
-
-PyObject *result_object(value_kind kind, const value_slot &slot) {
-    switch (kind) {
-    case ipolyglot_abi::kind_void: Py_RETURN_NONE;
-    case ipolyglot_abi::kind_bool: return cast_out(slot.b);
-    case ipolyglot_abi::kind_short: return cast_out(slot.s);
-    case ipolyglot_abi::kind_ushort: return cast_out(slot.us);
-    case ipolyglot_abi::kind_int: return cast_out(slot.i);
-    case ipolyglot_abi::kind_uint: return cast_out(slot.ui);
-    case ipolyglot_abi::kind_long: return cast_out(slot.l);
-    case ipolyglot_abi::kind_ulong: return cast_out(slot.ul);
-    case ipolyglot_abi::kind_longlong: return cast_out(slot.ll);
-    case ipolyglot_abi::kind_ulonglong: return cast_out(slot.ull);
-    case ipolyglot_abi::kind_float: return cast_out(slot.f);
-    case ipolyglot_abi::kind_double: return cast_out(slot.d);
-    }
-    Py_RETURN_NONE;
-}
-
-template <typename T> void check_as(const char *fn, const ipolyglot::param_info &info, py::handle value) {
-    ipolyglot::check_argument<T>(fn, info, value);
+PyObject *result_object(value_kind kind, void *result) {
+    if (kind == ipolyglot_abi::kind_void) Py_RETURN_NONE;
+    return with_type(kind, [&](auto t) {
+        using T = typename decltype(t)::type;
+        return py::detail::make_caster<T>::cast(std::move(*static_cast<T *>(result)), py::return_value_policy::move, nullptr).ptr();
+    });
 }
 
 void check(const char *fn, const parameter &param, py::handle value) {
     const ipolyglot::param_info info{param.name, param.cpp_type, param.expected, false};
-    switch (param.kind) {
-    case ipolyglot_abi::kind_bool: return check_as<bool>(fn, info, value);
-    case ipolyglot_abi::kind_short: return check_as<short>(fn, info, value);
-    case ipolyglot_abi::kind_ushort: return check_as<unsigned short>(fn, info, value);
-    case ipolyglot_abi::kind_int: return check_as<int>(fn, info, value);
-    case ipolyglot_abi::kind_uint: return check_as<unsigned int>(fn, info, value);
-    case ipolyglot_abi::kind_long: return check_as<long>(fn, info, value);
-    case ipolyglot_abi::kind_ulong: return check_as<unsigned long>(fn, info, value);
-    case ipolyglot_abi::kind_longlong: return check_as<long long>(fn, info, value);
-    case ipolyglot_abi::kind_ulonglong: return check_as<unsigned long long>(fn, info, value);
-    case ipolyglot_abi::kind_float: return check_as<float>(fn, info, value);
-    case ipolyglot_abi::kind_double: return check_as<double>(fn, info, value);
-    case ipolyglot_abi::kind_void: return;
-    }
+    with_type(param.kind, [&](auto t) { ipolyglot::check_argument<typename decltype(t)::type>(fn, info, value); });
 }
 
 // The arguments by parameter: positional ones, then keywords by name. A call
@@ -132,31 +135,62 @@ std::vector<PyObject *> matched(const function &fn, PyObject *const *args, std::
 
 constexpr int most_parameters = 16;
 
-PyObject *call_with(const function &fn, PyObject *const *args, std::size_t nargs, PyObject *kwnames) {
-    value_slot slots[most_parameters];
-    void *pointers[most_parameters];
-    PyObject *const *ordered = args;
+// The arguments in parameter order (positional ones as they came, when that is all there is).
+struct ordered_arguments {
+    PyObject *const *values;
     std::vector<PyObject *> by_name;
+};
+
+ordered_arguments in_order(const function &fn, PyObject *const *args, std::size_t nargs, PyObject *kwnames) {
+    ordered_arguments ordered{args, {}};
     if (kwnames != nullptr || nargs != static_cast<std::size_t>(fn.arity)) {
-        by_name = matched(fn, args, nargs, kwnames);
-        ordered = by_name.data();
+        ordered.by_name = matched(fn, args, nargs, kwnames);
+        ordered.values = ordered.by_name.data();
     }
-    for (int i = 0; i < fn.arity; ++i) {
-        if (!load(fn.params[i].kind, ordered[i], slots[i]))
-            explain(fn, std::vector<PyObject *>(ordered, ordered + fn.arity));
-        pointers[i] = &slots[i];
-    }
-    value_slot result{};
+    return ordered;
+}
+
+PyObject *run(const function &fn, void *const *pointers, void *result) {
     std::exception_ptr error;
     if (fn.release_gil) {
         py::gil_scoped_release release;
-        fn.call(pointers, &result, &error);
+        fn.call(pointers, result, &error);
     } else {
-        fn.call(pointers, &result, &error);
+        fn.call(pointers, result, &error);
     }
     if (error) std::rethrow_exception(error);
     ipolyglot::raise_thread_error();
     return result_object(fn.result, result);
+}
+
+// A function of numbers only: every value on the stack.
+PyObject *call_with_numbers(const function &fn, PyObject *const *values) {
+    number_slot slots[most_parameters];
+    void *pointers[most_parameters];
+    for (int i = 0; i < fn.arity; ++i) {
+        if (!load(fn.params[i].kind, values[i], &slots[i])) explain(fn, std::vector<PyObject *>(values, values + fn.arity));
+        pointers[i] = &slots[i];
+    }
+    number_slot result{};
+    return run(fn, pointers, &result);
+}
+
+// A function with strings or vectors: each value in a box of its type.
+PyObject *call_with_boxes(const function &fn, PyObject *const *values) {
+    std::unique_ptr<boxed> boxes[most_parameters];
+    void *pointers[most_parameters];
+    for (int i = 0; i < fn.arity; ++i) {
+        boxes[i] = new_box(fn.params[i].kind);
+        if (!load(fn.params[i].kind, values[i], boxes[i]->get())) explain(fn, std::vector<PyObject *>(values, values + fn.arity));
+        pointers[i] = boxes[i]->get();
+    }
+    std::unique_ptr<boxed> result = fn.result == ipolyglot_abi::kind_void ? nullptr : new_box(fn.result);
+    return run(fn, pointers, result ? result->get() : nullptr);
+}
+
+PyObject *call_with(const function &fn, PyObject *const *args, std::size_t nargs, PyObject *kwnames) {
+    ordered_arguments ordered = in_order(fn, args, nargs, kwnames);
+    return fn.numbers_only ? call_with_numbers(fn, ordered.values) : call_with_boxes(fn, ordered.values);
 }
 
 PyObject *call(PyObject *self, PyObject *const *args, Py_ssize_t nargsf, PyObject *kwnames) {
