@@ -21,6 +21,7 @@ import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 from filelock import FileLock
@@ -69,68 +70,72 @@ def run_compiler(argv: list[str], verbose, abort=None) -> tuple[int, str]:
         return proc.returncode, log.read()
 
 
-def precompiled_header(scratch: Path, compiler: str, flags: list[str], version: str, verbose) -> Path:
-    """The precompiled header for these flags (built once, then reused by every build).
+@dataclass(frozen=True)
+class SupportFile:
+    """A file every build of some kind uses, compiled once per compiler and flags into
+    the build cache's scratch space (the precompiled header, the generic caller)."""
 
-    Keyed by the compiler's version line, so wrappers (ccache, a logging
-    script) of the same compiler share it; g++ ignores a header that does not
-    match and reads the plain text instead, so a wrong guess only costs time.
+    what: str  # said in messages
+    target: str  # the file's name in its folder
+    copies: tuple[tuple[str, Path], ...]  # (name, source) copied into its folder first: a header sits beside its .gch
+
+    def path(self, scratch: Path, version: str, flags: list[str]) -> tuple[Path, Path]:
+        """(its folder, the compiled file): keyed by the compiler's version line, so
+        wrappers of one compiler (ccache, a logging script) share it."""
+        home = scratch / hashlib.sha256("\n".join([version, support_digest(), *flags]).encode()).hexdigest()[:24]
+        return home, home / self.target
+
+    def get(self, scratch: Path, compiler: str, flags: list[str], version: str, verbose, command: list[str]) -> Path:
+        """The compiled file, built now unless it exists; `command` ends the compiler's
+        arguments (what to compile), followed by -o."""
+        home, target = self.path(scratch, version, flags)
+        if not target.exists():
+            private_dir(home)
+            with FileLock(str(home / "lock"), mode=FILE_MODE):
+                if not target.exists():
+                    self._build(home, target, [*launcher(), compiler, *flags, *command], verbose)
+        check_private(home, target, *(home / name for name, _ in self.copies))  # what every build uses: nobody else's
+        return target
+
+    def _build(self, home: Path, target: Path, argv: list[str], verbose) -> None:
+        for name, source in self.copies:
+            write_private(home / name, source.read_text())
+        fd, tmp = tempfile.mkstemp(prefix="building-", suffix=target.suffix, dir=home)
+        os.close(fd)
+        started = time.perf_counter()
+        code, out = run_compiler([*argv, "-o", tmp], verbose)
+        if code != 0:
+            Path(tmp).unlink(missing_ok=True)
+            raise CompileError("C++", [Diagnostic(f"building {self.what} failed:\n" + out.strip()[-3000:])], out)
+        os.chmod(tmp, FILE_MODE)  # the compiler may have recreated it with the umask's mode
+        os.rename(tmp, target)
+        verbose(f"{self.what} built in {time.perf_counter() - started:.2f} s: {target}")
+
+
+PCH_HEADER = "ipolyglot_pch.hpp"
+PRECOMPILED_HEADER = SupportFile("the precompiled header", PCH_HEADER + ".gch", ((PCH_HEADER, PCH_SOURCE),))
+GENERIC_CALLER = SupportFile("the generic caller", "ipolyglot_generic_caller.o", ())
+
+
+def precompiled_header(scratch: Path, compiler: str, flags: list[str], version: str, verbose) -> Path:
+    """The precompiled header for these flags (built once, then reused by every
+    pybind11 binding unit). g++ ignores a header that does not match and reads
+    the plain text instead, so a wrong guess only costs time.
 
     IPOLYGLOT_CPP_NO_PCH=1 returns the plain header instead (for measuring what
     the precompiled header saves)."""
     if os.environ.get("IPOLYGLOT_CPP_NO_PCH") == "1":
         return PCH_SOURCE
-    key = hashlib.sha256("\n".join([version, support_digest(), *flags]).encode()).hexdigest()[:24]
-    home = scratch / key
-    header = home / "ipolyglot_pch.hpp"
-    gch = home / "ipolyglot_pch.hpp.gch"
-    if gch.exists():
-        check_private(home, header, gch)  # what every build compiles in: nobody else's
-        return header
-    private_dir(home)
-    with FileLock(str(home / "lock"), mode=FILE_MODE):
-        if gch.exists():
-            check_private(home, header, gch)
-            return header
-        write_private(header, PCH_SOURCE.read_text())
-        fd, tmp = tempfile.mkstemp(prefix="pch-", suffix=".gch", dir=home)
-        os.close(fd)
-        started = time.perf_counter()
-        code, out = run_compiler([*launcher(), compiler, *flags, "-x", "c++-header", str(header), "-o", tmp], verbose)
-        if code != 0:
-            Path(tmp).unlink(missing_ok=True)
-            raise CompileError("C++", [Diagnostic("building the precompiled header failed:\n" + out.strip()[-3000:])], out)
-        os.chmod(tmp, FILE_MODE)  # the compiler may have recreated it with the umask's mode
-        os.rename(tmp, gch)
-        verbose(f"precompiled header built in {time.perf_counter() - started:.2f} s: {gch}")
+    home, _ = PRECOMPILED_HEADER.path(scratch, version, flags)
+    header = home / PCH_HEADER
+    PRECOMPILED_HEADER.get(scratch, compiler, flags, version, verbose, ["-x", "c++-header", str(header)])
     return header
 
 
-def generic_caller(scratch: Path, compiler: str, flags: list[str], version: str, verbose) -> Path:
-    """The generic caller's object for these flags (built once, then linked into every
-    build whose functions take and return plain numbers), kept beside the precompiled header."""
-    key = hashlib.sha256("\n".join([version, support_digest(), *flags]).encode()).hexdigest()[:24]
-    home = scratch / key
-    obj = home / "ipolyglot_generic_caller.o"
-    if obj.exists():
-        check_private(home, obj)
-        return obj
-    private_dir(home)
-    with FileLock(str(home / "lock"), mode=FILE_MODE):
-        if obj.exists():
-            check_private(home, obj)
-            return obj
-        fd, tmp = tempfile.mkstemp(prefix="caller-", suffix=".o", dir=home)
-        os.close(fd)
-        started = time.perf_counter()
-        code, out = run_compiler([*launcher(), compiler, *flags, "-c", str(GENERIC_CALLER_SOURCE), "-o", tmp], verbose)
-        if code != 0:
-            Path(tmp).unlink(missing_ok=True)
-            raise CompileError("C++", [Diagnostic("building the generic caller failed:\n" + out.strip()[-3000:])], out)
-        os.chmod(tmp, FILE_MODE)
-        os.rename(tmp, obj)
-        verbose(f"generic caller built in {time.perf_counter() - started:.2f} s: {obj}")
-    return obj
+def generic_caller(scratch: Path, compiler: str, version: str, verbose) -> Path:
+    """The generic caller's object (built once, then linked into every build whose
+    functions it binds: include/ipolyglot_generic_caller.cpp)."""
+    return GENERIC_CALLER.get(scratch, compiler, generic_caller_flags(), version, verbose, ["-c", str(GENERIC_CALLER_SOURCE)])
 
 
 _DIAG = re.compile(r"^(?P<file>[^:\n]+):(?P<line>\d+):(?:(?P<col>\d+):)? (?P<sev>fatal error|error|warning|note): (?P<msg>.*)$")
@@ -265,7 +270,7 @@ class ModuleBuild:
 
     def generic_caller(self) -> Path:
         tc = self.toolchain
-        return generic_caller(self.caller_scratch, tc.path, generic_caller_flags(), tc.version, self.messages.append)
+        return generic_caller(self.caller_scratch, tc.path, tc.version, self.messages.append)
 
     def compile_object(self, cell: str) -> Path:
         unit = self.unit.objects[cell]
