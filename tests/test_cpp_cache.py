@@ -98,3 +98,14 @@ def test_a_new_cell_of_functions_over_standard_types_compiles_no_pybind11_code_a
     assert len(bind) == 1 and "-include" in bind[0], out.stdout  # a class: pybind11 binds the session
     assert _answers(fresh_kernel, pybind_name) == generic
     assert _answers(fresh_kernel, generic_name) == generic  # the earlier cell, now bound by pybind11
+
+
+def test_a_generic_caller_others_can_write_is_refused(private_cache):
+    """What every generic build links in is checked as the precompiled header is."""
+    with RunningKernel() as kernel:
+        kernel.run("%%cpp\nint first_of_a_private_cache(int a) { return a; }").ok()
+        [caller] = (private_cache / "cpp-generic-caller").rglob("ipolyglot_generic_caller.o")
+        caller.chmod(0o666)
+        out = kernel.run("%%cpp\nint built_with_a_planted_caller(int a) { return a; }")
+        assert out.status == "error" and out.error["ename"] == "CacheSecurityError", out.error_text or out.stdout
+        assert "writable by other users" in out.error_text and str(caller) in out.error_text
