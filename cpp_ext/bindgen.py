@@ -434,7 +434,7 @@ def custom_call(index: int, symbol: str) -> str:
     return snippet("custom", index=index, symbol=symbol)
 
 
-# -- the generic path: functions of plain numbers, with no pybind11 code per build ------------
+# -- the generic path: functions over standard types, with no pybind11 code per build --------
 
 # C++ types (as libclang spells them canonically) the generic caller converts, by its kind.
 _NUMBER_KINDS = {

@@ -1,13 +1,17 @@
 """Compiling and linking a %%cpp build, and reading g++'s errors back into cell lines.
 
-A build is two objects linked into one extension module:
-  * the user unit (the cells' code, no pybind11) at the cell's -O level, and
-  * the binding unit (pybind11 registrations), compiled at -O1 with a
-    precompiled header of pybind11 and ipolyglot's casters, and cached by its
-    own text, which holds declarations only.
-pybind11's large fixed compile cost is thus paid when signatures change, not
-when function bodies do. The precompiled header is built once per compiler
-and flag set and kept in the build cache's scratch space.
+A build is objects linked into one extension module:
+  * the user units (the cells' code, no pybind11) at each cell's -O level, and
+  * the binding unit, cached by its own text, which holds declarations only:
+    either pybind11 registrations, compiled at -O1 with a precompiled header of
+    pybind11 and ipolyglot's casters, or, when every bound function takes and
+    returns numbers, strings or vectors of numbers, C-ABI thunks and their table
+    (no pybind11: a fraction of a second), linked with the generic caller.
+Any unit that includes pybind11 costs seconds (g++ emits hundreds of its
+functions in every such unit, even an empty one), so a new cell of such
+functions pays none of it, and a class pays it when signatures change, not
+when function bodies do. The precompiled header and the generic caller are
+built once per compiler and flag set and kept in the build cache's scratch space.
 """
 
 from __future__ import annotations

@@ -306,8 +306,9 @@ def _statement_registrations(statement: Statement) -> _Registrations:
 
 def generic_functions(pieces: list[Piece], profile: bool, statement: Statement | None, skip: frozenset[int]) -> list[tuple[int, Function]] | None:
     """The bound functions by registration index when the generic caller can bind all
-    of them (bindgen.generic_callable, none overloaded, no class, enum or pybind11 code
-    in the session); None when the bindings need pybind11."""
+    of them (bindgen.generic_callable: numbers, strings, vectors of numbers; none
+    overloaded; no class, enum or pybind11 code in the session); None when the
+    bindings need pybind11."""
     if statement is not None or profile or any(p.python_only or p.symbol for p in pieces):
         return None
     found = [(i, r) for i, r in _numbered(pieces) if i not in skip]

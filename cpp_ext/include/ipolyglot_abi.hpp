@@ -1,8 +1,9 @@
 // What a build's generic binding unit and the precompiled generic caller
-// (templates/generic_runtime.cpp) agree on. Free of pybind11 and Python, so a
+// (ipolyglot_generic_caller.cpp) agree on. Free of pybind11 and Python, so a
 // unit that includes it compiles in a fraction of a second: a function whose
-// parameters and result are plain numbers is reached through a C-ABI thunk
-// described by a table, and only the generic caller, compiled once, knows Python.
+// parameters and result are numbers, strings or vectors of numbers is reached
+// through a C-ABI thunk described by a table, and only the generic caller,
+// compiled once, knows Python.
 #pragma once
 #include <exception>
 #include <string>
