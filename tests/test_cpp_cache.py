@@ -109,3 +109,19 @@ def test_a_generic_caller_others_can_write_is_refused(private_cache):
         out = kernel.run("%%cpp\nint built_with_a_planted_caller(int a) { return a; }")
         assert out.status == "error" and out.error["ename"] == "CacheSecurityError", out.error_text or out.stdout
         assert "writable by other users" in out.error_text and str(caller) in out.error_text
+
+
+def test_a_generic_build_is_rebuilt_where_it_travels_under_the_same_key(fresh_kernel, tmp_path):
+    name = f"gcube_{uuid.uuid4().hex[:8]}"
+    fresh_kernel.run(f"%%cpp\ndouble {name}(double x) {{ return x * x * x; }}\n").ok()
+    fresh = tmp_path / "elsewhere"
+    setup = f"import os; os.environ['IPOLYGLOT_CACHE_DIR'] = {str(fresh)!r}"
+    fresh_kernel.run(
+        "import multiprocessing\n"
+        f"setup = {setup!r}\n"
+        "with multiprocessing.get_context('spawn').Pool(1, exec, (setup,)) as elsewhere:\n"
+        f"    assert elsewhere.map({name}, [2.0, 3.0]) == [8.0, 27.0]\n"
+    ).ok()
+    key = fresh_kernel.eval(f"{name}._build['key']")
+    assert (fresh / "artifacts" / key[:2] / key).is_dir(), "the receiving process rebuilt under another key"
+    assert list((fresh / "cpp-generic-caller").rglob("ipolyglot_generic_caller.o")), "rebuilt without the generic caller"
