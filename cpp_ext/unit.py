@@ -318,6 +318,12 @@ def generic_functions(pieces: list[Piece], profile: bool, statement: Statement |
     return found if len(names) == len(set(names)) else None
 
 
+def _changes_library_abi(flags: list[Flags]) -> bool:
+    """Options that may give std::string or std::vector another layout than the
+    generic caller's (compiled once, without the cells' options) was built with."""
+    return any(f.startswith(("-D_GLIBCXX", "-U_GLIBCXX", "-stdlib")) or f in ("-m32", "-mx32", "-m16") for cell in flags for f in cell.cflags)
+
+
 def generic_binding_unit(pieces: list[Piece], flags: list[str], functions: list[tuple[int, Function]]) -> BindingUnit:
     """The binding unit of thunks and their table, compiled without pybind11."""
     head = sections(pieces, header=True)
@@ -374,7 +380,7 @@ def compose(pieces: list[Piece], how: Composition, skip: frozenset[int] = frozen
     """The units of a session's module, and the key parts that name it."""
     include_dirs = session_include_dirs([*how.cell_flags.values(), how.flags])
     python_cells = {p.cell_id for p in pieces if p.python_only or p.symbol}
-    generic = generic_functions(pieces, how.profile, how.statement, skip)
+    generic = None if _changes_library_abi([*how.cell_flags.values(), how.flags]) else generic_functions(pieces, how.profile, how.statement, skip)
     if generic is not None:
         bind = generic_binding_unit(pieces, how.flags.generic_bind_compile(include_dirs), generic)
     else:

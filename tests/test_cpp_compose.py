@@ -136,6 +136,14 @@ def test_a_session_with_anything_else_is_bound_by_pybind11(other):
     assert not composed.bind.generic and "PYBIND11_MODULE(ipolyglot_bind, m)" in composed.bind.text
 
 
+def test_options_that_change_the_standard_librarys_layout_bind_through_pybind11():
+    session = _session((ADD, [_add_piece()]))
+    session.cell_flags[session.current] = Flags(cflags=("-D_GLIBCXX_USE_CXX11_ABI=0",))
+    assert not _compose(session).bind.generic
+    session.cell_flags[session.current] = Flags(cflags=("-DNDEBUG", "-march=native"))
+    assert _compose(session).bind.generic
+
+
 def test_profiling_binds_through_pybind11():
     session = _session((ADD, [_add_piece()]))
     how = unit.Composition(cell_flags=session.cell_flags, flags=session.flags, current=session.current, compiler="g++|test", profile=True)
