@@ -8,7 +8,9 @@
   shell (what a user would compare with);
 * per call: an ipolyglot-bound function vs the same function in a hand-written
   pybind11 module compiled here at -O2, with the same GIL policy (and the
-  other policy in a row of its own);
+  other policy in a row of its own), first while the session holds functions
+  over standard types only (bound by the generic caller), then once it holds
+  classes (bound by pybind11);
 * bulk copy: 10^7 float64 crossing into C++ vs numpy.copy of the same array.
 """
 
@@ -188,43 +190,57 @@ def _build_rows(shell, pairs: int) -> list[Row]:
     return rows
 
 
+def _call_rows(ns: dict, hand, quick: bool, bound_by: str) -> list[Row]:
+    """The per-call figures of the session's add/add_kept/total, bound by `bound_by`."""
+    number = 20_000 if quick else 100_000
+    calls = 5 if quick else 15
+    released, kept = ns["add"], ns["add_kept"]
+    rows = [
+        Row.paired("cpp", f"call: add(1.0, 2.0), GIL released (default), {bound_by}",
+                   interleaved(lambda: released(1.0, 2.0), lambda: hand.add_nogil(1.0, 2.0), pairs=calls, number=number),
+                   "hand-written pybind11, GIL released", unit="s/call", goal="≤ 1.1×"),
+        Row.paired("cpp", f"call: add(1.0, 2.0) with --keep-gil, {bound_by}",
+                   interleaved(lambda: kept(1.0, 2.0), lambda: hand.add(1.0, 2.0), pairs=calls, number=number),
+                   "hand-written pybind11, GIL kept", unit="s/call", goal="≤ 1.1×"),
+        Row.paired("cpp", f"call: add(1.0, 2.0), GIL released (default), {bound_by}",
+                   interleaved(lambda: released(1.0, 2.0), lambda: hand.add(1.0, 2.0), pairs=calls, number=number),
+                   "hand-written pybind11, GIL kept", unit="s/call"),
+    ]
+    small = np.arange(100.0)
+    total = ns["total"]
+    rows.append(Row.paired("cpp", f"call: total(100 float64), {bound_by}",
+                           interleaved(lambda: total(small), lambda: hand.total(small), pairs=calls, number=number // 4),
+                           "hand-written pybind11 (list caster)", unit="s/call"))
+    return rows
+
+
 def run(quick: bool) -> list[Row]:
     pairs = 2 if quick else 5
     rows: list[Row] = []
     shell = interactive_shell()
     run_cell(shell, "%load_ext Cython")
-    rows += _build_rows(shell, pairs)
     with tempfile.TemporaryDirectory(prefix="ipolyglot-bench-") as tmp:
         tmp = Path(tmp)
+        hand = _build_hand_written(tmp)
+        ns = shell.user_ns
+        rows += _build_rows(shell, pairs)
+        # Functions over standard types only: the session is bound by the generic caller...
+        run_cell(shell, "%polyglot cpp reset")
+        run_cell(shell, "%%cpp -q\n" + CELL)
+        run_cell(shell, "%%cpp -q --keep-gil\ndouble add_kept(double a, double b) { return a + b; }\n")
+        rows += _call_rows(ns, hand, quick, "generic caller")
+        # ...and once it holds a class, by pybind11 (add included).
+        run_cell(shell, "%%cpp -q\nstruct BoundByPybind11 { int n = 0; };\n")
+        rows += _call_rows(ns, hand, quick, "pybind11 (session with a class)")
+
         hit_cell = SMALL_CPP.format(name=Names()("hit"), k=2)
         _cache_hit_in_fresh_process(tmp / "cache", hit_cell)  # builds it
         hits = [_cache_hit_in_fresh_process(tmp / "cache", hit_cell) for _ in range(pairs)]
         rows.append(Row.paired("cpp", "build: cache hit, fresh process", Pairs(hits, [0.05] * len(hits)), "the 50 ms goal", goal="≤ 1×"))
 
-        run_cell(shell, "%%cpp -q\n" + CELL)
-        run_cell(shell, "%%cpp -q --keep-gil\ndouble add_kept(double a, double b) { return a + b; }\n")
-        ns = shell.user_ns
-        hand = _build_hand_written(tmp)
-        number = 20_000 if quick else 100_000
-        calls = 5 if quick else 15
-        released, kept = ns["add"], ns["add_kept"]
-        rows.append(Row.paired("cpp", "call: add(1.0, 2.0), GIL released (default)",
-                               interleaved(lambda: released(1.0, 2.0), lambda: hand.add_nogil(1.0, 2.0), pairs=calls, number=number),
-                               "hand-written pybind11, GIL released", unit="s/call", goal="≤ 1.1×"))
-        rows.append(Row.paired("cpp", "call: add(1.0, 2.0) with --keep-gil",
-                               interleaved(lambda: kept(1.0, 2.0), lambda: hand.add(1.0, 2.0), pairs=calls, number=number),
-                               "hand-written pybind11, GIL kept", unit="s/call", goal="≤ 1.1×"))
-        rows.append(Row.paired("cpp", "call: add(1.0, 2.0), GIL released (default)",
-                               interleaved(lambda: released(1.0, 2.0), lambda: hand.add(1.0, 2.0), pairs=calls, number=number),
-                               "hand-written pybind11, GIL kept", unit="s/call"))
-        small = np.arange(100.0)
-        total = ns["total"]
-        rows.append(Row.paired("cpp", "call: total(100 float64)",
-                               interleaved(lambda: total(small), lambda: hand.total(small), pairs=calls, number=number // 4),
-                               "hand-written pybind11 (list caster)", unit="s/call"))
-
         big = np.random.default_rng(0).random(10_000_000)
         length = ns["length"]
+        calls = 5 if quick else 15
         rows.append(Row.paired("cpp", "bulk: 10^7 float64 into C++", interleaved(lambda: length(big), lambda: np.copy(big), pairs=calls),
                                "np.copy", goal="≥ 0.5×", speed=True))
     return rows

@@ -432,3 +432,90 @@ def registration_call(index: int, ns: list[str]) -> str:
 def custom_call(index: int, symbol: str) -> str:
     """A cell's own `ipolyglot_bind`, run after ipolyglot's registrations."""
     return snippet("custom", index=index, symbol=symbol)
+
+
+# -- the generic path: functions over standard types, with no pybind11 code per build --------
+
+# C++ types (as libclang spells them canonically) the generic caller converts, by its kind.
+_NUMBER_KINDS = {
+    "bool": "kind_bool", "short": "kind_short", "unsigned short": "kind_ushort", "int": "kind_int",
+    "unsigned int": "kind_uint", "long": "kind_long", "unsigned long": "kind_ulong", "long long": "kind_longlong",
+    "unsigned long long": "kind_ulonglong", "float": "kind_float", "double": "kind_double",
+}
+_VALUE_KINDS = {
+    **_NUMBER_KINDS,
+    "std::basic_string<char>": "kind_string", "std::vector<int>": "kind_vector_int", "std::vector<unsigned int>": "kind_vector_uint",
+    "std::vector<long>": "kind_vector_long", "std::vector<unsigned long>": "kind_vector_ulong",
+    "std::vector<long long>": "kind_vector_longlong", "std::vector<float>": "kind_vector_float", "std::vector<double>": "kind_vector_double",
+}
+_THUNK_TYPES = {"std::basic_string<char>": "std::string"}  # spelled in the thunks as in ipolyglot_abi.hpp
+
+
+def _generic_value(cpp: str) -> str | None:
+    """The value type (a key of _VALUE_KINDS) a parameter of type `cpp` is passed as:
+    by value or by const reference; None when the generic caller does not convert it."""
+    t = " ".join(cpp.split())
+    if t.endswith("&"):
+        if not t.startswith("const ") or t.endswith("&&"):
+            return None
+        t = t[: -1].strip()
+    t = t.removeprefix("const ").strip()
+    return t if t in _VALUE_KINDS else None
+
+
+def _kind(cpp: str) -> str:
+    return "kind_void" if cpp.strip() == "void" else _VALUE_KINDS[_generic_value(cpp)]
+
+
+def _thunk_type(cpp: str) -> str:
+    value = _generic_value(cpp)
+    return _THUNK_TYPES.get(value, value)
+
+
+def generic_callable(record: Function) -> bool:
+    """Whether the precompiled generic caller can bind this function: a free function
+    at namespace scope whose parameters (named, without defaults) and result are numbers,
+    strings or vectors of numbers, by value or const reference."""
+    if record.ns or len(record.params) > 16:
+        return False
+    ret = record.ret.strip()
+    result_ok = ret == "void" or (_generic_value(ret) is not None and not ret.endswith("&"))
+    params_ok = all(p.default is None and re.fullmatch(r"[A-Za-z_]\w*", p.name) and _generic_value(p.type) for p in record.params)
+    return result_ok and bool(params_ok)
+
+
+def _numbers_only(record: Function) -> bool:
+    return all(_kind(t) in ("kind_void", *_NUMBER_KINDS.values()) for t in [record.ret, *(p.type for p in record.params)])
+
+
+def generic_thunk(index: int, record: Function) -> str:
+    args = ", ".join(f"std::move(*static_cast<{_thunk_type(p.type)} *>(args[{i}]))" for i, p in enumerate(record.params))
+    call = f"{record.qual}({args})"
+    if record.ret.strip() != "void":
+        call = f"*static_cast<{_thunk_type(record.ret)} *>(result) = {call}"
+    return TEMPLATES.render("generic_thunk.cpp", index=index, call=call)
+
+
+def generic_params(index: int, record: Function) -> str:
+    """The table of a function's parameters (none for a function without any)."""
+    if not record.params:
+        return ""
+    params = ", ".join(
+        "{" + ", ".join([cpp_string(p.name), "ipolyglot_abi::" + _kind(p.type), cpp_string(_shown_type(p)), cpp_string(python_type(p.type))]) + "}"
+        for p in record.params
+    )
+    return TEMPLATES.render("generic_params.cpp", index=index, params=params)
+
+
+def generic_entry(index: int, record: Function) -> str:
+    return TEMPLATES.render(
+        "generic_entry.cpp",
+        name=record.name,
+        doc=cpp_string(docstring(record, overloaded=False, first=True)),
+        index=index,
+        result=_kind(record.ret),
+        arity=len(record.params),
+        params=f"ipolyglot_params_{index}" if record.params else "nullptr",
+        release_gil="true" if _releases_gil(record) else "false",
+        numbers_only="true" if _numbers_only(record) else "false",
+    )

@@ -1,13 +1,17 @@
 """Compiling and linking a %%cpp build, and reading g++'s errors back into cell lines.
 
-A build is two objects linked into one extension module:
-  * the user unit (the cells' code, no pybind11) at the cell's -O level, and
-  * the binding unit (pybind11 registrations), compiled at -O1 with a
-    precompiled header of pybind11 and ipolyglot's casters, and cached by its
-    own text, which holds declarations only.
-pybind11's large fixed compile cost is thus paid when signatures change, not
-when function bodies do. The precompiled header is built once per compiler
-and flag set and kept in the build cache's scratch space.
+A build is objects linked into one extension module:
+  * the user units (the cells' code, no pybind11) at each cell's -O level, and
+  * the binding unit, cached by its own text, which holds declarations only:
+    either pybind11 registrations, compiled at -O1 with a precompiled header of
+    pybind11 and ipolyglot's casters, or, when every bound function takes and
+    returns numbers, strings or vectors of numbers, C-ABI thunks and their table
+    (no pybind11: a fraction of a second), linked with the generic caller.
+Any unit that includes pybind11 costs seconds (g++ emits hundreds of its
+functions in every such unit, even an empty one), so a new cell of such
+functions pays none of it, and a class pays it when signatures change, not
+when function bodies do. The precompiled header and the generic caller are
+built once per compiler and flag set and kept in the build cache's scratch space.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 from filelock import FileLock
@@ -30,7 +35,7 @@ from ipolyglot.kernel.core.cache import FILE_MODE, check_private, private_dir, w
 from ipolyglot.kernel.core.cells import CellRegistry
 from ipolyglot.kernel.core.diagnostics import CompileError, Diagnostic, cell_diagnostic
 
-from .flags import PCH_SOURCE, support_digest
+from .flags import GENERIC_CALLER_SOURCE, PCH_SOURCE, generic_caller_flags, support_digest
 from .unit import GENERATED_FILE, CppUnit
 
 BIND_CODE = "the generated binding code (the cells' declarations compiled with pybind11)"
@@ -69,41 +74,72 @@ def run_compiler(argv: list[str], verbose, abort=None) -> tuple[int, str]:
         return proc.returncode, log.read()
 
 
-def precompiled_header(scratch: Path, compiler: str, flags: list[str], version: str, verbose) -> Path:
-    """The precompiled header for these flags (built once, then reused by every build).
+@dataclass(frozen=True)
+class SupportFile:
+    """A file every build of some kind uses, compiled once per compiler and flags into
+    the build cache's scratch space (the precompiled header, the generic caller)."""
 
-    Keyed by the compiler's version line, so wrappers (ccache, a logging
-    script) of the same compiler share it; g++ ignores a header that does not
-    match and reads the plain text instead, so a wrong guess only costs time.
+    what: str  # said in messages
+    target: str  # the file's name in its folder
+    copies: tuple[tuple[str, Path], ...]  # (name, source) copied into its folder first: a header sits beside its .gch
+
+    def path(self, scratch: Path, version: str, flags: list[str]) -> tuple[Path, Path]:
+        """(its folder, the compiled file): keyed by the compiler's version line, so
+        wrappers of one compiler (ccache, a logging script) share it."""
+        home = scratch / hashlib.sha256("\n".join([version, support_digest(), *flags]).encode()).hexdigest()[:24]
+        return home, home / self.target
+
+    def get(self, scratch: Path, compiler: str, flags: list[str], version: str, verbose, command: list[str]) -> Path:
+        """The compiled file, built now unless it exists; `command` ends the compiler's
+        arguments (what to compile), followed by -o."""
+        home, target = self.path(scratch, version, flags)
+        if not target.exists():
+            private_dir(home)
+            with FileLock(str(home / "lock"), mode=FILE_MODE):
+                if not target.exists():
+                    self._build(home, target, [*launcher(), compiler, *flags, *command], verbose)
+        check_private(home, target, *(home / name for name, _ in self.copies))  # what every build uses: nobody else's
+        return target
+
+    def _build(self, home: Path, target: Path, argv: list[str], verbose) -> None:
+        for name, source in self.copies:
+            write_private(home / name, source.read_text())
+        fd, tmp = tempfile.mkstemp(prefix="building-", suffix=target.suffix, dir=home)
+        os.close(fd)
+        started = time.perf_counter()
+        code, out = run_compiler([*argv, "-o", tmp], verbose)
+        if code != 0:
+            Path(tmp).unlink(missing_ok=True)
+            raise CompileError("C++", [Diagnostic(f"building {self.what} failed:\n" + out.strip()[-3000:])], out)
+        os.chmod(tmp, FILE_MODE)  # the compiler may have recreated it with the umask's mode
+        os.rename(tmp, target)
+        verbose(f"{self.what} built in {time.perf_counter() - started:.2f} s: {target}")
+
+
+PCH_HEADER = "ipolyglot_pch.hpp"
+PRECOMPILED_HEADER = SupportFile("the precompiled header", PCH_HEADER + ".gch", ((PCH_HEADER, PCH_SOURCE),))
+GENERIC_CALLER = SupportFile("the generic caller", "ipolyglot_generic_caller.o", ())
+
+
+def precompiled_header(scratch: Path, compiler: str, flags: list[str], version: str, verbose) -> Path:
+    """The precompiled header for these flags (built once, then reused by every
+    pybind11 binding unit). g++ ignores a header that does not match and reads
+    the plain text instead, so a wrong guess only costs time.
 
     IPOLYGLOT_CPP_NO_PCH=1 returns the plain header instead (for measuring what
     the precompiled header saves)."""
     if os.environ.get("IPOLYGLOT_CPP_NO_PCH") == "1":
         return PCH_SOURCE
-    key = hashlib.sha256("\n".join([version, support_digest(), *flags]).encode()).hexdigest()[:24]
-    home = scratch / key
-    header = home / "ipolyglot_pch.hpp"
-    gch = home / "ipolyglot_pch.hpp.gch"
-    if gch.exists():
-        check_private(home, header, gch)  # what every build compiles in: nobody else's
-        return header
-    private_dir(home)
-    with FileLock(str(home / "lock"), mode=FILE_MODE):
-        if gch.exists():
-            check_private(home, header, gch)
-            return header
-        write_private(header, PCH_SOURCE.read_text())
-        fd, tmp = tempfile.mkstemp(prefix="pch-", suffix=".gch", dir=home)
-        os.close(fd)
-        started = time.perf_counter()
-        code, out = run_compiler([*launcher(), compiler, *flags, "-x", "c++-header", str(header), "-o", tmp], verbose)
-        if code != 0:
-            Path(tmp).unlink(missing_ok=True)
-            raise CompileError("C++", [Diagnostic("building the precompiled header failed:\n" + out.strip()[-3000:])], out)
-        os.chmod(tmp, FILE_MODE)  # the compiler may have recreated it with the umask's mode
-        os.rename(tmp, gch)
-        verbose(f"precompiled header built in {time.perf_counter() - started:.2f} s: {gch}")
+    home, _ = PRECOMPILED_HEADER.path(scratch, version, flags)
+    header = home / PCH_HEADER
+    PRECOMPILED_HEADER.get(scratch, compiler, flags, version, verbose, ["-x", "c++-header", str(header)])
     return header
+
+
+def generic_caller(scratch: Path, compiler: str, version: str, verbose) -> Path:
+    """The generic caller's object (built once, then linked into every build whose
+    functions it binds: include/ipolyglot_generic_caller.cpp)."""
+    return GENERIC_CALLER.get(scratch, compiler, generic_caller_flags(), version, verbose, ["-c", str(GENERIC_CALLER_SOURCE)])
 
 
 _DIAG = re.compile(r"^(?P<file>[^:\n]+):(?P<line>\d+):(?:(?P<col>\d+):)? (?P<sev>fatal error|error|warning|note): (?P<msg>.*)$")
@@ -234,6 +270,7 @@ class ModuleBuild:
         self.ctx = ctx
         self.toolchain = ctx.toolchain()
         self.pch_scratch = ctx.cache.scratch_dir("cpp-pch")
+        self.caller_scratch = ctx.cache.scratch_dir("cpp-generic-caller")
         self.messages: list[str] = []
         self.failed = threading.Event()
 
@@ -243,13 +280,18 @@ class ModuleBuild:
             # The cell run first, then the bindings, beside it: its errors come soonest.
             objects = [pool.submit(self.compile_object, cells[0])] if cells else []
             bind = pool.submit(self.compile_bind)
+            caller = [pool.submit(self.generic_caller)] if self.unit.bind.generic else []
             objects += [pool.submit(self.compile_object, c) for c in cells[1:]]
-            errors = [e for e in (_error_of(f) for f in [*objects, bind]) if e is not None]
+            errors = [e for e in (_error_of(f) for f in [*objects, bind, *caller]) if e is not None]
         for line in self.messages:
             self.ctx.verbose(line)
         if errors:
             raise errors[0]
-        self.link([bind.result(), *(f.result() for f in objects)], out / self.unit.file_name)
+        self.link([*(f.result() for f in caller), bind.result(), *(f.result() for f in objects)], out / self.unit.file_name)
+
+    def generic_caller(self) -> Path:
+        tc = self.toolchain
+        return generic_caller(self.caller_scratch, tc.path, tc.version, self.messages.append)
 
     def compile_object(self, cell: str) -> Path:
         unit = self.unit.objects[cell]
@@ -265,7 +307,8 @@ class ModuleBuild:
         unit = self.unit.bind
 
         def build(d: Path) -> None:
-            self._compile(d / "bind.cpp", unit.text, self._with_header(unit.flags), d / "bind.o", BindingsDoNotCompile, BIND_CODE)
+            flags = unit.flags if unit.generic else self._with_header(unit.flags)
+            self._compile(d / "bind.cpp", unit.text, flags, d / "bind.o", BindingsDoNotCompile, BIND_CODE)
 
         obj, report = self.ctx.cache.get_or_build(unit.key_parts(self.unit.compiler), build, lambda d: d / "bind.o", force=self.ctx.force)
         self.messages.append(f"binding unit: {'cached' if report.cache_hit else f'compiled in {report.build_seconds:.2f} s'} ({report.path / 'bind.cpp'})")
@@ -288,7 +331,8 @@ class ModuleBuild:
 
     def link(self, objects: list[Path], target: Path) -> None:
         name = self.unit.module_name
-        cmd = [*launcher(), self.toolchain.path, "-shared", *map(str, objects), "-o", str(target), f"-Wl,--defsym=PyInit_{name}=PyInit_ipolyglot_bind", *self.unit.link_flags]
+        init = "ipolyglot_generic_init" if self.unit.bind.generic else "PyInit_ipolyglot_bind"
+        cmd = [*launcher(), self.toolchain.path, "-shared", *map(str, objects), "-o", str(target), f"-Wl,--defsym=PyInit_{name}={init}", *self.unit.link_flags]
         code, output = run_compiler(cmd, self.ctx.verbose)
         if code != 0:
             found = diagnostics(output, self.ctx.cells, self.unit.current) or [Diagnostic("linking failed: " + output.strip()[-2000:])]

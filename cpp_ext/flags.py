@@ -18,6 +18,7 @@ from ipolyglot.kernel.core.toolchains import binary_stamp, cxx_candidate
 HERE = Path(__file__).resolve().parent
 INCLUDE_DIR = HERE / "include"
 PCH_SOURCE = HERE / "templates" / "pch.hpp"
+GENERIC_CALLER_SOURCE = INCLUDE_DIR / "ipolyglot_generic_caller.cpp"
 BIND_OPT = "-O1"
 
 
@@ -63,12 +64,22 @@ class Flags:
     def bind_compile(self, include_dirs: list[str]) -> list[str]:
         return self.common(include_dirs) + [BIND_OPT, *python_includes()]
 
+    def generic_bind_compile(self, include_dirs: list[str]) -> list[str]:
+        """The generic binding unit includes no pybind11 or Python: only ipolyglot_abi.hpp."""
+        return self.common(include_dirs) + [BIND_OPT, "-I", str(INCLUDE_DIR)]
+
     def link(self) -> list[str]:
         flags = []
         for d in self.lib_dirs:
             flags += ["-L", d, f"-Wl,-rpath,{d}"]
         flags += [f"-l{lib}" for lib in self.libs]
         return flags + list(self.ldflags)
+
+
+def generic_caller_flags() -> list[str]:
+    """The generic caller's own flags: it sees no cell's code, so no cell's options; -O2,
+    as it is compiled once and every call of a generic build runs it."""
+    return ["-std=c++17", "-fPIC", "-fvisibility=hidden", "-fdiagnostics-color=never", "-O2", *python_includes()]
 
 
 def session_include_dirs(flags: list[Flags]) -> list[str]:

@@ -56,7 +56,7 @@ def build_unit(composed: CppUnit) -> dict:
             cell: {"text": unit.text, "flags": _portable(unit.flags), "with_python": unit.with_python}
             for cell, unit in composed.objects.items()
         },
-        "bind": {"text": composed.bind.text, "flags": _portable(composed.bind.flags)},
+        "bind": {"text": composed.bind.text, "flags": _portable(composed.bind.flags), "generic": composed.bind.generic},
         "link": list(composed.link_flags),
         "dropped": dict(composed.dropped),
     }
@@ -84,7 +84,7 @@ def _local(flags: list[str]) -> list[str]:
 def local_unit(unit: dict) -> CppUnit:
     """The travelled module as this machine composes it: its include paths, its compiler's key."""
     objects = {cell: ObjectUnit(o["text"], _local(o["flags"]), o["with_python"]) for cell, o in unit["objects"].items()}
-    bind = BindingUnit(unit["bind"]["text"], _local(unit["bind"]["flags"]))
+    bind = BindingUnit(unit["bind"]["text"], _local(unit["bind"]["flags"]), generic=unit["bind"].get("generic", False))
     composed = assembled(objects, bind, list(unit["link"]), compiler_identity())
     composed.dropped = dict(unit.get("dropped", {}))
     return composed

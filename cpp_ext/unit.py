@@ -54,9 +54,11 @@ class BindingUnit:
     registered: dict[int, str] = field(default_factory=dict)  # registration index -> declaration name
     fallbacks: dict[int, list[int]] = field(default_factory=dict)  # call-error registration -> its overloads' indices
     undefined: list[str] = field(default_factory=list)  # methods declared, defined by no cell yet: not bound
+    generic: bool = False  # thunks for the precompiled generic caller instead of pybind11 registrations
 
     def key_parts(self, compiler: str) -> dict[str, str]:
-        return {"kind": "cpp-bind", "unit": self.text, "flags": json.dumps(self.flags), "compiler": compiler, "support": support_digest()}
+        kind = "cpp-bind-generic" if self.generic else "cpp-bind"
+        return {"kind": kind, "unit": self.text, "flags": json.dumps(self.flags), "compiler": compiler, "support": support_digest()}
 
 
 @dataclass
@@ -302,6 +304,44 @@ def _statement_registrations(statement: Statement) -> _Registrations:
     return regs
 
 
+def generic_functions(pieces: list[Piece], profile: bool, statement: Statement | None, skip: frozenset[int]) -> list[tuple[int, Function]] | None:
+    """The bound functions by registration index when the generic caller can bind all
+    of them (bindgen.generic_callable: numbers, strings, vectors of numbers; none
+    overloaded; no class, enum or pybind11 code in the session); None when the
+    bindings need pybind11."""
+    if statement is not None or profile or any(p.python_only or p.symbol for p in pieces):
+        return None
+    found = [(i, r) for i, r in _numbered(pieces) if i not in skip]
+    if not all(isinstance(r, Function) and bindgen.generic_callable(r) for _, r in found):
+        return None
+    names = [r.qual for _, r in found]
+    return found if len(names) == len(set(names)) else None
+
+
+def _changes_library_abi(flags: list[Flags]) -> bool:
+    """Options that may give std::string or std::vector another layout than the
+    generic caller's (compiled once, without the cells' options) was built with."""
+    return any(f.startswith(("-D_GLIBCXX", "-U_GLIBCXX", "-stdlib")) or f in ("-m32", "-mx32", "-m16") for cell in flags for f in cell.cflags)
+
+
+def generic_binding_unit(pieces: list[Piece], flags: list[str], functions: list[tuple[int, Function]]) -> BindingUnit:
+    """The binding unit of thunks and their table, compiled without pybind11."""
+    head = sections(pieces, header=True)
+    entries = "".join(bindgen.generic_entry(i, r) for i, r in functions)
+    text = TEMPLATES.render(
+        "generic_unit.cpp",
+        preamble=head["preamble"],
+        early_prototypes=early_prototypes(pieces),
+        declarations=head["decl"],
+        functions=head["func"],
+        thunks="\n".join(bindgen.generic_thunk(i, r) for i, r in functions),
+        tables="".join(bindgen.generic_params(i, r) for i, r in functions) + TEMPLATES.render("generic_list.cpp", entries=entries or "    {}"),
+        count=len(functions),
+    )
+    registered = {i: r.name for i, r in functions}
+    return BindingUnit(text, flags, [r.name for _, r in functions], registered, generic=True)
+
+
 def binding_unit(pieces: list[Piece], flags: list[str], profile: bool, statement: Statement | None, skip: frozenset[int]) -> BindingUnit:
     """The binding unit; `skip` leaves out registrations whose signatures pybind11 cannot compile."""
     head = sections(pieces, header=True)
@@ -340,7 +380,11 @@ def compose(pieces: list[Piece], how: Composition, skip: frozenset[int] = frozen
     """The units of a session's module, and the key parts that name it."""
     include_dirs = session_include_dirs([*how.cell_flags.values(), how.flags])
     python_cells = {p.cell_id for p in pieces if p.python_only or p.symbol}
-    bind = binding_unit(pieces, how.flags.bind_compile(include_dirs), how.profile, how.statement, skip)
+    generic = None if _changes_library_abi([*how.cell_flags.values(), how.flags]) else generic_functions(pieces, how.profile, how.statement, skip)
+    if generic is not None:
+        bind = generic_binding_unit(pieces, how.flags.generic_bind_compile(include_dirs), generic)
+    else:
+        bind = binding_unit(pieces, how.flags.bind_compile(include_dirs), how.profile, how.statement, skip)
     objects: dict[str, ObjectUnit] = {}
     link_flags: list[str] = []
     for cell, text in user_units(pieces, how.statement, how.current, how.body_lines).items():

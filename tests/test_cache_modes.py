@@ -24,7 +24,9 @@ from conftest import RunningKernel
 from ipolyglot.kernel.core.cache import BuildCache
 
 GO_CELL = "%%go -v\nfunc UmaskAdd(a, b int) int { return a + b }"
-CPP_CELL = "%%cpp -v\nint umask_mul(int a, int b) { return a * b; }"
+# A class: bound by pybind11, so the build reads the precompiled header (functions of plain
+# numbers alone would be bound by the generic caller; tests/test_cpp_cache.py plants that one).
+CPP_CELL = "%%cpp -v\nstruct UmaskBox { int n = 0; };\nint umask_mul(int a, int b) { return a * b; }"
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +92,7 @@ def test_a_umask_022_kernel_loads_what_the_umask_002_kernel_built(kernel_022):
     ("artifacts", "ipolyglot_cpp_*.so", CPP_CELL),
     # What a new build compiles in: the Go runtime helper's source and the precompiled header.
     ("artifacts", "call.go", "%%go\nfunc NotBuiltWithPlantedRuntime() int { return 1 }"),
-    ("cpp-pch", "ipolyglot_pch.hpp", "%%cpp\nint not_built_with_planted_pch(int a) { return a; }"),
+    ("cpp-pch", "ipolyglot_pch.hpp", "%%cpp\nstruct NotBuiltWithPlantedPch { int a = 0; };"),
 ])
 def test_a_file_others_can_write_is_refused(kernel_022, built, where, name, cell):
     planted = one(built / where, name)

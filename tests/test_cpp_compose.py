@@ -99,8 +99,59 @@ def test_flags_are_data_in_the_key_and_a_debug_cell_is_named_by_its_label():
     assert unit.compose(session_pieces(session), how).objects[cell].flags[-3:] == ["-g", "-O0", f"-fdebug-prefix-map={cell}=In [1]"]
 
 
+def _function_piece(name: str, ret: str, params: list[tuple[str, str, str | None]], ns: list[str] | None = None) -> Piece:
+    """A free function `name` with (name, canonical type, default) parameters."""
+    written = ", ".join(f"{t} {n}" + (f" = {d}" if d else "") for n, t, d in params)
+    proto = f"{ret} {name}({written});"
+    record = Function(name, ret, [Param(n, t, d, t) for n, t, d in params], "::" + "::".join([*(ns or []), name]), ns or [])
+    return Piece(name=name, kind="func", section="other", ns=ns or [], user_text=proto[:-1] + " { return {}; }",
+                 header_text=proto, proto_text=proto, first_line=2, binds=[record])
+
+
+def test_functions_of_plain_numbers_are_bound_by_the_generic_caller_without_pybind11():
+    scale = _function_piece("scale", "double", [("x", "const double &", None), ("k", "unsigned long", None)])
+    composed = _compose(_session((ADD, [_add_piece()]), ("scale", [scale])))
+    bind = composed.bind
+    assert bind.generic and "#include <pybind11" not in bind.text and "PYBIND11_MODULE" not in bind.text
+    call = "::scale(std::move(*static_cast<double *>(args[0])), std::move(*static_cast<unsigned long *>(args[1])))"
+    assert f"*static_cast<double *>(result) = {call}" in bind.text
+    assert '{"k", ipolyglot_abi::kind_ulong, "const double &"' not in bind.text  # each parameter is described by its own type
+    assert '{"k", ipolyglot_abi::kind_ulong, "unsigned long", "int"}' in bind.text
+    assert '"scale(x, k)\\n--\\n\\nscale(x: float, k: int) -> float"' in bind.text  # the docstring pybind11 would carry
+    assert bind.top_names == ["add", "scale"] and bind.registered == {1: "add", 2: "scale"}
+    assert bind.key_parts("g++|test")["kind"] == "cpp-bind-generic"
+
+
+@pytest.mark.parametrize("other", [
+    _point_piece(),
+    _function_piece("total", "double", [("xs", "const std::vector<std::vector<double>> &", None)]),
+    _function_piece("add", "double", [("a", "double", None), ("b", "double", None)]),  # an overload of add
+    _function_piece("bump", "int", [("x", "int", "1")]),  # a default argument is C++ code
+    _function_piece("inner", "int", [("x", "int", None)], ns=["geo"]),  # a submodule
+    _function_piece("twice", "void", [("x", "double &", None)]),  # written back to the caller
+])
+def test_a_session_with_anything_else_is_bound_by_pybind11(other):
+    composed = _compose(_session((ADD + "// and another\n", [_add_piece(), other])))
+    assert composed.bind.registered[2].endswith(other.name)
+    assert not composed.bind.generic and "PYBIND11_MODULE(ipolyglot_bind, m)" in composed.bind.text
+
+
+def test_options_that_change_the_standard_librarys_layout_bind_through_pybind11():
+    session = _session((ADD, [_add_piece()]))
+    session.cell_flags[session.current] = Flags(cflags=("-D_GLIBCXX_USE_CXX11_ABI=0",))
+    assert not _compose(session).bind.generic
+    session.cell_flags[session.current] = Flags(cflags=("-DNDEBUG", "-march=native"))
+    assert _compose(session).bind.generic
+
+
+def test_profiling_binds_through_pybind11():
+    session = _session((ADD, [_add_piece()]))
+    how = unit.Composition(cell_flags=session.cell_flags, flags=session.flags, current=session.current, compiler="g++|test", profile=True)
+    assert not unit.compose(session_pieces(session), how).bind.generic
+
+
 def test_a_dropped_registration_is_left_out_of_the_binding_unit():
-    session = _session((ADD, [_add_piece()]), (POINT, [_point_piece()]))
+    session = _session((ADD, [_add_piece()]), (POINT, [_point_piece()]))  # the class needs pybind11
     whole = _compose(session)
     without_add = _compose(session, frozenset({1}))
     assert "&::add" in whole.bind.text and "&::add" not in without_add.bind.text

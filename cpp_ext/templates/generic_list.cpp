@@ -1,0 +1,3 @@
+static const ipolyglot_abi::function ipolyglot_generic_function_list[] = {
+${entries}
+};

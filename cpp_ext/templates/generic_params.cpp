@@ -1,0 +1,1 @@
+static const ipolyglot_abi::parameter ipolyglot_params_${index}[] = {${params}};
