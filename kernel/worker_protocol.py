@@ -742,3 +742,4 @@ class CellOutcome:
     declarations_changed: bool
     live_cells: tuple[str, ...] = ()  # labels of the cells the language's live declarations come from
     go_runtimes: int = 0  # Go runtimes loaded in the worker so far
+    declared_in: dict = field(default_factory=dict)  # each live declaration's name -> the label of its cell

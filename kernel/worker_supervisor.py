@@ -329,6 +329,7 @@ class WorkerSupervisor:
         self.stderr: _StderrTee | None = None
         self.crash_report = None  # the file the worker's fatal-signal handler writes its backtrace to
         self.cells = CellRegistry()  # the cells run in the worker: Go's tracebacks name them by id
+        self.cpp_definers: dict[str, str] = {}  # name a %%cpp cell bound -> its label: C++ backtraces without -g
         self.replay_log: list[ReplayStep] = []
         self.hooks: CellHooks = _QUIET_HOOKS
         self.ids = itertools.count(1)
@@ -549,6 +550,8 @@ class WorkerSupervisor:
                 "loading the new build ended the worker process; the session keeps its previous build.\n" + str(crash)
             )]) from None
         if outcome.declarations_changed:
+            if language == "cpp":
+                self.cpp_definers = definers_by_name(outcome.declared_in)
             self.replay_log.append(ReplayStep(language, line, cell, label))
             self._forget_replaced_cells(language, set(outcome.live_cells))
         if outcome.go_runtimes > self.recycle_after_runtimes + self._live_go_cells():
@@ -889,7 +892,7 @@ class WorkerSupervisor:
                 self._building_exit("", False)
         self._discard()
         message = f"the native worker process died during {describe}: {_describe_exit(returncode)}"
-        lines = crash_details(text, report, self.cells.labels()).rstrip().splitlines()
+        lines = crash_details(text, report, self.cells.labels(), self.cpp_definers).rstrip().splitlines()
         if lines:
             shown = lines if len(lines) <= CRASH_TEXT_LINES else lines[:CRASH_TEXT_LINES] + [f"… ({len(lines) - CRASH_TEXT_LINES} more lines)"]
             message += "\n\n" + "\n".join(shown)
@@ -918,6 +921,12 @@ class WorkerSupervisor:
             self._discard()
             return f"; reloading the session failed as well ({str(crash).splitlines()[0]})."
         return "; a new worker reloaded the session's functions from the build cache."
+
+
+def definers_by_name(declared_in: dict[str, str]) -> dict[str, str]:
+    """The cell of each C++ declaration, keyed as a backtrace's function is looked up: a cell's
+    private `f` (declared as "f (private to In [3])") as `f`."""
+    return {name.split(" (private to ", 1)[0]: cell for name, cell in declared_in.items()}
 
 
 def _describe_exit(returncode: int) -> str:

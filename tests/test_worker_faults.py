@@ -71,7 +71,7 @@ def kernel():
     with RunningKernel() as running:
         running.run("%polyglot mode worker").ok()
         running.go_cell = running.run(GO_CELL, timeout=600).ok().execution_count
-        running.run(CPP_CELL, timeout=900).ok()
+        running.cpp_cell = running.run(CPP_CELL, timeout=900).ok().execution_count
         running.run("before = 'kept'").ok()
         yield running
 
@@ -187,6 +187,13 @@ def test_a_cpp_crash_shows_the_native_backtrace_with_cell_lines(kernel):
     assert re.search(rf"debug_caller\(\)\n\s+In \[{cell}\]:6\n", message), message  # its caller
     assert "died during debug_caller()" in message  # the one line on which Python call was running
     assert 'File "' not in message and "worker_main" not in message, message  # the worker's own Python frames are not shown
+    assert_session_survived(kernel)
+
+
+def test_a_cpp_crash_without_debug_info_names_the_function_and_its_cell(kernel):
+    message = crash_message(kernel.run("null_deref()", timeout=300))
+    assert re.search(rf"null_deref\(\)\n\s+In \[{kernel.cpp_cell}\]\n", message), message
+    assert "build the cell with -g for line numbers" in message and "ipolyglot_cpp_" not in message, message
     assert_session_survived(kernel)
 
 
