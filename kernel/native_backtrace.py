@@ -298,7 +298,11 @@ class NativeFrame:
 # Objects that are the worker's own machinery: the walk stops when it reaches them.
 _PYTHON_OBJECTS = re.compile(r"(/python[0-9.]*$|/libpython[0-9.]*\.so|/_cffi_backend|/libffi\.so)")
 _CELL_FILE = re.compile(r"^(In \[\d+\])$")
-_PLUMBING_FUNCTIONS = re.compile(r"(pybind11|^_cgo_|^crosscall|^runtime\.|^\?\?$)")  # ?? : no symbol to name it by
+# ?? : no symbol to name it by; "typeinfo for …" and the like: data, the nearest symbol of glue
+# code whose own symbols were not kept (no debug information)
+_PLUMBING_FUNCTIONS = re.compile(
+    r"(pybind11|^_cgo_|^crosscall|^runtime\.|^\?\?$|^(typeinfo|typeinfo name|vtable|VTT|guard variable) for )"
+)
 _LIBC = re.compile(r"/libc\.so[.0-9]*$")
 # GNU addr2line 2.40 names the first file of a DWARF 5 line table where a `#line` directive
 # named another (a -g cell's lines come out as user.cpp's); LLVM's reads it right.
@@ -370,16 +374,36 @@ def _where(location: str) -> str:
     return f"{os.path.basename(file)}:{line}"
 
 
-def format_native_frames(frames: list[NativeFrame]) -> str:
+def format_native_frames(frames: list[NativeFrame], cpp_definers: dict[str, str] | None = None) -> str:
+    """The frames as the notebook names them: a cell's label and line (-g), else the cell that
+    defines the function (found by its name), else the object the code was loaded from."""
     if not frames:
         return ""
     lines = ["Native backtrace (most recent call first):"]
+    unlined_cell = False
     for frame in frames:
         lines.append(frame.function)
-        lines.append(f"    {frame.where}" if frame.where else f"    ({os.path.basename(frame.path)})")
-    if not any(_CELL_FILE.match(frame.where.rpartition(":")[0]) for frame in frames):
+        cell = None if frame.where else defining_cell(frame.function, cpp_definers or {})
+        unlined_cell = unlined_cell or cell is not None
+        lines.append(f"    {frame.where or cell or f'({os.path.basename(frame.path)})'}")
+    if unlined_cell:
+        lines.append("(build the cell with -g for line numbers: %%cpp -g)")
+    elif not any(_CELL_FILE.match(frame.where.rpartition(":")[0]) for frame in frames):
         lines.append("(a %%cpp cell built with -g shows its lines here as In [n]:line)")
     return "\n".join(lines)
+
+
+def defining_cell(function: str, cpp_definers: dict[str, str]) -> str | None:
+    """The cell that defines a demangled function (`ns::Shape::area() const`), tried by its
+    qualified name, its own name, then its outermost scope (a class or namespace the cell bound)."""
+    name = re.sub(r"<[^<>]*>", "", function.split("(", 1)[0]).strip()
+    parts = [part for part in name.split("::") if part]
+    if not parts:
+        return None
+    for candidate in (".".join(parts), parts[-1], parts[0]):
+        if candidate in cpp_definers:
+            return cpp_definers[candidate]
+    return None
 
 
 # ---- in the kernel: Go's own traceback ------------------------------------------------------------
@@ -450,14 +474,17 @@ def _cell_location(file: str, line: str, cell_labels: dict[str, str]) -> str:
     return f"{os.path.basename(file)}:{line}"
 
 
-def crash_details(stderr_text: str, report_text: str, go_cell_labels: dict[str, str]) -> str:
-    """What the worker's death leaves to show after its cause: the native text and backtrace."""
+def crash_details(stderr_text: str, report_text: str, go_cell_labels: dict[str, str],
+                  cpp_definers: dict[str, str] | None = None) -> str:
+    """What the worker's death leaves to show after its cause: the native text and backtrace.
+
+    `cpp_definers` maps the names the session's %%cpp cells bound to the cell that defines them."""
     go = go_traceback(stderr_text, go_cell_labels)
     if go is not None:
         return go
     own_text = _without_faulthandler(stderr_text).strip()
     report = parse_signal_report(report_text)
-    native = format_native_frames(user_frames(report)) if report else ""
+    native = format_native_frames(user_frames(report), cpp_definers) if report else ""
     return "\n\n".join(part for part in (own_text, native) if part)
 
 

@@ -659,11 +659,13 @@ class Worker:
         before = backend.declarations.table()
         result = self.pipeline.run_cell(backend, cell, options, KernelNamespace(channel), ctx)
         report = result.report
+        table = backend.declarations.table()
         return CellOutcome(
             dict(result.bind), list(result.unbind),
             report.cache_hit if report else None, str(report.path) if report else None,
-            report.build_seconds if report else None, backend.declarations.table() != before,
-            tuple(sorted({cell for _, _, cell in backend.declarations.table()})), self.go_runtimes(),
+            report.build_seconds if report else None, table != before,
+            tuple(sorted({cell for _, _, cell in table})), self.go_runtimes(),
+            {name: cell for name, _, cell in table},
         )
 
     def completion_session(self, language: str):

@@ -574,11 +574,24 @@ def receive_message(reader: FrameReader, unpickler_factory: Callable):
 
 
 def rebuild_exception(cls: type, args: tuple, state: dict) -> BaseException:
-    """An exception copied without calling its __init__ (many take other arguments than their args)."""
+    """An exception copied by its args and attributes.
+
+    A custom __init__ is not called (many take other arguments than their args); a builtin one
+    is, because builtins such as UnicodeError keep their fields (what str() shows) only through it.
+    """
     error = cls.__new__(cls, *args)
+    if _init_is_builtin(cls):
+        with contextlib.suppress(Exception):
+            error.__init__(*args)
     error.args = args
     error.__dict__.update(state)
     return error
+
+
+def _init_is_builtin(cls: type) -> bool:
+    """Whether the __init__ that `cls` uses is a builtin exception's, not one written in Python."""
+    defining = next(klass for klass in cls.__mro__ if "__init__" in vars(klass))
+    return defining.__module__ == "builtins"
 
 
 def reduce_exception(obj):
@@ -729,3 +742,4 @@ class CellOutcome:
     declarations_changed: bool
     live_cells: tuple[str, ...] = ()  # labels of the cells the language's live declarations come from
     go_runtimes: int = 0  # Go runtimes loaded in the worker so far
+    declared_in: dict = field(default_factory=dict)  # each live declaration's name -> the label of its cell

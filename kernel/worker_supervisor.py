@@ -79,8 +79,67 @@ _DECLINED = object()  # the scalar path did not send the call: the general path 
 _QUIET_HOOKS = CellHooks(lambda message: None, lambda message: None, lambda what: contextlib.nullcontext(), {})
 
 
+# Lines with which the Go runtime (or a signal handler) starts a crash dump: from one of these on,
+# the worker's stderr is held back; the NativeCrash message shows the cause and a folded backtrace.
+CRASH_DUMP_HEADERS = (
+    b"fatal error: ", b"panic: ", b"runtime: goroutine stack exceeds", b"runtime: out of memory",
+    b"SIGSEGV: ", b"SIGBUS: ", b"SIGILL: ", b"SIGFPE: ", b"SIGTRAP: ", b"SIGABRT: ", b"SIGQUIT: ",
+    b"unexpected signal", b"fatal: morestack",
+)
+CRASH_DUMP_RELEASE_SECONDS = 1.0  # held text with no death this long after its last byte was not a crash
+
+
+@dataclass
+class CrashDumpFilter:
+    """Splits the worker's stderr into what is shown now and what is held as a possible crash dump.
+
+    Held text is dropped when the worker dies (the NativeCrash message says it better) and
+    released unchanged when the worker lives on or the call returns, so no print of the user's is lost.
+    """
+
+    held: bytearray = field(default_factory=bytearray)
+    at_line_start: bool = True
+    last_held_at: float = 0.0
+
+    def feed(self, data: bytes, now: float) -> bytes:
+        """The part of `data` to show now; the rest is held."""
+        if self.held:
+            return self._hold(data, now)
+        shown = bytearray()
+        for line in data.splitlines(keepends=True):
+            if self.at_line_start and self._may_start_dump(line):
+                return bytes(shown) + self._hold(data[len(shown):], now)
+            shown += line
+            self.at_line_start = line.endswith(b"\n")
+        return bytes(shown)
+
+    def release(self) -> bytes:
+        text, self.held = bytes(self.held), bytearray()
+        self.at_line_start = not text or text.endswith(b"\n")
+        return text
+
+    def stale(self, now: float) -> bool:
+        return bool(self.held) and now - self.last_held_at >= CRASH_DUMP_RELEASE_SECONDS
+
+    def _hold(self, data: bytes, now: float) -> bytes:
+        self.held += data
+        self.last_held_at = now
+        return b""
+
+    @staticmethod
+    def _may_start_dump(line: bytes) -> bool:
+        """A crash header, or the start of one not yet complete (a partial last line)."""
+        if line.startswith(CRASH_DUMP_HEADERS):
+            return True
+        return not line.endswith(b"\n") and any(header.startswith(line) for header in CRASH_DUMP_HEADERS)
+
+
 class _StderrTee:
-    """Copies the worker's stderr into the kernel's (so it shows in the cell) and keeps a tail."""
+    """Copies the worker's stderr into the kernel's (so it shows in the cell) and keeps a tail.
+
+    A crash dump (Go's goroutine stacks) is held back rather than copied: the NativeCrash
+    message carries its cause and the folded backtrace; the tail keeps every byte for it.
+    """
 
     def __init__(self, fd: int):
         self.fd = fd
@@ -89,6 +148,7 @@ class _StderrTee:
         self.tail = bytearray()
         self.total = 0  # bytes seen so far: marks where a call's text begins
         self.closed = False
+        self.dump = CrashDumpFilter()
         self.thread = threading.Thread(target=self._watch, name="ipolyglot-worker-stderr", daemon=True)
         self.thread.start()
 
@@ -100,6 +160,8 @@ class _StderrTee:
                 return
             if ready:
                 self.drain()
+            elif self.dump.stale(time.monotonic()):
+                self.release_held()
 
     def drain(self) -> None:
         with self.lock:
@@ -112,15 +174,25 @@ class _StderrTee:
                     data = b""
                 if not data:
                     self.closed = True
+                    self.dump.held.clear()  # the worker ended: its crash dump is the NativeCrash message's
                     os.close(self.fd)
                     return
                 self.total += len(data)
                 self.tail += data
                 del self.tail[:-STDERR_TAIL_BYTES]
-                try:
-                    os.write(2, data)
-                except OSError:
-                    pass
+                _write_stderr(self.dump.feed(data, time.monotonic()))
+
+    def release_held(self) -> None:
+        """Show held text: the worker lived on (or answered), so it was not a crash dump."""
+        with self.lock:
+            if not self.closed:
+                _write_stderr(self.dump.release())
+
+    def settle(self) -> None:
+        """At a call's reply: what it wrote to stderr goes out, before Python prints again."""
+        self.drain()
+        if self.dump.held:
+            self.release_held()
 
     def since(self, mark: int) -> str:
         with self.lock:
@@ -132,6 +204,14 @@ class _StderrTee:
         while not self.closed and time.monotonic() < deadline:
             self.drain()
             time.sleep(0.02)
+
+
+def _write_stderr(data: bytes) -> None:
+    if data:
+        try:
+            os.write(2, data)
+        except OSError:
+            pass
 
 
 def spawn_from_lasting_thread(spawn: Callable[[], subprocess.Popen]) -> subprocess.Popen:
@@ -249,6 +329,7 @@ class WorkerSupervisor:
         self.stderr: _StderrTee | None = None
         self.crash_report = None  # the file the worker's fatal-signal handler writes its backtrace to
         self.cells = CellRegistry()  # the cells run in the worker: Go's tracebacks name them by id
+        self.cpp_definers: dict[str, str] = {}  # name a %%cpp cell bound -> its label: C++ backtraces without -g
         self.replay_log: list[ReplayStep] = []
         self.hooks: CellHooks = _QUIET_HOOKS
         self.ids = itertools.count(1)
@@ -469,6 +550,8 @@ class WorkerSupervisor:
                 "loading the new build ended the worker process; the session keeps its previous build.\n" + str(crash)
             )]) from None
         if outcome.declarations_changed:
+            if language == "cpp":
+                self.cpp_definers = definers_by_name(outcome.declared_in)
             self.replay_log.append(ReplayStep(language, line, cell, label))
             self._forget_replaced_cells(language, set(outcome.live_cells))
         if outcome.go_runtimes > self.recycle_after_runtimes + self._live_go_cells():
@@ -578,8 +661,8 @@ class WorkerSupervisor:
                 received = None  # the general path finds the end of stream again and reports the death
             if received is not None and received[0] == request_id:
                 _, flags, layout, body = received
-                if stderr is not None and (flags & STDERR_PENDING or stderr.lock.locked()):
-                    stderr.drain()  # what the call wrote to stderr goes out before Python prints again
+                if stderr is not None and (flags & STDERR_PENDING or stderr.lock.locked() or stderr.dump.held):
+                    stderr.settle()  # what the call wrote to stderr goes out before Python prints again
                 return ScalarFrames.value_of(layout, body)
             return self._finish_generally(connection, request_id, f"{function._info.name}()", mark, interrupted)
 
@@ -682,8 +765,8 @@ class WorkerSupervisor:
                 connection.arena.replied(message.id, message.arena_kept)
                 if message.id != request_id:
                     continue  # a reply to a request abandoned by an interrupt
-                if stderr_written and self.stderr:
-                    self.stderr.drain()  # what the call wrote to stderr goes out before Python prints again
+                if self.stderr and (stderr_written or self.stderr.dump.held):
+                    self.stderr.settle()  # what the call wrote to stderr goes out before Python prints again
                 if deadline is not None:
                     raise KeyboardInterrupt(f"interrupted: {describe} stopped; native state was kept")
                 if message.error is not None:
@@ -809,7 +892,7 @@ class WorkerSupervisor:
                 self._building_exit("", False)
         self._discard()
         message = f"the native worker process died during {describe}: {_describe_exit(returncode)}"
-        lines = crash_details(text, report, self.cells.labels()).rstrip().splitlines()
+        lines = crash_details(text, report, self.cells.labels(), self.cpp_definers).rstrip().splitlines()
         if lines:
             shown = lines if len(lines) <= CRASH_TEXT_LINES else lines[:CRASH_TEXT_LINES] + [f"… ({len(lines) - CRASH_TEXT_LINES} more lines)"]
             message += "\n\n" + "\n".join(shown)
@@ -838,6 +921,12 @@ class WorkerSupervisor:
             self._discard()
             return f"; reloading the session failed as well ({str(crash).splitlines()[0]})."
         return "; a new worker reloaded the session's functions from the build cache."
+
+
+def definers_by_name(declared_in: dict[str, str]) -> dict[str, str]:
+    """The cell of each C++ declaration, keyed as a backtrace's function is looked up: a cell's
+    private `f` (declared as "f (private to In [3])") as `f`."""
+    return {name.split(" (private to ", 1)[0]: cell for name, cell in declared_in.items()}
 
 
 def _describe_exit(returncode: int) -> str:

@@ -44,6 +44,8 @@ int err_throw(int x) {
 }
 std::string err_echo(const std::string& s) { return s; }
 std::size_t err_count(const std::vector<std::string>& xs) { return xs.size(); }
+std::string err_latin1() { return std::string("a\\xff" "b"); }
+void err_throw_latin1() { throw std::runtime_error("caf\\xe9 closed"); }
 """
 
 # Where ipolyglot's own code lives; no traceback of a native call may name it.
@@ -102,6 +104,9 @@ def test_a_str_that_is_not_utf8_crossing_into_native_code(defined):
                   "(a lone surrogate, left by text that was not valid UTF-8): a C++ string takes UTF-8 text or bytes")
     _assert_short(defined.run("err_count(['ok', '\\udcfe'])"),
                   "ValueError: err_count() parameter xs (C++ type std::vector<std::string>): item 1: U+DCFE at index 0 ")
+    # and text that is not UTF-8 coming back from C++ (a result, an exception's what()) says why, in both modes
+    _assert_short(defined.run("err_latin1()"), "UnicodeDecodeError: 'utf-8' codec can't decode byte 0xff in position 1")
+    _assert_short(defined.run("err_throw_latin1()"), "UnicodeDecodeError: 'utf-8' codec can't decode byte 0xe9 in position 3")
 
 
 def test_the_users_own_frames_stay(defined):

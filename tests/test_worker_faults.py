@@ -44,6 +44,8 @@ func Deep(n int) int { var pad [64]int; pad[n%64] = n; return Deep(n+1) + pad[(n
 func Spin() int { fmt.Println("native call running"); n := 0; for { n++ } }
 func Block() { fmt.Println("native call running"); select {} }
 func Sleep() { fmt.Println("native call running"); time.Sleep(time.Hour) }
+func WarnThenRecurse() int { fmt.Fprintln(os.Stderr, "about to recurse"); return Deep(0) }
+func NotReallyPanic() int { fmt.Fprintln(os.Stderr, "panic: not really"); return 7 }
 '''
 
 CPP_CELL = r'''%%cpp
@@ -69,7 +71,7 @@ def kernel():
     with RunningKernel() as running:
         running.run("%polyglot mode worker").ok()
         running.go_cell = running.run(GO_CELL, timeout=600).ok().execution_count
-        running.run(CPP_CELL, timeout=900).ok()
+        running.cpp_cell = running.run(CPP_CELL, timeout=900).ok().execution_count
         running.run("before = 'kept'").ok()
         yield running
 
@@ -188,10 +190,29 @@ def test_a_cpp_crash_shows_the_native_backtrace_with_cell_lines(kernel):
     assert_session_survived(kernel)
 
 
+def test_a_cpp_crash_without_debug_info_names_the_function_and_its_cell(kernel):
+    message = crash_message(kernel.run("null_deref()", timeout=300))
+    assert re.search(rf"null_deref\(\)\n\s+In \[{kernel.cpp_cell}\]\n", message), message
+    assert "build the cell with -g for line numbers" in message and "ipolyglot_cpp_" not in message, message
+    assert_session_survived(kernel)
+
+
 def test_a_go_fatal_error_shows_gos_traceback_with_cell_lines(kernel):
     race_line = GO_CELL.splitlines().index("        go func() { defer wg.Done(); for i := 0; i < 1000000; i++ { m[i%64] = i } }()") + 1
     message = crash_message(kernel.run("MapRace()", timeout=300))
     assert re.search(rf"MapRace\.func1\S*\n\s+In \[{kernel.go_cell}\]:{race_line}\n", message), message
     assert re.search(rf"created by MapRace\n\s+In \[{kernel.go_cell}\]:{race_line}\n", message), message
     assert "cell-" not in message and "+0x" not in message, message  # Go's own names for cells and offsets are not the user's
+    assert_session_survived(kernel)
+
+
+def test_a_go_crash_dump_stays_out_of_the_cells_stderr(kernel):
+    for call, cause in [("WarnThenRecurse()", "goroutine stack exceeds"), ("MapRace()", "concurrent map")]:
+        out = kernel.run(call, timeout=300)
+        message = crash_message(out)
+        assert cause in message and f"In [{kernel.go_cell}]:" in message, message
+        assert not re.search(r"^goroutine \d+ |cell-[0-9a-f]{6}", out.stderr, re.MULTILINE), out.stderr
+    assert "about to recurse" in kernel.run("WarnThenRecurse()", timeout=300).stderr  # the user's own print stays
+    out = kernel.run("NotReallyPanic()").ok()
+    assert out.result == "7" and "panic: not really" in out.stderr, out.stderr
     assert_session_survived(kernel)
