@@ -38,7 +38,7 @@ from .toolchain import GoTool
 
 RUNTIME_WARNING_THRESHOLD = 32
 VARS_NAME = "govars"  # the Python name of the live view of exported Go variables (govars.py)
-_RESERVED = {"_fast", "_slow", "_pending", "_check", "_call", "_MISSING", "result", "list"}
+_RESERVED = {"_fast", "_slow", "_pending", "_check", "_call", "_MISSING", "_extra", "result", "list"}
 
 
 @dataclass
