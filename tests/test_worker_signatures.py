@@ -53,6 +53,6 @@ def test_inspection_shows_the_native_signature_and_doc_and_nothing_of_the_wrappe
         shown = {name: inspected(kernel, name) for name in ("Add", "add", "Counter")}
         assert "Signature:       Add(a: int, b: int) -> int" in shown["Add"] and "Add adds." in shown["Add"], (mode, shown)
         assert "Signature:       add(a: int, b: int = 10) -> int" in shown["add"] and "Adds two numbers." in shown["add"], (mode, shown)
-        assert "Init signature: Counter(start)" in shown["Counter"] and "Docstring:      Counter counts." in shown["Counter"], (mode, shown)
+        assert "Init signature: Counter(start: int)" in shown["Counter"] and "Docstring:      Counter counts." in shown["Counter"], (mode, shown)
         for text in shown.values():  # no call signature of the wrapper, no file or class of ipolyglot's
             assert "Call signature" not in text and "File:" not in text and "Remote" not in text, (mode, text)
