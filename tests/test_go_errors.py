@@ -39,6 +39,7 @@ func Mean(xs []float64) float64 {
 	return total / float64(len(xs))
 }
 
+// Pt is a point in the plane.
 type Pt struct{ X, Y float64 }
 
 // Scale returns the point scaled by k.
@@ -115,7 +116,7 @@ def test_functions_have_python_signatures_and_their_doc_comments(kernel):
     assert "Call signature" not in shown and "**kwargs" not in shown and ".py" not in shown, shown
     reply = kernel.kc.inspect("Pt", 2, detail_level=0, reply=True, timeout=60)
     shown = re.sub(r"\x1b\[[0-9;]*m", "", reply["content"]["data"]["text/plain"])
-    assert "Init signature: Pt(X: float = 0.0, Y: float = 0.0)" in shown, shown
+    assert "Init signature: Pt(X: float = 0.0, Y: float = 0.0)" in shown and "Pt is a point in the plane." in shown, shown
     check(kernel, "assert Pt(Y=2) == Pt(0, 2) and Pt(3).X == 3 and Pt().X == 0")
 
 
