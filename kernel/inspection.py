@@ -7,7 +7,7 @@ subclass that keeps calls fast) it adds `Call signature: Shout(*args,
 the type; a worker mode's class proxy shows as an instance of `RemoteObject`
 in worker_proxies.py. The objects carry what a user needs (`__signature__`,
 `__doc__`, `__name__`), so the inspector keeps those and leaves out what only
-describes the wrapper. `install(shell)` replaces the shell's inspector once.
+describes the wrapper. `install(shell)` makes the shell's inspector do so, once.
 """
 
 from __future__ import annotations
