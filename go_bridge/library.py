@@ -414,7 +414,7 @@ class GoLibrary:
 
     def _make_method(self, func: GoFunc, py_params: list[str]):
         name = func.method
-        wrapper = WrapperParameters.of(func, ["self", *py_params])
+        wrapper = WrapperParameters.of(func, py_params, method=True)
         profile = self.profiled
 
         def call(a, _func=func, _pointer=func.pointer):
@@ -467,9 +467,9 @@ class WrapperParameters:
     args_tuple: str  # the generic entry's tuple: the declared arguments and any extra
 
     @classmethod
-    def of(cls, func: GoFunc, py_params: list[str]) -> "WrapperParameters":
-        receiver = [p for p in py_params[:1] if p == "self"]
-        own = py_params[len(receiver):]
+    def of(cls, func: GoFunc, own: list[str], method: bool = False) -> "WrapperParameters":
+        """`own`: the Python names of the Go parameters; a `method` takes `self` first."""
+        receiver = ["self"] if method else []
         if func.variadic and own:
             params = [*receiver, *(f"{p}=_MISSING" for p in own[:-1]), f"*{own[-1]}"]
             args = [*receiver, *own[:-1], f"list({own[-1]})"]
