@@ -278,10 +278,15 @@ def cpp_string(text: str) -> str:
     return f'"{escaped}"'
 
 
+def _class_doc(info: ClassBinding) -> str:
+    """The docstring argument of `pybind11::class_` (the comment above the class), or none."""
+    return ", " + cpp_string(info.comment) if info.comment else ""
+
+
 def class_code(info: ClassBinding, bound_classes: set[str], profile: bool) -> str:
     qual = info.qual
     bases = [b for b in info.bases if b.lstrip(":") in bound_classes]
-    lines = [snippet("class_open", qual=qual, bases="".join(", " + ("::" + b.lstrip(":")) for b in bases), name=info.name)]
+    lines = [snippet("class_open", qual=qual, bases="".join(", " + ("::" + b.lstrip(":")) for b in bases), name=info.name, doc=_class_doc(info))]
     if not info.abstract:
         if info.user_ctors:
             for index, params in enumerate(info.ctors):

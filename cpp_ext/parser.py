@@ -605,7 +605,7 @@ def _class_piece(cursor, ns, text, start, end, parsed) -> Piece:
     if not cursor.is_definition() or not name:
         return piece
     qual = _qual(ns, name)
-    info = ClassBinding(name, qual, list(ns), abstract=cursor.is_abstract_record())
+    info = ClassBinding(name, qual, list(ns), abstract=cursor.is_abstract_record(), comment=_doc_comment(cursor))
     members = list(cursor.get_children())
     polymorphic = any(m.kind == CK.CXX_METHOD and m.is_virtual_method() for m in members)
     header = piece.user_text

@@ -59,6 +59,7 @@ class ClassBinding:
     bases: list[str] = field(default_factory=list)
     abstract: bool = False
     user_ctors: bool = False  # declares constructors (else a keyword constructor from its fields)
+    comment: str = ""  # the doc comment above it: the class's docstring
 
 
 @dataclass

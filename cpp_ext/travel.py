@@ -31,6 +31,7 @@ from ipolyglot.kernel.core.backend import CellContext
 from ipolyglot.kernel.core.cache import BuildCache, BuildFailed
 from ipolyglot.kernel.core.cells import CellRegistry
 from ipolyglot.kernel.core.diagnostics import CompileError
+from ipolyglot.kernel.core.native_signature import constructor_signature
 from ipolyglot.kernel.core.pipeline import DROPPED_FILE
 from ipolyglot.kernel.core.toolchains import ToolchainError
 from ipolyglot.kernel.core.travel import LOADED_BUILDS, build_reference, known_in_main, loaded, resolve, traveling
@@ -91,7 +92,13 @@ def local_unit(unit: dict) -> CppUnit:
 
 
 def prepare(bind: dict, build: dict | None) -> dict:
-    """The names a module binds, made to travel: functions by reference, struct values by fields."""
+    """The names a module binds, made to travel: functions by reference, struct values by fields;
+    a class gets its constructor's annotated signature (`Counter(start: int)`)."""
+    for value in bind.values():
+        if isinstance(value, type) and not issubclass(value, enum.Enum):
+            signature = constructor_signature(value)
+            if signature is not None:
+                value.__signature__ = signature
     if build is None:
         return bind
     ready = {}

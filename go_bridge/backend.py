@@ -38,7 +38,7 @@ from .toolchain import GoTool
 
 RUNTIME_WARNING_THRESHOLD = 32
 VARS_NAME = "govars"  # the Python name of the live view of exported Go variables (govars.py)
-_RESERVED = {"_fast", "_slow", "_pending", "_check", "_call", "_MISSING", "result", "list"}
+_RESERVED = {"_fast", "_slow", "_pending", "_check", "_call", "_MISSING", "_extra", "result", "list"}
 
 
 @dataclass
@@ -311,7 +311,7 @@ class GoBackend(Backend):
         bind: dict[str, Any] = {}
         build = getattr(lib, "travel_build", None)
         for struct in lib.description.structs:
-            cls = bind[struct.name] = self._struct_class(struct, lib)
+            cls = bind[struct.name] = self._struct_class(struct, lib, plan.docs.get(struct.name))
             cls._go_build_ = build
             self._attach_methods(cls, struct.name, lib, warn, new_names, plan.docs)
         for const in lib.description.consts:
@@ -359,18 +359,19 @@ class GoBackend(Backend):
                 delattr(cls, method)
         cls._go_methods_ = attached
 
-    def _struct_class(self, struct: GoStructType, lib: library.GoLibrary) -> type:
+    def _struct_class(self, struct: GoStructType, lib: library.GoLibrary, comment: str | None = None) -> type:
+        """The Python class of a Go struct; its docstring is the comment above the type, then its fields."""
         fields = tuple(name for name, _ in struct.fields)
         types = tuple(go_type.go for _, go_type in struct.fields)
         key = (struct.name, fields, types)
         cls = self._classes.get(key)
         if cls is None:
-            doc = f"Go struct {struct.name} {{ " + "; ".join(f"{n} {t}" for n, t in zip(fields, types)) + " } (a copy)"
             cls = type(struct.name, (GoStruct,), {
-                "_go_name_": struct.name, "_go_fields_": fields, "_go_types_": types,
-                "__doc__": doc, "__module__": "__main__",
+                "_go_name_": struct.name, "_go_fields_": fields, "_go_types_": types, "__module__": "__main__",
             })
             self._classes[key] = cls
+        fields_doc = f"Go struct {struct.name} {{ " + "; ".join(f"{n} {t}" for n, t in zip(fields, types)) + " } (a copy)"
+        cls.__doc__ = f"{comment.strip()}\n\n{fields_doc}" if comment and comment.strip() else fields_doc
         cls._go_zero_ = struct.zero
         cls._go_classes_ = lib.classes
         lib.classes[struct.name] = cls

@@ -307,7 +307,7 @@ class _Glue:
 
     def add(self, plan: Plan, decl: Declaration, profile: bool, skip_consts: frozenset[str]) -> None:
         detail = decl.detail
-        if detail.doc and decl.kind in ("func", "method"):
+        if detail.doc and decl.kind in ("func", "method", "type"):
             plan.docs[decl.name] = detail.doc
         if decl.kind == "func" and is_exported(decl.name) and not detail.generic:
             self._func(plan, decl, profile)

@@ -12,6 +12,7 @@ import ctypes
 import json
 import re
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -235,6 +236,8 @@ class GoLibrary:
         """Call through ipg_call. With a `receiver` (a pointer-receiver method's first
         argument), the receiver Go leaves behind is copied back into it."""
         started = time.perf_counter_ns() if profile else 0
+        if len(args) > len(func.ins) and not func.variadic:
+            raise TypeError(_too_many(func, len(args))) from None
         for index, value in enumerate(args):
             if value is MISSING:
                 raise TypeError(f"{func.name}() missing {_param(func, index)}") from None
@@ -379,13 +382,7 @@ class GoLibrary:
         """The generated Python function: cffi's typed fast entry point for a scalar
         function (`fast`), else the generic entry point."""
         name = func.name
-        params = ", ".join(f"{p}=_MISSING" for p in py_params)
-        if func.variadic and py_params:
-            params = ", ".join([*(f"{p}=_MISSING" for p in py_params[:-1]), f"*{py_params[-1]}"])
-            args = ", ".join([*py_params[:-1], f"list({py_params[-1]})"])
-        else:
-            args = ", ".join(py_params)
-        args_tuple = f"({args},)" if py_params else "()"
+        wrapper = WrapperParameters.of(func, py_params)
         # __name__: frames of generated code belong to this module (kernel/tracebacks.py hides them).
         namespace: dict[str, Any] = {"__name__": __name__, "_MISSING": MISSING}
         profile = self.profiled
@@ -399,10 +396,10 @@ class GoLibrary:
                 _pending=self.pending,
                 _check=self.check_pending,
             )
-            source = TEMPLATES.render("fast_wrapper.py.tmpl", name=name, params=params, args=args, args_tuple=args_tuple)
+            source = TEMPLATES.render("fast_wrapper.py.tmpl", name=name, params=wrapper.params, args=wrapper.args, args_tuple=wrapper.args_tuple)
         else:
             namespace["_call"] = (lambda a: self.call(func, a, True)) if profile else (lambda a: self.call(func, a))
-            source = TEMPLATES.render("call_wrapper.py.tmpl", name=name, params=params, args_tuple=args_tuple)
+            source = TEMPLATES.render("call_wrapper.py.tmpl", name=name, params=wrapper.params, args_tuple=wrapper.args_tuple)
         exec(compile(source, f"<go function {name}>", "exec"), namespace)  # noqa: S102 - our template
         fn = namespace[name]
         fn.__qualname__ = name
@@ -417,18 +414,14 @@ class GoLibrary:
 
     def _make_method(self, func: GoFunc, py_params: list[str]):
         name = func.method
-        params = ", ".join(["self", *(f"{p}=_MISSING" for p in py_params)])
-        args = ", ".join(["self", *py_params])
-        if func.variadic and py_params:
-            params = ", ".join(["self", *(f"{p}=_MISSING" for p in py_params[:-1]), f"*{py_params[-1]}"])
-            args = ", ".join(["self", *py_params[:-1], f"list({py_params[-1]})"])
+        wrapper = WrapperParameters.of(func, py_params, method=True)
         profile = self.profiled
 
         def call(a, _func=func, _pointer=func.pointer):
             return self.call(_func, a, profile, a[0] if _pointer else None)
 
         namespace: dict[str, Any] = {"__name__": __name__, "_MISSING": MISSING, "_call": call}
-        source = TEMPLATES.render("call_wrapper.py.tmpl", name=name, params=params, args_tuple=f"({args},)")
+        source = TEMPLATES.render("call_wrapper.py.tmpl", name=name, params=wrapper.params, args_tuple=wrapper.args_tuple)
         exec(compile(source, f"<go method {func.name}>", "exec"), namespace)  # noqa: S102 - our template
         fn = namespace[name]
         doc = go_signature(func)
@@ -456,6 +449,43 @@ def copy_back(target, value) -> None:
             setattr(target, name, item)
     elif isinstance(target, dict):
         target.update(fields)
+
+
+@dataclass(frozen=True)
+class WrapperParameters:
+    """What a generated wrapper takes and passes on (templates/*_wrapper.py.tmpl).
+
+    Every parameter defaults to MISSING, so an omitted one is reported with its
+    Go type; extra positional arguments are collected (`*_extra`) into the
+    generic call's tuple, which reports the count as C++ does ("takes 2
+    arguments (3 given)", not Python's "takes from 0 to 2"). A method's `self`
+    has no default.
+    """
+
+    params: str  # the def's parameter list
+    args: str  # the declared arguments, in order (the typed fast entry's)
+    args_tuple: str  # the generic entry's tuple: the declared arguments and any extra
+
+    @classmethod
+    def of(cls, func: GoFunc, own: list[str], method: bool = False) -> "WrapperParameters":
+        """`own`: the Python names of the Go parameters; a `method` takes `self` first."""
+        receiver = ["self"] if method else []
+        if func.variadic and own:
+            params = [*receiver, *(f"{p}=_MISSING" for p in own[:-1]), f"*{own[-1]}"]
+            args = [*receiver, *own[:-1], f"list({own[-1]})"]
+            passed = args
+        else:
+            params = [*receiver, *(f"{p}=_MISSING" for p in own), "*_extra"]
+            args = [*receiver, *own]
+            passed = [*args, "*_extra"]
+        return cls(", ".join(params), ", ".join(args), f"({', '.join(passed)},)")
+
+
+def _too_many(func: GoFunc, given: int) -> str:
+    """`Add() takes 2 arguments (3 given)`, a method's receiver not counted (as C++ says it)."""
+    receiver = 1 if func.receiver else 0
+    takes = len(func.ins) - receiver
+    return f"{func.name}() takes {takes} argument{'' if takes == 1 else 's'} ({given - receiver} given)"
 
 
 def _param(func: GoFunc, index: int) -> str:

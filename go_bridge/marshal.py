@@ -13,6 +13,7 @@ each takes over: Go's copy is the only one.
 from __future__ import annotations
 
 import copyreg
+import inspect
 import itertools
 import struct
 import threading
@@ -57,7 +58,27 @@ class EncodeError(TypeError):
 
 
 class GoStructMeta(type):
-    """The type of Go struct classes: lets copyreg pickle them by reference (go_bridge/travel.py)."""
+    """The type of Go struct classes: lets copyreg pickle them by reference (go_bridge/travel.py),
+    and gives each class the constructor signature `Point(X: int = 0, Name: str = '')`."""
+
+    @property
+    def __signature__(cls) -> inspect.Signature:
+        """Every exported field, by position or keyword, defaulting to its Go zero value.
+
+        A property of the metaclass: `inspect.signature(Point)` and IPython's
+        `Point?` read it from the class (the inherited `__init__` takes
+        `*args, **kwargs`); instances do not see it.
+        """
+        from .signatures import annotation
+
+        zero = decode_value(cls._go_zero_, 0, cls._go_classes_)[0] if cls._go_zero_ else None
+        return inspect.Signature([
+            inspect.Parameter(
+                name, inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                default=getattr(zero, name, None), annotation=annotation(go_type, cls._go_classes_),
+            )
+            for name, go_type in zip(cls._go_fields_, cls._go_types_)
+        ])
 
 
 class GoStruct(metaclass=GoStructMeta):

@@ -16,7 +16,7 @@ from importlib import metadata
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 
 from .core import toolchains
-from . import native_output, tracebacks
+from . import inspection, native_output, tracebacks
 from ._version import __version__
 from .core.awaitable import with_awaitable_forms
 from .core.backend import Backend, CellContext, CellResult
@@ -406,5 +406,6 @@ def load(shell) -> None:
         shell.register_magic_function(_backend_magic_function(magics, name), "line_cell", name)
     shell.set_custom_exc(SHORT_ERRORS + (NativeCrash,), _show_short_error)
     tracebacks.install(shell)
+    inspection.install(shell)
     if native_output.install():
         shell.events.register("post_execute", native_output.drain)

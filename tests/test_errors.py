@@ -35,6 +35,7 @@ func ErrEcho(s string) string { return s }
 """
 
 CPP_CELL = """%%cpp
+#include <functional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -46,6 +47,8 @@ std::string err_echo(const std::string& s) { return s; }
 std::size_t err_count(const std::vector<std::string>& xs) { return xs.size(); }
 std::string err_latin1() { return std::string("a\\xff" "b"); }
 void err_throw_latin1() { throw std::runtime_error("caf\\xe9 closed"); }
+int err_each(std::function<int(int)> f) { return f(1); }
+std::string err_name(std::function<std::string(int)> f) { return f(1); }
 """
 
 # Where ipolyglot's own code lives; no traceback of a native call may name it.
@@ -87,6 +90,13 @@ def test_errors_of_native_calls_show_the_users_line_and_the_message(defined):
     _assert_short(panic, "GoPanic: assignment to entry in nil map")
     assert "ErrBoom(...)" in panic.error_text  # the Go stack is part of the message
     _assert_short(defined.run("err_throw(1)"), "ValueError: no such widget")
+    # A callback's result the native type cannot take: named as a parameter is, in Go and C++ alike.
+    _assert_short(defined.run("ErrEach(lambda x: 'no')"), "TypeError: callback result (Go type int): expected int, got str")
+    _assert_short(defined.run("err_each(lambda x: 'no')"), "TypeError: callback result (C++ type int): expected int, got str")
+    _assert_short(defined.run("err_name(lambda x: 1)"), "TypeError: callback result (C++ type std::string): expected str, got int")
+    _assert_short(defined.run("ErrEach(lambda x: 2**70)"), "OverflowError: callback result (Go type int): 1180591620717411303424 is out of range")
+    _assert_short(defined.run("err_each(lambda x: 2**70)"), "OverflowError: callback result (C++ type int): 1180591620717411303424 is out of range")
+    assert defined.eval("ErrEach(lambda x: x + 1), err_each(lambda x: x + 1), err_name(str)") == (2, 2, "1")
 
     # Statement cells run native code at once: their failures read the same way.
     go_statement = defined.run('%%go\nvar m map[string]int\nm["x"] = 1')

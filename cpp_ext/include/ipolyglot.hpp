@@ -852,19 +852,44 @@ inline void install_escape() {
     pthread_exit(nullptr);  // unwinds this thread, running its destructors
 }
 
+// The C++ type a message names: as demangled, std::string as written.
+template <typename T> std::string cpp_type_name() {
+    if (std::is_same<T, std::string>::value) return "std::string";
+    int status = 0;
+    std::unique_ptr<char, void (*)(void *)> demangled(abi::__cxa_demangle(typeid(T).name(), nullptr, nullptr, &status), std::free);
+    return status == 0 && demangled ? demangled.get() : typeid(T).name();
+}
+
+// A Python callback's result as the C++ type its std::function returns; one
+// that does not convert is a TypeError (or OverflowError) named as a
+// parameter's is: "callback result (C++ type int): expected int, got str".
+template <typename Return> struct callback_result {
+    static Return of(py::object result) {
+        using Plain = py::detail::intrinsic_t<Return>;
+        py::detail::make_caster<Return> caster;
+        if (!caster.load(result, true)) {
+            raise_misfit<Return>("callback result (C++ type " + cpp_type_name<Plain>() + "): ", python_name<Plain>::get().c_str(), result);
+        }
+        return py::detail::cast_op<Return>(std::move(caster));
+    }
+};
+template <> struct callback_result<void> {
+    static void of(py::object) {}
+};
+
 // What a Python callable becomes as a std::function (pybind11's, plus the above).
 template <typename Return, typename... Args> struct callback : callbacks::func_wrapper_base {
     explicit callback(callbacks::func_handle &&hf) noexcept : callbacks::func_wrapper_base(std::move(hf)) {}
     Return operator()(Args... args) const {
         if (PyGILState_GetThisThreadState() != nullptr) {  // a thread Python knows
             py::gil_scoped_acquire acquire;
-            return hfunc.f(std::forward<Args>(args)...).template cast<Return>();
+            return callback_result<Return>::of(hfunc.f(std::forward<Args>(args)...));
         }
         std::unique_ptr<py::error_already_set> error;
         {
             py::gil_scoped_acquire acquire;
             try {
-                return hfunc.f(std::forward<Args>(args)...).template cast<Return>();
+                return callback_result<Return>::of(hfunc.f(std::forward<Args>(args)...));
             } catch (py::error_already_set &e) {
                 error.reset(new py::error_already_set(e));
             } catch (py::builtin_exception &e) {  // the result did not convert

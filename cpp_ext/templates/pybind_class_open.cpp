@@ -1,1 +1,1 @@
-    auto cls = pybind11::class_<${qual}${bases}>(m, "${name}", pybind11::module_local());
+    auto cls = pybind11::class_<${qual}${bases}>(m, "${name}"${doc}, pybind11::module_local());

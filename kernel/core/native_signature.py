@@ -36,6 +36,16 @@ def annotated_signature(function: Callable) -> inspect.Signature | None:
     return None if typed is None else annotate(plain, typed)
 
 
+def constructor_signature(cls: type) -> inspect.Signature | None:
+    """`Counter(start: int)`: a bound class's annotated `__init__` without `self`,
+    or None when the constructor has no single typed line (overloads)."""
+    init = annotated_signature(cls.__init__)
+    if init is None or not init.parameters:
+        return None
+    parameters = list(init.parameters.values())[1:]
+    return init.replace(parameters=parameters, return_annotation=inspect.Signature.empty)
+
+
 def annotate(plain: inspect.Signature, typed: str) -> inspect.Signature | None:
     """`plain` with the annotations of `typed` (`name(a: int) -> int` or `(a: int) -> int`),
     or None when the two do not name the same parameters."""

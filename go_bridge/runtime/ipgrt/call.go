@@ -212,6 +212,9 @@ func panicResult(p any, stack []byte) *writer {
 		w.str(ce.Msg)
 		return w
 	}
+	if ce, ok := p.(*convError); ok { // a callback's result Go could not take: the TypeError a parameter's would be
+		return statusResult(ce.status, ce.msg)
+	}
 	w := &writer{}
 	w.byte(statusPanic)
 	w.str(panicValue(p))
@@ -558,12 +561,21 @@ func (c *callContext) pythonFunc(t reflect.Type, handle int64) reflect.Value {
 		for i := range results {
 			v, err := d.value(t.Out(i))
 			if err != nil {
-				panic(fmt.Sprintf("result %d of the Python callback (Go type %s): %s", i+1, TypeName(t.Out(i)), err.msg))
+				panic(within(callbackResultLabel(t, i), err))
 			}
 			results[i] = v
 		}
 		return results
 	})
+}
+
+// callbackResultLabel names a result of a Python callback as a parameter is
+// named: "callback result (Go type int)", "callback result 2 (Go type error)".
+func callbackResultLabel(t reflect.Type, i int) string {
+	if t.NumOut() == 1 {
+		return fmt.Sprintf("callback result (Go type %s)", TypeName(t.Out(i)))
+	}
+	return fmt.Sprintf("callback result %d (Go type %s)", i+1, TypeName(t.Out(i)))
 }
 
 // ---- describing the library to Python ----------------------------------------
