@@ -452,27 +452,32 @@ def _slot_export(entry: FastEntry, name: str, retry: str) -> str:
 
 _SIGNED = frozenset({"int", "int8", "int16", "int32", "int64", "rune"})
 
+# How a scalar of each kind sits in a uint64 slot (runtime/ipgrt/slots.go), both ways:
+# kind -> (the Go value a slot holds, the slot holding a Go value).
+_SLOT_CONVERSIONS = {
+    "bool": ("ipolyglotrt.SlotBool({slot})", "ipolyglotrt.BoolSlot({value})"),
+    "float": ("{go_type}(ipolyglotrt.SlotFloat({slot}))", "ipolyglotrt.FloatSlot(float64({value}))"),
+    "signed": ("{go_type}(int64({slot}))", "uint64(int64({value}))"),
+    "unsigned": ("{go_type}({slot})", "uint64({value})"),
+}
+
+
+def _slot_kind(go_type: str) -> str:
+    if go_type == "bool":
+        return "bool"
+    if go_type in ("float64", "float32"):
+        return "float"
+    return "signed" if go_type in _SIGNED else "unsigned"
+
 
 def _from_slot(go_type: str, slot: str) -> str:
-    """The Go value of `go_type` a uint64 slot holds (runtime/ipgrt/slots.go)."""
-    if go_type == "bool":
-        return f"ipolyglotrt.SlotBool({slot})"
-    if go_type in ("float64", "float32"):
-        return f"{go_type}(ipolyglotrt.SlotFloat({slot}))"
-    if go_type in _SIGNED:
-        return f"{go_type}(int64({slot}))"
-    return f"{go_type}({slot})"
+    """The Go value of `go_type` a uint64 slot holds."""
+    return _SLOT_CONVERSIONS[_slot_kind(go_type)][0].format(go_type=go_type, slot=slot)
 
 
 def _to_slot(go_type: str, value: str) -> str:
     """The uint64 slot holding a Go value of `go_type`."""
-    if go_type == "bool":
-        return f"ipolyglotrt.BoolSlot({value})"
-    if go_type in ("float64", "float32"):
-        return f"ipolyglotrt.FloatSlot(float64({value}))"
-    if go_type in _SIGNED:
-        return f"uint64(int64({value}))"
-    return f"uint64({value})"
+    return _SLOT_CONVERSIONS[_slot_kind(go_type)][1].format(go_type=go_type, value=value)
 
 
 _CONST_ERROR = re.compile(r"(?:^|/)consts\.go:(\d+):(?:\d+:)? (.*)$", re.M)
