@@ -119,10 +119,10 @@ FIRST_CELL_GOAL_SECONDS = 10.0
 
 
 def _c_add_in_go_wrapper(c_add):
-    """cffi's C `add` inside the wrapper ipolyglot generates for a scalar Go function."""
+    """cffi's C `add` inside the wrapper ipolyglot generates for a scalar Go function (library.WrapperParameters' form)."""
     namespace = {"__name__": __name__, "_MISSING": object(), "_fast": c_add, "_slow": lambda a: c_add(*a),
                  "_pending": [0], "_check": lambda: None}
-    exec(compile(TEMPLATES.render("fast_wrapper.py.tmpl", name="add", params="a=_MISSING, b=_MISSING", args="a, b", args_tuple="(a, b,)"),
+    exec(compile(TEMPLATES.render("fast_wrapper.py.tmpl", name="add", params="a=_MISSING, b=_MISSING, *_extra", args="a, b", args_tuple="(a, b, *_extra,)"),
                  "<cffi add>", "exec"), namespace)  # noqa: S102 - ipolyglot's own template
     return namespace["add"]
 
