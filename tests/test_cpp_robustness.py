@@ -12,8 +12,10 @@ import pytest
 
 from ipolyglot.cpp_ext import bindgen, parser
 
-# Both modes: a callback's error on a thread of C++'s own crosses from the worker with its note.
-KERNEL_MODES = ("worker", "in-process")
+# The default mode only (the worker, where a callback's error on a thread of C++'s own must cross
+# back with its note): these cells test C++ parsing and binding, which both modes share, and a
+# second pass in-process would cost the suite minutes of builds it already checked.
+KERNEL_MODES = ("worker",)
 
 # Generous for a build, bounded for a call that must not hang.
 BUILD = 300
