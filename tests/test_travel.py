@@ -149,16 +149,23 @@ def test_cpp_class_instance_says_it_cannot_travel(kernel):
     assert "Counter" in out.error["evalue"] and "value" in out.error["evalue"]
 
 
+def run_in_a_fresh_pool(kernel, setup: str, body: str):
+    """Run `body` (lines indented under `with …: ` that use the pool `elsewhere`) in a kernel cell,
+    in a spawn pool of one process that first executes `setup` (its own cache, a missing toolchain)."""
+    return kernel.run(
+        "import multiprocessing, operator\n"
+        f"setup = {setup!r}\n"
+        "with multiprocessing.get_context('spawn').Pool(1, exec, (setup,)) as elsewhere:\n" + body
+    )
+
+
 def test_empty_cache_rebuilds_from_the_reference(kernel, tmp_path):
     fresh = tmp_path / "elsewhere"
     setup = f"import os; os.environ['IPOLYGLOT_CACHE_DIR'] = {str(fresh)!r}"
-    kernel.run(
-        "import multiprocessing, operator\n"
-        f"setup = {setup!r}\n"
-        "with multiprocessing.get_context('spawn').Pool(1, exec, (setup,)) as elsewhere:\n"
+    run_in_a_fresh_pool(kernel, setup, (
         "    assert elsewhere.map(Square, [4.0]) == [16.0]\n"
         "    assert elsewhere.map(operator.methodcaller('Norm'), [Point(X=3, Y=4)]) == [5.0]\n"
-    ).ok()
+    )).ok()
     built = list((fresh / "artifacts").glob("*/*/libgocell.so"))
     assert built, "the receiving process did not rebuild the Go library into its own cache"
 
@@ -166,12 +173,9 @@ def test_empty_cache_rebuilds_from_the_reference(kernel, tmp_path):
 def test_missing_toolchain_on_the_receiving_side_is_named(kernel, tmp_path):
     fresh = tmp_path / "no-go"
     setup = f"import os; os.environ['IPOLYGLOT_CACHE_DIR'] = {str(fresh)!r}; os.environ['IPOLYGLOT_GO'] = '/nonexistent/go'"
-    out = kernel.run(
-        "import multiprocessing\n"
-        f"setup = {setup!r}\n"
-        "with multiprocessing.get_context('spawn').Pool(1, exec, (setup,)) as elsewhere:\n"
+    out = run_in_a_fresh_pool(kernel, setup, (
         "    elsewhere.map(Square, [4.0])\n"
-    )
+    ))
     assert out.status == "error" and out.error["ename"] == "ToolchainError", out.error_text
     assert "cannot be rebuilt here" in out.error["evalue"] and "/nonexistent/go" in out.error["evalue"]
 
@@ -179,14 +183,11 @@ def test_missing_toolchain_on_the_receiving_side_is_named(kernel, tmp_path):
 def test_empty_cache_rebuilds_a_cpp_function_from_the_reference(kernel, tmp_path):
     fresh = tmp_path / "elsewhere-cpp"
     setup = f"import os; os.environ['IPOLYGLOT_CACHE_DIR'] = {str(fresh)!r}"
-    kernel.run(
-        "import multiprocessing\n"
-        f"setup = {setup!r}\n"
-        "with multiprocessing.get_context('spawn').Pool(1, exec, (setup,)) as elsewhere:\n"
+    run_in_a_fresh_pool(kernel, setup, (
         "    assert elsewhere.map(cube, [2.0, 3.0]) == [8.0, 27.0]\n"
         "    assert elsewhere.map(pair_sum, [Pair(a=1, b=2)]) == [3.0]\n"
         "    assert elsewhere.map(brighter, [Color.Red]) == [Color.Green]\n"
-    ).ok()
+    )).ok()
     built = list((fresh / "artifacts").glob("*/*/ipolyglot_cpp_*"))
     assert built, "the receiving process did not rebuild the C++ module into its own cache"
     same_key = kernel.eval("cube._build['key']")
@@ -199,12 +200,9 @@ def test_missing_cpp_compiler_on_the_receiving_side_is_named(kernel, tmp_path):
         f"import os; os.environ['IPOLYGLOT_CACHE_DIR'] = {str(fresh)!r}; "
         "os.environ['CXX'] = '/nonexistent/g++'; os.environ['PATH'] = '/nonexistent'"
     )
-    out = kernel.run(
-        "import multiprocessing\n"
-        f"setup = {setup!r}\n"
-        "with multiprocessing.get_context('spawn').Pool(1, exec, (setup,)) as elsewhere:\n"
+    out = run_in_a_fresh_pool(kernel, setup, (
         "    elsewhere.map(cube, [2.0])\n"
-    )
+    ))
     assert out.status == "error" and out.error["ename"] == "ToolchainError", out.error_text
     message = out.error["evalue"]
     assert "cannot be rebuilt here" in message and "/nonexistent/g++" in message and "install g++" in message, message
