@@ -127,7 +127,7 @@ def worker_functions(user_ns: dict, supervisor) -> list:
     for value in list(user_ns.values()):
         # Only a NativeFunction is unwrapped: any other attribute read on a proxy would ask
         # its worker, and a proxy from a worker that ended raises StaleNativeObject.
-        target = value.func if isinstance(value, NativeFunction) else value
+        target = value.target if isinstance(value, NativeFunction) else value
         if isinstance(target, RemoteObject) and target._info.kind == "function" and target._generation == supervisor.generation:
             found.append(target)
     return found

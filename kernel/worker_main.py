@@ -1,6 +1,6 @@
 """The native worker: a spawned Python process that builds, loads and runs the session's native code.
 
-Started by the kernel's supervisor as `python -m ipolyglot.kernel.worker_main MAIN KERNEL_PID LISTENER IDLE`
+Started by the kernel's supervisor as `python -m ipolyglot.kernel.worker_main MAIN KERNEL_PID LISTENER IDLE PAGE`
 with MAIN the descriptors of the kernel main thread's connection (a PipeConnection), LISTENER a
 listening socket where the kernel's other threads connect, and IDLE a socket where this process
 asks the kernel while none of its threads waits on us; it dies with the kernel (parent-death signal). It runs the same backends as the kernel
@@ -35,6 +35,7 @@ from collections.abc import Mapping
 from types import SimpleNamespace
 
 from .core.profiling import PROFILER
+from .fast_channel import worker_lane
 from .worker_protocol import (
     KIND_SCALAR_CALL, STDERR_PENDING, FrameReader, PipeConnection, PersistentCodec, ProfiledResult, ScalarFrames,
     CellOutcome, EnumDescription, HandleInfo, Parameter, Reply, Request, StructDescription, StructKey, WorkerGone,
@@ -299,6 +300,7 @@ class WorkerChannel:
         self.ids = itertools.count(1)
         self.handlers = handlers if handlers is not None else {}
         self.outermost: int | None = None  # the kernel's request this connection runs now, not nested in one of ours
+        self.lane = None  # the main connection's shared-memory lane (kernel/fast_channel.py), served by serve_forever
 
     def send(self, message) -> None:
         with self.send_lock:
@@ -309,12 +311,21 @@ class WorkerChannel:
         if released:
             message.released, released[:] = list(released), []
         send_message(self.sock, message, self.codec.pickler)
-        if type(message) is Reply and message.id == self.outermost:
+        if type(message) is Reply:
+            self._replied(message.id)
+
+    def _replied(self, request_id: int) -> None:
+        """With the send lock held: the reply to `request_id` went out."""
+        if request_id == self.outermost:
             self.outermost = None  # from now on the kernel no longer reads this connection
+            if self.lane is not None:
+                self.lane.replied()  # a call posted in the lane and answered here: no thread may add to it now
 
     def serve_forever(self) -> None:
         """Run the requests that start here (not nested in a call of ours) until the connection ends."""
         while True:
+            if self.lane is not None and self.reader.buffered == 0 and self._serve_lane():
+                continue
             if self.reader.buffered == 0 and self._serve_scalar_call():
                 continue
             request = self._next_message(IDLE)
@@ -335,6 +346,36 @@ class WorkerChannel:
             INTERRUPT_GATE.in_channel -= 1
         INTERRUPT_GATE.leaving_with(message)
         return message
+
+    def _serve_lane(self) -> bool:
+        """Serve the calls the kernel posts in the shared-memory lane while it keeps posting (the loop
+        is C's, with the GIL released while it spins). True when a call came back here to be
+        answered on the pipe (it was answered); False when the pipe is to be read now."""
+        INTERRUPT_GATE.in_channel += 1
+        try:
+            work = self.lane.serve(self.codec.handles, PROFILER.take_last, self.reader.pipe_fd)
+        finally:
+            INTERRUPT_GATE.in_channel -= 1
+        if work is None:
+            INTERRUPT_GATE.pending = False  # it came between calls
+            return False
+        kind, request_id, *rest = work
+        with self.send_lock:
+            self.lane.divert()  # the kernel reads the pipe for this reply (it may have started to already)
+            self.outermost = request_id
+        if kind == "call":
+            try:
+                value = self.handlers["call_handle"](*rest)
+            except BaseException as error:  # noqa: BLE001 - every failure goes back to the kernel
+                self.reply_failure(request_id, error)
+                return True
+        elif kind == "failed":
+            self.reply_failure(request_id, rest[0])
+            return True
+        else:
+            value = ProfiledResult(*rest) if kind == "profiled" else rest[0]
+        self.reply(request_id, value)
+        return True
 
     def _serve_scalar_call(self) -> bool:
         """Read the next frame here and, when it is a scalar call (ScalarFrames), run it and reply
@@ -466,13 +507,16 @@ class WorkerChannel:
 
     def request_while_serving(self, op: str, *args):
         """As `request`, when the kernel is reading this connection for a call it made (the request
-        then reaches the kernel before the call's reply can); else _NOT_SERVING, nothing sent."""
+        then reaches the kernel before the call's reply can); else _NOT_SERVING, nothing sent.
+        A call running from the shared-memory lane is answered on the pipe from then on."""
         request_id = next(self.ids)
         self.inboxes[request_id] = queue.SimpleQueue()
         try:
             with self.send_lock:
                 if self.outermost is None:
-                    return _NOT_SERVING
+                    if self.lane is None or not self.lane.divert():
+                        return _NOT_SERVING
+                    self.outermost = self.lane.request_id
                 self._send_locked(Request(request_id, op, args))
             return self._await_reply(request_id)
         finally:
@@ -509,8 +553,7 @@ class WorkerChannel:
         if frame is not None:
             with self.send_lock:
                 self.sock.sendall(frame)
-                if request_id == self.outermost:
-                    self.outermost = None
+                self._replied(request_id)
             return
         reply = Reply(request_id, value, arena_kept=arena_kept, stderr_pending=bool(flags))
         try:
@@ -835,12 +878,15 @@ def install_native_crash_handler() -> bool:
 
 
 def main(argv: list[str]) -> None:
-    """argv: the main connection's fd, the kernel's pid, the listener's fd, the idle connection's fd."""
+    """argv: the main connection's fd, the kernel's pid, the listener's fd, the idle connection's fd,
+    the shared-memory lane's page fd ("-" for none)."""
     kernel_pid = int(argv[1]) if len(argv) > 1 else os.getppid()
     die_with_kernel(kernel_pid)
     if not install_native_crash_handler():
         faulthandler.enable(all_threads=True)  # no native handler (no compiler): Python's frames at least
     channel = WorkerChannel(PipeConnection.from_argument(argv[0]))
+    if len(argv) > 4 and argv[4] != "-":
+        channel.lane = worker_lane(int(argv[4]))
     Worker(channel)
     if len(argv) > 3:
         channel.codec.idle_channel = WorkerChannel(socket.socket(fileno=int(argv[3])), channel.codec, channel.handlers,

@@ -79,6 +79,11 @@ class RemoteObject:
         __tracebackhide__ = True  # IPython shows the user's line, not the channel
         return self._supervisor.call(self, args, kwargs)
 
+    def _compiled_caller(self):
+        """A C callable that calls this function through its worker's shared-memory lane when it can,
+        and through this proxy otherwise (kernel/fast_channel.py); None without a lane."""
+        return self._supervisor.lane_caller(self)
+
     def __getattr__(self, name: str):
         __tracebackhide__ = True  # IPython shows the user's line, not the channel
         if (name.startswith("__") and name.endswith("__")) or name.startswith(("_repr_", "_ipython_")):

@@ -33,6 +33,7 @@ from .core.cells import CellRegistry
 from .core.diagnostics import CompileError, Diagnostic
 from .native_backtrace import REPORT_FD_VARIABLE, crash_details
 from .core.profiling import PROFILER
+from .fast_channel import create_page, kernel_lane
 from .worker_protocol import (
     CALL_HANDLE, KIND_SCALAR_VALUE, STDERR_PENDING, Arena, FrameReader, NativeCrash, PipeConnection, ProfiledResult, Reply,
     Request, ScalarFrames, UndecodableMessage, WorkerGone, pipe_connection_pair, portable_exception, receive_message,
@@ -287,7 +288,7 @@ class Connection:
 class SpareWorker:
     """A started worker process that is not the active one: what `_launch` sets for one worker."""
 
-    PER_WORKER = ("process", "sock", "address", "stderr", "crash_report")
+    PER_WORKER = ("process", "sock", "address", "stderr", "crash_report", "lane")
 
     @classmethod
     def take(cls, supervisor: "WorkerSupervisor") -> "SpareWorker":
@@ -302,6 +303,8 @@ class SpareWorker:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.process.wait(timeout=10)
         self.sock.close()  # its stderr tee ends at the end of the pipe, as the active worker's does
+        if self.lane is not None:
+            self.lane.close()
         if self.crash_report is not None:
             self.crash_report.close()
         if self.address is not None and not self.address.startswith("\0"):
@@ -327,6 +330,7 @@ class WorkerSupervisor:
         self.address: str | None = None  # where the kernel's other threads connect, one connection each
         self.local = threading.local()  # .connection: this (non-main) thread's Connection
         self.stderr: _StderrTee | None = None
+        self.lane = None  # the shared-memory lane beside the main connection (kernel/fast_channel.py), if any
         self.crash_report = None  # the file the worker's fatal-signal handler writes its backtrace to
         self.cells = CellRegistry()  # the cells run in the worker: Go's tracebacks name them by id
         self.cpp_definers: dict[str, str] = {}  # name a %%cpp cell bound -> its label: C++ backtraces without -g
@@ -396,15 +400,17 @@ class WorkerSupervisor:
         listener = self._thread_listener()
         self.crash_report = tempfile.TemporaryFile(prefix="ipolyglot-crash-")  # the worker's fatal-signal handler writes here
         report_fd = self.crash_report.fileno()
+        page_fd = create_page()
         try:
             self.process = spawn_from_lasting_thread(lambda: subprocess.Popen(
                 [sys.executable, "-m", "ipolyglot.kernel.worker_main", worker_end.argument(), str(os.getpid()),
-                 str(listener.fileno()), str(idle_worker_end.fileno())],
+                 str(listener.fileno()), str(idle_worker_end.fileno()), "-" if page_fd is None else str(page_fd)],
                 pass_fds=(worker_end.read_fd, worker_end.write_fd, worker_end.descriptors.fileno(), listener.fileno(),
-                          idle_worker_end.fileno(), report_fd),
+                          idle_worker_end.fileno(), report_fd, *(() if page_fd is None else (page_fd,))),
                 stdin=subprocess.DEVNULL, stderr=write_end,
                 start_new_session=True,  # terminal Ctrl-C reaches the kernel, which decides
-                env={**os.environ, REPORT_FD_VARIABLE: str(report_fd)},
+                # unbuffered: what Python code in the worker prints is out before the call's reply
+                env={**os.environ, REPORT_FD_VARIABLE: str(report_fd), "PYTHONUNBUFFERED": "1"},
             ))
         except BaseException:
             kernel_end.close()
@@ -415,11 +421,16 @@ class WorkerSupervisor:
             idle_worker_end.close()
             listener.close()
             os.close(write_end)
+            self.lane = None if page_fd is None else kernel_lane(page_fd)  # the mapping outlives the descriptor
+            if page_fd is not None:
+                os.close(page_fd)
         threading.Thread(target=self._serve_idle_connection, args=(idle_kernel_end,),
                          name="ipolyglot-worker-idle-callbacks", daemon=True).start()
         _kill_at_exit(self.process)
         self.sock = kernel_end
         self.stderr = _StderrTee(read_end)
+        if self.lane is not None:
+            self.lane.attach(self._finish_lane_call, self.codec.released, self.stderr)
 
     def _thread_listener(self) -> socket.socket:
         """A Unix socket where the worker accepts threads' connections.
@@ -488,11 +499,13 @@ class WorkerSupervisor:
                 pass
         if self.sock is not None:
             self.sock.close()
+        if self.lane is not None:
+            self.lane.close()  # its callers take their proxies' path, which says the worker ended
         if self.address is not None and not self.address.startswith("\0"):
             import shutil
 
             shutil.rmtree(os.path.dirname(self.address), ignore_errors=True)
-        self.process = self.sock = self.address = None
+        self.process = self.sock = self.address = self.lane = None
         if self.crash_report is not None:
             self.crash_report.close()
             self.crash_report = None
@@ -654,6 +667,8 @@ class WorkerSupervisor:
             interrupted = False
             try:
                 connection.sock.sendall(frame)
+                if self.lane is not None:
+                    self.lane.ring()
                 received = connection.reader.receive_scalar(KIND_SCALAR_VALUE)
             except KeyboardInterrupt:
                 received, interrupted = None, True
@@ -665,6 +680,23 @@ class WorkerSupervisor:
                     stderr.settle()  # what the call wrote to stderr goes out before Python prints again
                 return ScalarFrames.value_of(layout, body)
             return self._finish_generally(connection, request_id, f"{function._info.name}()", mark, interrupted)
+
+    def _finish_lane_call(self, function, request_id: int, mark: int, interrupted: bool, started_ns: int):
+        """A call posted in the lane whose reply comes on the pipe (see kernel/fast_channel.py): the
+        kernel stopped spinning, the worker needed the pipe, or an interrupt came."""
+        __tracebackhide__ = True  # IPython shows the user's line, not the channel
+        with self.lock:
+            result = self._finish_generally(self._main_connection(), request_id, f"{function._info.name}()", mark, interrupted)
+        if type(result) is ProfiledResult:
+            PROFILER.record_crossing(result.phases, time.perf_counter_ns() - started_ns)
+            return result.value
+        return result
+
+    def lane_caller(self, function):
+        """A compiled caller of a function proxy through the lane of its worker, or None."""
+        if self.lane is None or function._generation != self.generation:
+            return None
+        return self.lane.caller(function._info.id, function)
 
     def _finish_generally(self, connection: Connection, request_id: int, describe: str, mark: int, interrupted: bool):
         """Wait for a call's reply on the general path, as an outermost request does."""
@@ -707,6 +739,8 @@ class WorkerSupervisor:
                 send_message(connection.sock, message, self.codec.pickler, connection.arena)
             except OSError:
                 self._connection_lost(connection, describe, mark)
+            if outermost and self.lane is not None:
+                self.lane.ring()
             return self._await_reply(connection, request_id, describe, mark, outermost)
         finally:
             self.hooks = saved_hooks

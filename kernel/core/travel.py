@@ -129,7 +129,9 @@ class NativeFunction(functools.partial):
     # builtin's typed docstring line spells).
 
     def __new__(cls, function, build: dict | None = None, name: str | None = None, language: str | None = None):
-        self = super().__new__(cls, function)
+        compiled = getattr(type(function), "_compiled_caller", None)  # a worker's proxy may have a faster way in
+        self = super().__new__(cls, (compiled and compiled(function)) or function)
+        self.target = function  # what `func` calls (itself, or through its compiled caller)
         self._build = build
         self._name = name or getattr(function, "__name__", "function")
         self._language = language or (build["language"] if build else _language_of(function))
@@ -153,12 +155,12 @@ class NativeFunction(functools.partial):
         """
         if self._build is not None:
             return self._build, self._name
-        if _own_attribute(self.func, "_info") is None:  # not a worker's proxy
+        if _own_attribute(self.target, "_info") is None:  # not a worker's proxy
             return None
         known = self.__dict__.get("_proxy_reference")
         if known is None:
             try:
-                _, known = self.func.__reduce__()
+                _, known = self.target.__reduce__()
             except (TypeError, ValueError):
                 return None
             self._proxy_reference = known
@@ -167,20 +169,20 @@ class NativeFunction(functools.partial):
     def __reduce__(self):
         reference = self.travel_reference()
         if reference is None:  # a function of no known build: it travels as itself (or says why not)
-            return self.func.__reduce__()
+            return self.target.__reduce__()
         return arriving_function, reference
 
     def __dask_tokenize__(self):
         """The same token for the same build in every process, another for another build."""
         reference = self.travel_reference()
         if reference is None:
-            return ("ipolyglot", "unbuilt", self._name, id(self.func))
+            return ("ipolyglot", "unbuilt", self._name, id(self.target))
         build, name = reference
         return ("ipolyglot", build["language"], build["key"], name)
 
     def __repr__(self) -> str:
         if self._language is None:  # a worker's proxy: the worker's wrapper names it
-            return repr(self.func)
+            return repr(self.target)
         signature = getattr(self, "__signature__", None)
         shown = f"{self._name}{signature}" if signature is not None else self._name
         return f"<{_LANGUAGE_NAMES.get(self._language, 'native')} function {shown}>"
