@@ -622,7 +622,13 @@ class WorkerSupervisor:
     def info(self) -> dict[str, str]:
         if not self.alive:
             return {"worker": "not running (starts with the first native cell)"}
-        return self.request("info", describe="%polyglot info")
+        rows = self.request("info", describe="%polyglot info")
+        rows["worker call lane"] = (
+            "none: calls cross the pipe (one CPU, or no C compiler)" if self.lane is None else
+            f"shared memory, each side spinning up to {self.lane.spin_ns / 1000:g} µs; "
+            f"{self.lane.answered} calls answered through it"
+        )
+        return rows
 
     def call(self, function, args: tuple, kwargs: dict):
         """Call a native function that lives in the worker (a RemoteObject).

@@ -149,7 +149,7 @@ def test_in_process_cell_flag_and_mode_switch(kernel):
     out = kernel.run("%%go --in-process\nfunc Local() int { return 5 }").ok()
     assert "a native crash ends the kernel" in out.stderr  # said once, on the first in-process cell
     assert kernel.eval("(Local(), type(Local).__name__ == 'RemoteObject')") == (5, False)
-    assert kernel.eval("type(getattr(Shout, 'func', Shout)).__name__") == "RemoteObject"  # still the worker's
+    assert kernel.eval("type(getattr(Shout, 'target', Shout)).__name__") == "RemoteObject"  # still the worker's
     kernel.run("%polyglot mode in-process").ok()
     assert kernel.run("%polyglot mode").ok().stdout.strip() == "mode: in-process"
     kernel.run("%polyglot mode worker").ok()

@@ -84,6 +84,7 @@ typedef struct {
     uint64_t spin_ns;
     unsigned long main_thread;  // the kernel's main thread: only its calls use the lane
     uint64_t next_id;
+    uint64_t answered;  // kernel: calls answered in the page
     int closed;
     PyObject *finish;     // kernel: finish(proxy, request_id, mark, interrupted, started_ns) on the pipe
     PyObject *released;   // kernel: the codec's list of released handles (sent with the next pipe request)
@@ -287,6 +288,7 @@ static PyObject *Caller_vectorcall(Caller *self, PyObject *const *args, size_t n
         else state = atomic_load_explicit(&page->reply_state, memory_order_acquire);
     }
     if (state == IN_PAGE && !interrupted) {
+        lane->answered++;
         PyObject *value = decode(page->reply_kind, page->reply_value);
         uint32_t flags = page->reply_flags;
         Py_DECREF(mark);
@@ -525,7 +527,13 @@ static PyMethodDef Lane_methods[] = {
     {NULL},
 };
 
+static PyObject *Lane_get_answered(Lane *self, void *unused) { return PyLong_FromUnsignedLongLong(self->answered); }
+
+static PyObject *Lane_get_spin_ns(Lane *self, void *unused) { return PyLong_FromUnsignedLongLong(self->spin_ns); }
+
 static PyGetSetDef Lane_getset[] = {
+    {"answered", (getter)Lane_get_answered, NULL, "kernel: how many calls were answered in the page", NULL},
+    {"spin_ns", (getter)Lane_get_spin_ns, NULL, "how long each side spins before it reads the pipe", NULL},
     {"request_id", (getter)Lane_get_request_id, NULL, "the id of the call last posted", NULL},
     {"state", (getter)Lane_get_state, NULL, "the worker's state, in words", NULL},
     {NULL},
