@@ -434,14 +434,17 @@ class GoBackend(Backend):
         """`%go_pprof`: run Python code with runtime/pprof on; display bundles of the result.
 
         Raises LookupError (pprof_view.PprofUsageError) for a bad line or when no
-        Go code is loaded. In worker mode the worker's Go runtime is profiled.
+        Go code is loaded. The worker's Go runtime is profiled where the namespace's Go
+        functions run there (pprof_view.profiled_place).
         """
         request = pprof_view.parse(line, cell)
-        if magics.mode == "worker":
-            runtime = pprof_view.WorkerRuntime.serving(magics.shell.user_ns, magics.worker if magics.worker_started else None)
-            return pprof_view.profile(request, runtime, magics.shell.ex, magics.worker.cells, runtime.others)
+        worker = magics.worker if magics.worker_started else None
+        place = pprof_view.profiled_place(magics.shell.user_ns, worker, magics.mode)
+        if place.worker:
+            runtime = pprof_view.WorkerRuntime.serving(magics.shell.user_ns, worker)
+            return pprof_view.profile(request, runtime, magics.shell.ex, magics.worker.cells, runtime.others, place.left_out)
         lib, others = pprof_view.serving_library(magics.shell.user_ns, self._current)
-        return pprof_view.profile(request, lib, magics.shell.ex, magics.cells, others)
+        return pprof_view.profile(request, lib, magics.shell.ex, magics.cells, others, place.left_out)
 
 
 def _probe_race_library(path: Path) -> None:

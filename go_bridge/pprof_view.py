@@ -72,18 +72,44 @@ def parse(line: str, cell: str | None) -> PprofRequest:
     return PprofRequest(heap, max(1, top), code)
 
 
-def serving_library(user_ns: dict, fallback):
-    """The loaded library behind most Go functions bound in the namespace (and how many others serve any)."""
+def in_process_libraries(user_ns: dict) -> tuple[Counter, dict]:
+    """How many of the namespace's Go functions each library loaded in this process serves (by id), and the libraries."""
+    from ipolyglot.kernel.core.travel import NativeFunction
+
     counts: Counter = Counter()
     libraries = {}
     for value in list(user_ns.values()):
-        try:
-            lib = getattr(value, "_go_library", None)
-        except Exception:  # noqa: BLE001 - e.g. a proxy of a worker that crashed raises StaleNativeObject: it serves no Go code
-            continue
-        if lib is not None and callable(value):
+        target = value.target if isinstance(value, NativeFunction) else value
+        lib = getattr(target, "__dict__", {}).get("_go_library") or getattr(value, "__dict__", {}).get("_go_library")
+        if lib is not None and callable(value):  # (read from __dict__: a worker's proxy would ask its worker)
             counts[id(lib)] += 1
             libraries[id(lib)] = lib
+    return counts, libraries
+
+
+@dataclass(frozen=True)
+class ProfiledPlace:
+    """Which process's Go runtime `%go_pprof` profiles, and what it leaves out."""
+
+    worker: bool
+    left_out: str = ""  # said under the table when Go functions of the namespace also run in the other place
+
+
+def profiled_place(user_ns: dict, supervisor, session_mode: str) -> ProfiledPlace:
+    """The place that serves the namespace's Go functions (cells built with `--worker` in an
+    in-process session, or `--in-process` in a worker session); the session's mode when both do."""
+    in_worker = bool(supervisor is not None and supervisor.alive and worker_functions(user_ns, supervisor))
+    in_process = bool(in_process_libraries(user_ns)[0])
+    if in_worker and in_process:
+        if session_mode == "worker":
+            return ProfiledPlace(True, "the Go functions loaded in the kernel (--in-process) were not profiled")
+        return ProfiledPlace(False, "the Go functions that run in the native worker (--worker) were not profiled")
+    return ProfiledPlace(in_worker or (not in_process and session_mode == "worker"))
+
+
+def serving_library(user_ns: dict, fallback):
+    """The loaded library behind most Go functions bound in the namespace (and how many others serve any)."""
+    counts, libraries = in_process_libraries(user_ns)
     if not counts:
         if fallback is None:
             raise PprofUsageError("no Go function is loaded: run a %%go cell before %go_pprof")
@@ -154,7 +180,8 @@ class ProfiledRuntime:
         return b"" if library is None else library.pprof_stop()
 
 
-def profile(request: PprofRequest, lib, run: Callable[[str], object], cells: CellRegistry, others: int) -> list[dict]:
+def profile(request: PprofRequest, lib, run: Callable[[str], object], cells: CellRegistry, others: int,
+            left_out: str = "") -> list[dict]:
     """Run the code with the profiler on in `lib`'s runtime (a library in-process, a WorkerRuntime in
     worker mode); the display bundles to show."""
     code = compile_statement(request.code)
@@ -184,6 +211,8 @@ def profile(request: PprofRequest, lib, run: Callable[[str], object], cells: Cel
     summary = _summary(request.heap, totals, elapsed, fmt)
     if others:
         summary += f"; {others} older Go runtime(s) also serve names in the namespace and were not profiled"
+    if left_out:
+        summary += f"; {left_out}"
     if not costs:
         return [{"text/plain": f"{summary}: no samples (the Go code ran too briefly to be sampled)"}]
     headers = ["flat", "flat%", "cum", "cum%", "function", "where"]

@@ -670,13 +670,16 @@ class WorkerSupervisor:
         with self.lock:
             stderr = self.stderr
             mark = stderr.total if stderr else 0
-            interrupted = False
+            interrupted = sent = False
             try:
                 connection.sock.sendall(frame)
+                sent = True  # set before any Python function runs, where an interrupt could be raised
                 if self.lane is not None:
                     self.lane.ring()
                 received = connection.reader.receive_scalar(KIND_SCALAR_VALUE)
             except KeyboardInterrupt:
+                if not sent:  # a pipe write of one frame is atomic: the worker never saw this call
+                    raise KeyboardInterrupt(f"interrupted before {function._info.name}() was sent; native state was kept") from None
                 received, interrupted = None, True
             except (OSError, WorkerGone):
                 received = None  # the general path finds the end of stream again and reports the death

@@ -170,3 +170,14 @@ def test_go_pprof_profiles_the_workers_go_runtime(kernel):
     out = kernel.run("%go_pprof Divide(1, 0)")  # the profiled code's error is the user's own
     assert out.status == "error" and "divide 1 by zero" in out.error_text, out.error_text
     assert "Twice" in kernel.run("%go_pprof --heap Twice([1.0] * 100_000)").ok().displays[0]["text/plain"]
+
+
+def test_go_pprof_profiles_where_the_go_functions_run_whatever_the_sessions_mode(kernel):
+    kernel.run("%polyglot mode in-process\nlocal_kept = [Local]\ndel Local").ok()
+    try:  # Twice was built in worker mode: in an in-process session the worker's runtime is still profiled
+        assert "Twice" in kernel.run("%go_pprof --heap Twice(list(range(100_000)))").ok().displays[0]["text/plain"]
+        kernel.run("Local = local_kept[0]").ok()  # Go functions in both places: the session's mode picks, and says so
+        text = kernel.run("%go_pprof --heap Twice(list(range(100_000)))").ok().displays[0]["text/plain"]
+        assert "the Go functions that run in the native worker (--worker) were not profiled" in text, text
+    finally:
+        kernel.run("%polyglot mode worker").ok()
