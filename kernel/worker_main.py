@@ -517,7 +517,7 @@ class WorkerChannel:
                     if self.lane is None or not self.lane.divert():
                         return _NOT_SERVING
                     self.outermost = self.lane.request_id
-                self._send_locked(Request(request_id, op, args))
+                self._send_locked(Request(request_id, op, args, concurrent=True))
             return self._await_reply(request_id)
         finally:
             del self.inboxes[request_id]

@@ -94,6 +94,7 @@ class Request:
     args: tuple = ()
     parent: int | None = None  # the request being served when this one was made (nesting)
     released: list[int] = field(default_factory=list)  # handles the sender no longer uses
+    concurrent: bool = False  # made by a thread native code started: served on a thread of its own
 
 
 @dataclass

@@ -279,6 +279,7 @@ class Connection:
     serving: list[int] = field(default_factory=list)
     reader: FrameReader | None = None
     arena: Arena = field(default_factory=Arena)  # where its requests' large buffers go
+    send_lock: threading.Lock = field(default_factory=threading.Lock)  # callbacks served on their own threads reply too
 
     def __post_init__(self) -> None:
         if self.reader is None:
@@ -672,7 +673,8 @@ class WorkerSupervisor:
             mark = stderr.total if stderr else 0
             interrupted = sent = False
             try:
-                connection.sock.sendall(frame)
+                with connection.send_lock:
+                    connection.sock.sendall(frame)
                 sent = True  # set before any Python function runs, where an interrupt could be raised
                 if self.lane is not None:
                     self.lane.ring()
@@ -745,7 +747,8 @@ class WorkerSupervisor:
             released, self.codec.released[:] = list(self.codec.released), []
             message = Request(request_id, op, args, connection.serving[-1] if connection.serving else None, released)
             try:
-                send_message(connection.sock, message, self.codec.pickler, connection.arena)
+                with connection.send_lock:
+                    send_message(connection.sock, message, self.codec.pickler, connection.arena)
             except OSError:
                 self._connection_lost(connection, describe, mark)
             if outermost and self.lane is not None:
@@ -797,7 +800,7 @@ class WorkerSupervisor:
                 message = receive_message(connection.reader, self.codec.unpickler)
             except UndecodableMessage as undecodable:
                 if undecodable.is_request:
-                    send_message(connection.sock, Reply(undecodable.message_id, error=TypeError(str(undecodable))), self.codec.pickler)
+                    self._send_reply(connection.sock, connection.send_lock, Reply(undecodable.message_id, error=TypeError(str(undecodable))))
                     continue
                 message = Reply(undecodable.message_id, error=TypeError(str(undecodable)))
             except (WorkerGone, OSError):
@@ -815,6 +818,10 @@ class WorkerSupervisor:
                 if message.error is not None:
                     raise message.error
                 return message.value
+            if message.concurrent:  # from a goroutine or thread of the call: it runs at the same time as others, as in-process
+                threading.Thread(target=self._serve_on_own_thread, args=(connection.sock, connection.send_lock, message),
+                                 name="ipolyglot-call-callback", daemon=True).start()
+                continue
             self._serve(connection, message)
 
     def _serve(self, connection: Connection, request: Request) -> None:
@@ -826,12 +833,7 @@ class WorkerSupervisor:
         finally:
             connection.serving.pop()
         reply.released, self.codec.released[:] = list(self.codec.released), []
-        try:
-            send_message(connection.sock, reply, self.codec.pickler)
-        except OSError:
-            pass  # the worker died meanwhile: the next read says so
-        except Exception as error:  # noqa: BLE001 - a value that cannot be copied
-            send_message(connection.sock, Reply(request.id, error=TypeError(f"cannot be copied to the worker: {error}")), self.codec.pickler)
+        self._send_reply(connection.sock, connection.send_lock, reply)
 
     # -- what the worker asks --------------------------------------------------------------------
     def _serve_idle_connection(self, sock: socket.socket) -> None:
@@ -846,33 +848,34 @@ class WorkerSupervisor:
                 try:
                     request = receive_message(reader, self.codec.unpickler)
                 except UndecodableMessage as undecodable:
-                    self._send_idle_reply(sock, send_lock, Reply(undecodable.message_id, error=TypeError(str(undecodable))))
+                    self._send_reply(sock, send_lock, Reply(undecodable.message_id, error=TypeError(str(undecodable))))
                     continue
                 except (WorkerGone, OSError):
                     return
                 if request.released:
                     self.codec.release_callbacks(request.released)
                 if isinstance(request, Request):
-                    threading.Thread(target=self._serve_idle_request, args=(sock, send_lock, request),
+                    threading.Thread(target=self._serve_on_own_thread, args=(sock, send_lock, request),
                                      name="ipolyglot-idle-callback", daemon=True).start()
         finally:
             reader.close_fds()
             sock.close()
 
-    def _serve_idle_request(self, sock: socket.socket, send_lock: threading.Lock, request: Request) -> None:
+    def _serve_on_own_thread(self, sock, send_lock: threading.Lock, request: Request) -> None:
+        """Serve a request on this thread (one of its own) and reply under the connection's send lock."""
         try:
             reply = Reply(request.id, self.served[request.op](*request.args))
         except BaseException as error:  # noqa: BLE001 - carried back to the native caller
             reply = Reply(request.id, error=portable_exception(error, self.codec.pickler))
         del request
-        self._send_idle_reply(sock, send_lock, reply)
+        self._send_reply(sock, send_lock, reply)
 
-    def _send_idle_reply(self, sock: socket.socket, send_lock: threading.Lock, reply: Reply) -> None:
+    def _send_reply(self, sock, send_lock: threading.Lock, reply: Reply) -> None:
         with send_lock:
             try:
                 send_message(sock, reply, self.codec.pickler)
             except OSError:
-                pass  # the worker ended meanwhile
+                pass  # the worker ended meanwhile: a read says so
             except Exception as error:  # noqa: BLE001 - a value that cannot be copied
                 send_message(sock, Reply(reply.id, error=TypeError(f"cannot be copied to the worker: {error}")),
                              self.codec.pickler)

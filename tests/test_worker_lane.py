@@ -26,6 +26,19 @@ func Relay(x int) int {
 	return <-done + 1
 }
 
+// Together calls f from n goroutines at once and sums the answers.
+func Together(f func(int) int, n int) int {
+	answers := make(chan int)
+	for i := 0; i < n; i++ {
+		go func(i int) { answers <- f(i) }(i)
+	}
+	sum := 0
+	for i := 0; i < n; i++ {
+		sum += <-answers
+	}
+	return sum
+}
+
 func GAdd(a, b float64) float64 { return a + b }
 func GMul(a, b int) int       { return a * b }
 func GNot(b bool) bool        { return !b }
@@ -135,6 +148,25 @@ SetHook(hook)
 assert [Relay(i) for i in range(100)] == [10 * i + 2 for i in range(100)]
 assert len(asked) == 100
 assert GAdd(1.0, 1.0) == 2.0
+""")
+
+
+def test_goroutines_asking_python_during_a_call_are_served_at_the_same_time(kernel):
+    check(kernel, """
+import threading
+together = threading.Barrier(4, timeout=30)   # passes only when four callbacks run at once, as in-process
+def meet(i):
+    together.wait()
+    return i * i + int(GAdd(0.5, 0.5))   # and each may call native code
+assert Together(meet, 4) == 0 + 1 + 4 + 9 + 4
+def fail(i):
+    raise KeyError(i) if i == 2 else i
+try:
+    Together(lambda i: fail(i) if i == 2 else i, 3)
+except KeyError as error:
+    assert error.args == (2,)
+else:
+    raise AssertionError("the callback's error was lost")
 """)
 
 
