@@ -354,6 +354,8 @@ class WorkerChannel:
         INTERRUPT_GATE.in_channel += 1
         try:
             work = self.lane.serve(self.codec.handles, PROFILER.take_last, self.reader.pipe_fd)
+        except Exception as error:  # noqa: BLE001 - e.g. no memory for the arguments: the call's error
+            work = ("failed", self.lane.request_id, error)
         finally:
             INTERRUPT_GATE.in_channel -= 1
         if work is None:
@@ -500,6 +502,8 @@ class WorkerChannel:
         request_id = next(self.ids)
         self.inboxes[request_id] = queue.SimpleQueue()
         try:
+            if self.lane is not None and threading.get_ident() == _MAIN_THREAD:
+                self.lane.divert()  # a call from the lane asks the kernel: the kernel reads the pipe from now on
             self.send(Request(request_id, op, args))
             return self._await_reply(request_id)
         finally:

@@ -50,9 +50,13 @@ func GLabel(x int) string     { return fmt.Sprint("g", x) }
 CPP_CELL = r'''%%cpp
 #include <chrono>
 #include <cstdio>
+#include <functional>
 #include <stdexcept>
 #include <string>
 double cadd(double a, double b) { return a + b; }
+std::function<int(int)> kept_callback;
+void keep(std::function<int(int)> f) { kept_callback = f; }
+int use_kept(int x) { return kept_callback(x) + 1; }
 long long cmul(long long a, long long b) { return a * b; }
 bool cnot(bool b) { return !b; }
 int checked(int x) {
@@ -148,6 +152,19 @@ SetHook(hook)
 assert [Relay(i) for i in range(100)] == [10 * i + 2 for i in range(100)]
 assert len(asked) == 100
 assert GAdd(1.0, 1.0) == 2.0
+""")
+
+
+def test_a_lane_call_asking_python_from_its_own_thread(kernel):
+    check(kernel, """
+import threading
+threads = set()
+def double(x):
+    threads.add(threading.get_ident())
+    return 2 * x
+keep(double)
+assert [use_kept(i) for i in range(200)] == [2 * i + 1 for i in range(200)]
+assert threads == {threading.main_thread().ident}   # as in-process: the caller's thread runs it
 """)
 
 

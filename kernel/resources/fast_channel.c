@@ -280,12 +280,11 @@ static PyObject *Caller_vectorcall(Caller *self, PyObject *const *args, size_t n
     }
     Py_END_ALLOW_THREADS
 
+    // Here the reply is in the page or comes on the pipe (never PENDING: the deadline swapped it).
     int interrupted = 0;
     if (PyErr_CheckSignals() < 0) {  // Ctrl-C while spinning: the pipe path asks the worker to stop
         PyErr_Clear();
         interrupted = 1;
-        if (state == PENDING || swap(&page->reply_state, PENDING, ON_PIPE)) state = ON_PIPE;
-        else state = atomic_load_explicit(&page->reply_state, memory_order_acquire);
     }
     if (state == IN_PAGE && !interrupted) {
         lane->answered++;
