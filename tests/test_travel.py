@@ -270,8 +270,8 @@ def test_go_function_travels_from_worker_mode(kernel):
     kernel.run(GO_CELL).ok()
     kernel.run(CPP_CELL).ok()
     kernel.run(
-        "assert type(Square.func).__name__ == 'RemoteObject', type(Square.func)\n"
-        "assert type(cube.func).__name__ == 'RemoteObject', type(cube.func)\n"
+        "assert type(Square.target).__name__ == 'RemoteObject', type(Square.target)\n"
+        "assert type(cube.target).__name__ == 'RemoteObject', type(cube.target)\n"
         "assert pool.map(Square, [3.0]) == [9.0]\n"
         "assert pool.map(cube, [2.0]) == [8.0]\n"
         "assert client.gather(client.map(Square, [1.0, 2.0])) == [1.0, 4.0]\n"
