@@ -26,12 +26,14 @@ import functools
 import mmap
 import os
 import pickle
+import select
 import socket
 import struct
 import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+INTERRUPT_CHECK_MS = 100  # how often a kernel thread blocked on the worker lets Python see a pending interrupt
 _HEADER = struct.Struct("!QIQB")  # body length, buffer count, message id, kind
 PROTOCOL_MODULE = __name__  # its dataclasses are pickled as themselves, never by reference
 _BUFFER_RECORD = struct.Struct("!QBQ")  # length, where (one of the four below), offset in the arena
@@ -432,6 +434,9 @@ class FrameReader:
         self.view = memoryview(self.buffer)  # never resized: moves within it keep its length
         self.whole = [self.view]  # os.readv's list, made once
         self.pipe_fd = sock.read_fd if isinstance(sock, PipeConnection) else None
+        self.poller = select.poll()
+        if self.pipe_fd is not None:
+            self.poller.register(self.pipe_fd, select.POLLIN)
         self.start = 0
         self.end = 0
         self.fds: list[int] = []
@@ -456,10 +461,17 @@ class FrameReader:
             raise WorkerGone("the channel closed")
         return count
 
-    def receive_scalar(self, kind: int) -> tuple[int, int, int, memoryview] | None:
+    def receive_scalar(self, kind: int, interruptible: bool = False) -> tuple[int, int, int, memoryview] | None:
         """With nothing buffered: one read, and when it brought a whole scalar frame of `kind` first,
         that frame taken as (message id, flags, layout number, body). Otherwise None, and what was
-        read stays buffered for receive_message: a caller that gets None reads on the general way."""
+        read stays buffered for receive_message: a caller that gets None reads on the general way.
+
+        `interruptible`: wait in poll with a timeout first, so that Python's handler runs for a
+        SIGINT the kernel delivered to another of its threads (Go's or Python's): such a signal
+        does not end a read the main thread is blocked in."""
+        if interruptible and self.pipe_fd is not None:
+            while not self.poller.poll(INTERRUPT_CHECK_MS):
+                pass  # each turn runs Python's pending signal handlers
         self.end = os.readv(self.pipe_fd, self.whole) if self.pipe_fd is not None else self._receive(self.view)
         if self.end < _HEADER.size:
             if self.end == 0:

@@ -678,7 +678,7 @@ class WorkerSupervisor:
                 sent = True  # set before any Python function runs, where an interrupt could be raised
                 if self.lane is not None:
                     self.lane.ring()
-                received = connection.reader.receive_scalar(KIND_SCALAR_VALUE)
+                received = connection.reader.receive_scalar(KIND_SCALAR_VALUE, interruptible=True)
             except KeyboardInterrupt:
                 if not sent:  # a pipe write of one frame is atomic: the worker never saw this call
                     raise KeyboardInterrupt(f"interrupted before {function._info.name}() was sent; native state was kept") from None

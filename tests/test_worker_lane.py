@@ -223,3 +223,19 @@ def test_interrupting_a_lane_call(kernel):
     assert out.status == "error" and out.error["ename"] == "KeyboardInterrupt", out.error_text
     assert "native state was reset" in out.error_text, out.error_text
     assert_session_survived(kernel)
+
+
+def test_an_interrupt_delivered_to_another_kernel_thread_still_ends_a_waiting_call(kernel):
+    # A process-directed SIGINT may land on any thread that does not block it (Go's runtime threads
+    # among them); it then ends no read the main thread is blocked in, yet the call must end.
+    out = kernel.run(
+        "import signal, threading, time\n"
+        "def later():\n"
+        "    time.sleep(0.5)\n"
+        "    signal.pthread_kill(threading.get_ident(), signal.SIGINT)\n"
+        "threading.Thread(target=later).start()\n"
+        "spin(1e9)\n",
+        timeout=120,
+    )
+    assert out.status == "error" and out.error["ename"] == "KeyboardInterrupt", out.error_text
+    assert_session_survived(kernel)
