@@ -110,6 +110,8 @@ def _interrupt_seconds(call) -> float:
         sent.append(time.perf_counter())
         os.kill(os.getpid(), signal.SIGINT)
 
+    # Python's own SIGINT handler, as a kernel has: a process started in the background inherits SIGINT ignored
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     timer = threading.Timer(INTERRUPT_AFTER_SECONDS, interrupt)
     timer.start()
     try:
@@ -118,6 +120,7 @@ def _interrupt_seconds(call) -> float:
         return time.perf_counter() - sent[0]
     finally:
         timer.join()
+        signal.signal(signal.SIGINT, previous)
     raise RuntimeError("the call returned without a KeyboardInterrupt")
 
 
