@@ -129,6 +129,11 @@ def warm(languages: list[str], out: TextIO = sys.stdout) -> int:
             print(f"    failed: {type(exc).__name__}: {exc}", file=out, flush=True)
             continue
         print(f"    done in {time.perf_counter() - started:.1f} s", file=out, flush=True)
+    from .fast_channel import lane_module
+
+    ready = lane_module() is not None  # compiled into the same cache, so the first worker does not
+    print("the native worker's shared-memory call lane: " + ("ready" if ready else
+          "not built (no C compiler or Python headers): worker calls take the pipe"), file=out, flush=True)
     return 1 if failed else 0
 
 

@@ -71,3 +71,4 @@ def test_warm_command_builds_a_go_and_a_cpp_cell_with_progress():
     assert done.returncode == 0, done.stdout + done.stderr
     assert "[1/2] warming up Go" in done.stdout and "[2/2] warming up C++" in done.stdout, done.stdout
     assert done.stdout.count("done in") == 2, done.stdout
+    assert "the native worker's shared-memory call lane: ready" in done.stdout, done.stdout
