@@ -74,6 +74,8 @@ int crash_at(int i, int at) {
     return i;
 }
 double spin(double seconds) {
+    std::puts("native call running");
+    std::fflush(stdout);
     auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
     double sum = 0;
     while (std::chrono::steady_clock::now() < end) sum += 1;
@@ -219,7 +221,7 @@ def test_a_crash_during_a_lane_call(kernel):
 
 
 def test_interrupting_a_lane_call(kernel):
-    out = run_and_interrupt(kernel, "for i in range(100): cadd(1.0, 2.0)\nprint('native call running', flush=True)\nspin(1e9)")
+    out = run_and_interrupt(kernel, "for i in range(100): cadd(1.0, 2.0)\nspin(1e9)")  # spin() says when it runs
     assert out.status == "error" and out.error["ename"] == "KeyboardInterrupt", out.error_text
     assert "native state was reset" in out.error_text, out.error_text
     assert_session_survived(kernel)
