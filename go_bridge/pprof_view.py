@@ -74,14 +74,12 @@ def parse(line: str, cell: str | None) -> PprofRequest:
 
 def in_process_libraries(user_ns: dict) -> tuple[Counter, dict]:
     """How many of the namespace's Go functions each library loaded in this process serves (by id), and the libraries."""
-    from ipolyglot.kernel.core.travel import NativeFunction
-
     counts: Counter = Counter()
     libraries = {}
     for value in list(user_ns.values()):
-        target = value.target if isinstance(value, NativeFunction) else value
-        lib = getattr(target, "__dict__", {}).get("_go_library") or getattr(value, "__dict__", {}).get("_go_library")
-        if lib is not None and callable(value):  # (read from __dict__: a worker's proxy would ask its worker)
+        # From the object's own __dict__ (a NativeFunction copies it there): a worker's proxy would ask its worker.
+        lib = getattr(value, "__dict__", {}).get("_go_library")
+        if lib is not None and callable(value):
             counts[id(lib)] += 1
             libraries[id(lib)] = lib
     return counts, libraries

@@ -366,18 +366,21 @@ class WorkerChannel:
             self.lane.divert()  # the kernel reads the pipe for this reply (it may have started to already)
             self.outermost = request_id
         if kind == "call":
-            try:
-                value = self.handlers["call_handle"](*rest)
-            except BaseException as error:  # noqa: BLE001 - every failure goes back to the kernel
-                self.reply_failure(request_id, error)
-                return True
+            self._call_and_reply(request_id, *rest)
         elif kind == "failed":
             self.reply_failure(request_id, rest[0])
-            return True
         else:
-            value = ProfiledResult(*rest) if kind == "profiled" else rest[0]
-        self.reply(request_id, value)
+            self.reply(request_id, ProfiledResult(*rest) if kind == "profiled" else rest[0])
         return True
+
+    def _call_and_reply(self, request_id: int, handle: int, args: tuple) -> None:
+        """Run a call by handle and send its result or its error."""
+        try:
+            result = self.handlers["call_handle"](handle, args)
+        except BaseException as error:  # noqa: BLE001 - every failure goes back to the kernel
+            self.reply_failure(request_id, error)
+            return
+        self.reply(request_id, result)
 
     def _serve_scalar_call(self) -> bool:
         """Read the next frame here and, when it is a scalar call (ScalarFrames), run it and reply
@@ -406,12 +409,7 @@ class WorkerChannel:
         self.outermost = request_id
         handle, args = ScalarFrames.call_of(layout, body)
         del body  # a view of the reader's buffer
-        try:
-            result = self.handlers["call_handle"](handle, args)
-        except BaseException as error:  # noqa: BLE001 - every failure goes back to the kernel
-            self.reply_failure(request_id, error)
-            return True
-        self.reply(request_id, result)
+        self._call_and_reply(request_id, handle, args)
         return True
 
     def _give_up_lead(self) -> None:

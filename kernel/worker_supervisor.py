@@ -648,15 +648,13 @@ class WorkerSupervisor:
                 result = self.request(CALL_HANDLE, function._info.id, args, describe=f"{function._info.name}()")
         if result is _DECLINED:
             result = self.request("call", function, args, kwargs, describe=f"{function._info.name}()")
-        if type(result) is ProfiledResult:
-            PROFILER.record_crossing(result.phases, time.perf_counter_ns() - started)
-            return result.value
-        return result
+        return _recorded(result, started)
 
     def _scalar_call(self, function, args: tuple):
         """A call of the main thread with float, int and bool arguments: one write, then one blocking
-        read that usually brings the scalar reply. No SIGINT handler is swapped in and no select
-        runs: an interrupt raises KeyboardInterrupt in the read, and anything other than the
+        read that usually brings the scalar reply (waiting in poll with a timeout, so that an interrupt
+        delivered to another thread is seen). No SIGINT handler is swapped in: an interrupt raises
+        KeyboardInterrupt in the wait, and anything other than the
         reply (a callback to serve, a pickled result, an error, the worker's death) continues on
         the general path, which reads what this read left buffered. _DECLINED when not sent."""
         __tracebackhide__ = True  # IPython shows the user's line, not the channel
@@ -698,10 +696,7 @@ class WorkerSupervisor:
         __tracebackhide__ = True  # IPython shows the user's line, not the channel
         with self.lock:
             result = self._finish_generally(self._main_connection(), request_id, f"{function._info.name}()", mark, interrupted)
-        if type(result) is ProfiledResult:
-            PROFILER.record_crossing(result.phases, time.perf_counter_ns() - started_ns)
-            return result.value
-        return result
+        return _recorded(result, started_ns)
 
     def lane_caller(self, function):
         """A compiled caller of a function proxy through the lane of its worker, or None."""
@@ -967,6 +962,15 @@ class WorkerSupervisor:
             self._discard()
             return f"; reloading the session failed as well ({str(crash).splitlines()[0]})."
         return "; a new worker reloaded the session's functions from the build cache."
+
+
+def _recorded(result, started_ns: int):
+    """A call's value; a profiled call's phases recorded first, with the kernel's wall time since
+    `started_ns`, whose part beyond the worker's own is the process crossing."""
+    if type(result) is ProfiledResult:
+        PROFILER.record_crossing(result.phases, time.perf_counter_ns() - started_ns)
+        return result.value
+    return result
 
 
 def definers_by_name(declared_in: dict[str, str]) -> dict[str, str]:
